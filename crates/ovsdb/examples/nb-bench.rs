@@ -3,8 +3,7 @@
 //! ovsdb-server, in one run. Prints p50/p99 latency and transactions per second.
 //!
 //! `cargo run --release -p kuryr-ovsdb --example nb-bench -- [--n N] [--nbctl-n N] [--inflight K] [--json]`
-#[path = "../tests/support/mod.rs"]
-mod support;
+use kuryr_testlab as support;
 
 use futures::stream::{self, StreamExt};
 use kuryr_ovsdb::txn::eq;

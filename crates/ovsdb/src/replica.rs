@@ -12,6 +12,7 @@ pub struct Table {
     rows: HashMap<Uuid, Arc<Row>>,
     by_name: HashMap<String, BTreeSet<Uuid>>,
     by_external_id: HashMap<(String, String), BTreeSet<Uuid>>,
+    by_external_key: HashMap<String, BTreeSet<Uuid>>,
 }
 
 impl Table {
@@ -52,6 +53,11 @@ impl Table {
         )
     }
 
+    /// Rows whose `external_ids` has `key`, whatever its value.
+    pub fn by_external_key(&self, key: &str) -> Vec<Arc<Row>> {
+        self.lookup(self.by_external_key.get(key))
+    }
+
     fn lookup(&self, set: Option<&BTreeSet<Uuid>>) -> Vec<Arc<Row>> {
         set.map(|s| s.iter().filter_map(|u| self.get(u)).collect())
             .unwrap_or_default()
@@ -83,6 +89,12 @@ impl Table {
             }
         }
         for kv in ext {
+            if let Some(set) = self.by_external_key.get_mut(&kv.0) {
+                set.remove(uuid);
+                if set.is_empty() {
+                    self.by_external_key.remove(&kv.0);
+                }
+            }
             if let Some(set) = self.by_external_id.get_mut(&kv) {
                 set.remove(uuid);
                 if set.is_empty() {
@@ -101,6 +113,10 @@ impl Table {
             self.by_name.entry(name).or_default().insert(uuid);
         }
         for kv in ext {
+            self.by_external_key
+                .entry(kv.0.clone())
+                .or_default()
+                .insert(uuid);
             self.by_external_id.entry(kv).or_default().insert(uuid);
         }
         self.rows.insert(uuid, Arc::new(row));
@@ -305,6 +321,8 @@ mod tests {
         assert_eq!(row.external_id("new"), Some("n"));
         assert!(t.by_external_id("k", "1").is_empty());
         assert_eq!(t.by_external_id("k", "2").len(), 1);
+        assert_eq!(t.by_external_key("k").len(), 1);
+        assert!(t.by_external_key("gone").is_empty());
 
         // A one-element set diff arrives as a bare atom.
         r.apply_update2(&json!({"T": {U1: {"modify": {"tags": "y"}}}}), &s)

@@ -1,6 +1,6 @@
 //! The client against real `ovsdb-server` processes with the real OVN Northbound and
 //! Open_vSwitch schemas. Run by `make test` (they are ignored by a bare `cargo test`).
-mod support;
+use kuryr_testlab as support;
 
 use kuryr_ovsdb::datum::{self, named_uuid};
 use kuryr_ovsdb::txn::{self, eq};

@@ -1,7 +1,5 @@
 //! Real `ovsdb-server` processes for tests and benchmarks: standalone or a 3-member Raft cluster,
 //! each in its own temporary directory, killed when dropped.
-#![allow(dead_code)]
-
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

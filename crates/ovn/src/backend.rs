@@ -1,0 +1,994 @@
+//! The OVN backend: Docker networks as Logical_Switches, endpoints as Logical_Switch_Ports,
+//! and IPAM pools as Address_Sets, all in Northbound so every kuryr on every host sees the same
+//! state and a kuryr that dies loses nothing.
+//!
+//! Every write is one transaction built from the replica with `wait` guards, so it is safe to
+//! retry and safe against other hosts writing at the same time.
+use crate::error::{OvnError, Result};
+use crate::ipam::{self, PoolId};
+use crate::keys;
+use ipnet::IpNet;
+use kuryr_ovsdb::datum::{self, Row};
+use kuryr_ovsdb::txn::{self, eq};
+use kuryr_ovsdb::{Client, Replica, Txn, TxnReply};
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+const NB: &str = "OVN_Northbound";
+const LS: &str = "Logical_Switch";
+const LSP: &str = "Logical_Switch_Port";
+const AS: &str = "Address_Set";
+
+/// The Northbound tables the backend keeps in its replica.
+pub const TABLES: &[&str] = &[LS, LSP, AS];
+
+#[derive(Debug, Clone)]
+pub struct OvnSettings {
+    /// This host's name in Northbound marks (the chassis name).
+    pub host: String,
+    /// Where pools come from when `docker network create` gives no `--subnet`.
+    pub default_pool_v4: IpNet,
+    pub default_prefix_v4: u8,
+    pub default_pool_v6: IpNet,
+    pub default_prefix_v6: u8,
+    /// How long a write may wait for Northbound (a Raft leader change takes about 3 s).
+    pub write_timeout: Duration,
+}
+
+impl OvnSettings {
+    pub fn new(host: &str) -> OvnSettings {
+        OvnSettings {
+            host: host.to_string(),
+            default_pool_v4: "10.200.0.0/16".parse().unwrap_or_else(|_| unreachable!()),
+            default_prefix_v4: 24,
+            default_pool_v6: "fd6b:7572:7972::/48"
+                .parse()
+                .unwrap_or_else(|_| unreachable!()),
+            default_prefix_v6: 64,
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PoolRequest {
+    /// `--subnet`, or none for a default pool.
+    pub pool: Option<IpNet>,
+    /// `--ip-range`.
+    pub subpool: Option<IpNet>,
+    pub v6: bool,
+    /// `kuryr.pool.name`: pools of the same name are one pool, so two networks may share a CIDR.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolGrant {
+    pub pool_id: String,
+    pub cidr: IpNet,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetSpec {
+    pub cidr: IpNet,
+    pub gateway: Option<IpAddr>,
+    /// `kuryr.pool.name` of this family's pool, if given.
+    pub pool_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attach {
+    ByName(String),
+    ByUuid(Uuid),
+}
+
+#[derive(Debug, Clone)]
+pub struct NetworkSpec {
+    pub network_id: String,
+    pub ipv4: Option<SubnetSpec>,
+    pub ipv6: Option<SubnetSpec>,
+    pub attach: Option<Attach>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    pub network_id: String,
+    pub switch: String,
+    pub switch_uuid: Uuid,
+    pub subnet_v4: Option<IpNet>,
+    pub gateway_v4: Option<IpAddr>,
+    pub subnet_v6: Option<IpNet>,
+    pub gateway_v6: Option<IpAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EndpointSpec {
+    pub network_id: String,
+    pub endpoint_id: String,
+    pub ipv4: Option<IpNet>,
+    pub ipv6: Option<IpNet>,
+    /// Docker's MAC (`--mac-address`), or none to have one derived.
+    pub mac: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub endpoint_id: String,
+    pub network_id: String,
+    /// The Logical_Switch_Port name, which the host binds as `iface-id`.
+    pub port: String,
+    pub mac: String,
+    pub ipv4: Option<IpNet>,
+    pub ipv6: Option<IpNet>,
+    pub gateway_v4: Option<IpAddr>,
+    pub gateway_v6: Option<IpAddr>,
+    pub host: Option<String>,
+}
+
+pub struct OvnBackend {
+    nb: Client,
+    settings: OvnSettings,
+    /// Addresses this process is allocating right now, per pool, so parallel requests pick
+    /// different addresses instead of colliding on the wait guard.
+    pending: Mutex<HashMap<String, HashSet<IpAddr>>>,
+    /// Default pools handed out recently: Docker asks again without releasing when it rejects one.
+    offered: Mutex<Vec<(IpNet, Instant)>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// A `wait` that fails the transaction if `column` of row `uuid` changed since it was read.
+fn guard_column(t: &mut Txn, table: &str, row: &Row, column: &str) {
+    let current = row.get(column).cloned().unwrap_or_else(datum::empty_set);
+    t.wait(
+        table,
+        vec![txn::by_uuid(row.uuid)],
+        &[column],
+        true,
+        vec![json!({ column: current })],
+        0,
+    );
+}
+
+/// A `wait` that fails the transaction if `ip` is already in the Address_Set.
+fn guard_ip_free(t: &mut Txn, set: Uuid, ip: IpAddr) {
+    t.wait(
+        AS,
+        vec![
+            txn::by_uuid(set),
+            txn::includes("addresses", ip.to_string()),
+        ],
+        &["_uuid"],
+        true,
+        vec![],
+        0,
+    );
+}
+
+fn parse_ips(row: &Row) -> HashSet<IpAddr> {
+    row.strings("addresses")
+        .iter()
+        .filter_map(|a| a.parse().ok())
+        .collect()
+}
+
+fn with_prefix(ip: IpAddr, cidr: &IpNet) -> IpNet {
+    IpNet::new(ip, cidr.prefix_len()).unwrap_or_else(|_| IpNet::from(ip))
+}
+
+impl OvnBackend {
+    /// Wraps a Northbound client whose replica holds [`TABLES`].
+    pub fn new(nb: Client, settings: OvnSettings) -> OvnBackend {
+        OvnBackend {
+            nb,
+            settings,
+            pending: Mutex::new(HashMap::new()),
+            offered: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.nb
+    }
+
+    pub fn settings(&self) -> &OvnSettings {
+        &self.settings
+    }
+
+    /// Fails at once, with the reason, when Northbound is unreachable.
+    fn check_connected(&self, what: &str) -> Result<()> {
+        let state = self.nb.state();
+        if state.connected {
+            return Ok(());
+        }
+        Err(OvnError::Db {
+            context: what.to_string(),
+            source: Box::new(kuryr_ovsdb::Error::NotConnected {
+                database: NB.into(),
+                remotes: self
+                    .nb
+                    .config()
+                    .remotes
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                last_error: state.last_error,
+            }),
+        })
+    }
+
+    async fn write<F>(&self, what: &str, mut build: F) -> Result<Option<TxnReply>>
+    where
+        F: FnMut(&Replica) -> Result<Option<Txn>>,
+    {
+        self.check_connected(what)?;
+        let mut user_err = None;
+        let res = self
+            .nb
+            .transact_with(self.settings.write_timeout, |rep| match build(rep) {
+                Ok(t) => Ok(t),
+                Err(e) => {
+                    user_err = Some(e);
+                    Ok(None)
+                }
+            })
+            .await;
+        if let Some(e) = user_err {
+            return Err(e);
+        }
+        res.map_err(OvnError::db(what))
+    }
+
+    // ---- IPAM -------------------------------------------------------------------------------
+
+    /// RequestPool: validates the request and names the pool; the Address_Set is created on
+    /// the first address request, so a pool Docker asks for and drops leaves nothing behind.
+    pub fn request_pool(&self, req: &PoolRequest) -> Result<PoolGrant> {
+        let cidr = match req.pool {
+            Some(p) => {
+                if p.addr().is_ipv6() != req.v6 {
+                    let fam = if req.v6 { "IPv6" } else { "IPv4" };
+                    return Err(OvnError::Invalid(format!(
+                        "subnet {p} is not an {fam} subnet"
+                    )));
+                }
+                p.trunc()
+            }
+            None => self.pick_default_pool(req.v6)?,
+        };
+        if let Some(sub) = &req.subpool {
+            if sub.addr().is_ipv6() != cidr.addr().is_ipv6() || !cidr.contains(sub) {
+                return Err(OvnError::Invalid(format!(
+                    "ip-range {sub} is not inside subnet {cidr}"
+                )));
+            }
+        }
+        if let Some(name) = &req.name {
+            if name.is_empty() || name.len() > 200 {
+                return Err(OvnError::Invalid(format!(
+                    "pool name {name:?} must have 1 to 200 characters"
+                )));
+            }
+        }
+        let set = ipam::pool_set_name(req.name.as_deref(), &cidr);
+        if let Some(row) = self.nb.replica().table(AS).one_by_name(&set) {
+            let existing = row.external_id(keys::POOL_CIDR).unwrap_or("?");
+            if existing != cidr.to_string() {
+                return Err(OvnError::Conflict(format!(
+                    "pool {} is {existing}, not {cidr}: use the same subnet or another kuryr.pool.name",
+                    req.name.as_deref().unwrap_or(&set)
+                )));
+            }
+        }
+        let pool_id = PoolId {
+            set,
+            cidr,
+            subpool: req.subpool.map(|s| s.trunc()),
+        }
+        .to_string();
+        Ok(PoolGrant { pool_id, cidr })
+    }
+
+    fn pick_default_pool(&self, v6: bool) -> Result<IpNet> {
+        let (base, prefix) = if v6 {
+            (
+                self.settings.default_pool_v6,
+                self.settings.default_prefix_v6,
+            )
+        } else {
+            (
+                self.settings.default_pool_v4,
+                self.settings.default_prefix_v4,
+            )
+        };
+        let mut offered = lock(&self.offered);
+        offered.retain(|(_, at)| at.elapsed() < Duration::from_secs(120));
+        let mut taken: Vec<IpNet> = offered.iter().map(|(n, _)| *n).collect();
+        {
+            let rep = self.nb.replica();
+            taken.extend(
+                rep.table(AS)
+                    .by_external_key(keys::POOL_CIDR)
+                    .iter()
+                    .filter_map(|r| r.external_id(keys::POOL_CIDR)?.parse::<IpNet>().ok()),
+            );
+            for key in [keys::SUBNET_V4, keys::SUBNET_V6] {
+                taken.extend(
+                    rep.table(LS)
+                        .by_external_key(key)
+                        .iter()
+                        .filter_map(|r| r.external_id(key)?.parse::<IpNet>().ok()),
+                );
+            }
+        }
+        let pick = ipam::pick_default_pool(&base, prefix, &taken).ok_or_else(|| {
+            OvnError::Exhausted(format!(
+                "no free /{prefix} left in the default pool {base}: give --subnet"
+            ))
+        })?;
+        offered.push((pick, Instant::now()));
+        Ok(pick)
+    }
+
+    /// ReleasePool: deletes the pool's Address_Set once no address (but the gateway) and no
+    /// network uses it; a pool shared with another host or network stays.
+    pub async fn release_pool(&self, pool_id: &str) -> Result<()> {
+        let pid: PoolId = pool_id.parse()?;
+        self.gc_pool(&pid.set).await
+    }
+
+    async fn gc_pool(&self, set: &str) -> Result<()> {
+        self.write(&format!("delete unused pool {set}"), |rep| {
+            let Some(row) = rep.table(AS).one_by_name(set) else {
+                return Ok(None);
+            };
+            if row.external_id(keys::OWNER) != Some(keys::OWNER_VALUE) {
+                return Ok(None);
+            }
+            let gateway = row.external_id(keys::POOL_GATEWAY);
+            let in_use = row
+                .strings("addresses")
+                .iter()
+                .any(|a| Some(a.as_str()) != gateway);
+            let referenced = [keys::POOL_V4, keys::POOL_V6]
+                .iter()
+                .any(|k| !rep.table(LS).by_external_id(k, set).is_empty());
+            if in_use || referenced {
+                return Ok(None);
+            }
+            let mut t = Txn::new(NB);
+            guard_column(&mut t, AS, &row, "addresses");
+            t.delete(AS, vec![txn::by_uuid(row.uuid)]);
+            Ok(Some(t))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// RequestAddress: the gateway (idempotent, shared by every network of the pool) or an
+    /// endpoint address, the preferred one (`--ip`) or the lowest free one.
+    pub async fn request_address(
+        &self,
+        pool_id: &str,
+        preferred: Option<IpAddr>,
+        gateway: bool,
+    ) -> Result<IpNet> {
+        let pid: PoolId = pool_id.parse()?;
+        let what = format!("reserve an address in pool {}", pid.cidr);
+        self.check_connected(&what)?;
+        if let Some(ip) = preferred {
+            if !ipam::is_host_address(&pid.cidr, ip) {
+                return Err(OvnError::Invalid(format!(
+                    "address {ip} is not a usable address of subnet {}",
+                    pid.cidr
+                )));
+            }
+        }
+        let deadline = Instant::now() + self.settings.write_timeout;
+        let mut changes = self.nb.watch_changes();
+        loop {
+            changes.borrow_and_update();
+            let (t, ip) = self.build_allocation(&pid, preferred, gateway)?;
+            let Some(t) = t else {
+                return Ok(with_prefix(ip, &pid.cidr));
+            };
+            let res = self.nb.transact(&t).await;
+            if let Some(p) = lock(&self.pending).get_mut(&pid.set) {
+                p.remove(&ip);
+            }
+            let err = match res {
+                Ok(_) => return Ok(with_prefix(ip, &pid.cidr)),
+                Err(e) => e,
+            };
+            if Instant::now() >= deadline {
+                return Err(OvnError::db(what)(err));
+            }
+            if err.is_conflict() {
+                // Another request took it first: look again once our replica has its change.
+                let _ = tokio::time::timeout(Duration::from_millis(500), changes.changed()).await;
+            } else if err.is_connection() {
+                // The outcome is unknown. Never report an address we cannot prove is ours: if
+                // the reservation did commit, it stays reserved (logged) rather than doubled.
+                tracing::warn!(pool = %pid.cidr, %ip, error = %err, "Northbound connection lost while reserving an address; choosing again");
+                let epoch = self.nb.state().epoch;
+                let mut st = self.nb.watch_state();
+                let left = deadline.saturating_duration_since(Instant::now());
+                if tokio::time::timeout(left, st.wait_for(|s| s.connected && s.epoch > epoch))
+                    .await
+                    .is_err()
+                {
+                    return Err(OvnError::db(what)(err));
+                }
+                if gateway || preferred.is_some() {
+                    // Ours or not, the address is taken now if it committed; ask the replica.
+                    if self
+                        .nb
+                        .replica()
+                        .table(AS)
+                        .one_by_name(&pid.set)
+                        .is_some_and(|r| parse_ips(&r).contains(&ip))
+                    {
+                        return Ok(with_prefix(ip, &pid.cidr));
+                    }
+                }
+            } else {
+                return Err(OvnError::db(what)(err));
+            }
+        }
+    }
+
+    /// The transaction reserving one address, and the address; no transaction when the
+    /// address is already reserved for this purpose (the pool's gateway asked for again).
+    fn build_allocation(
+        &self,
+        pid: &PoolId,
+        preferred: Option<IpAddr>,
+        gateway: bool,
+    ) -> Result<(Option<Txn>, IpAddr)> {
+        let rep = self.nb.replica();
+        let row = rep.table(AS).one_by_name(&pid.set);
+        let used = row.as_ref().map(|r| parse_ips(r)).unwrap_or_default();
+        let pool_gw: Option<IpAddr> = row
+            .as_ref()
+            .and_then(|r| r.external_id(keys::POOL_GATEWAY)?.parse().ok());
+        let ip = if gateway {
+            let ip = match (preferred, pool_gw) {
+                (Some(p), Some(g)) if p != g => {
+                    return Err(OvnError::Conflict(format!(
+                        "pool {} already has gateway {g}, shared by every network using it: give --gateway {g} or another kuryr.pool.name",
+                        pid.cidr
+                    )))
+                }
+                (_, Some(g)) => return Ok((None, g)),
+                (Some(p), None) => p,
+                (None, None) => ipam::host_range(&pid.cidr).0,
+            };
+            if used.contains(&ip) {
+                return Err(OvnError::Conflict(format!(
+                    "gateway address {ip} is already in use in pool {}",
+                    pid.cidr
+                )));
+            }
+            ip
+        } else {
+            let mut excluded: HashSet<IpAddr> = lock(&self.pending)
+                .get(&pid.set)
+                .cloned()
+                .unwrap_or_default();
+            excluded.extend(pool_gw);
+            for key in [keys::POOL_V4, keys::POOL_V6] {
+                for ls in rep.table(LS).by_external_id(key, &pid.set) {
+                    let gk = if key == keys::POOL_V4 {
+                        keys::GATEWAY_V4
+                    } else {
+                        keys::GATEWAY_V6
+                    };
+                    excluded.extend(ls.external_id(gk).and_then(|g| g.parse::<IpAddr>().ok()));
+                }
+            }
+            match preferred {
+                Some(ip) if used.contains(&ip) || excluded.contains(&ip) => {
+                    return Err(OvnError::Conflict(format!(
+                        "address {ip} is already in use in pool {}",
+                        pid.cidr
+                    )))
+                }
+                Some(ip) => ip,
+                None => ipam::free_address(&pid.cidr, pid.subpool.as_ref(), &used, &excluded)
+                    .ok_or_else(|| {
+                        let range = pid
+                            .subpool
+                            .map(|s| format!(" (ip-range {s})"))
+                            .unwrap_or_default();
+                        OvnError::Exhausted(format!("pool {}{range} has no free address", pid.cidr))
+                    })?,
+            }
+        };
+        lock(&self.pending)
+            .entry(pid.set.clone())
+            .or_default()
+            .insert(ip);
+        let mut t = Txn::new(NB);
+        match &row {
+            Some(r) => {
+                guard_ip_free(&mut t, r.uuid, ip);
+                let mut muts = vec![txn::mutate_insert(
+                    "addresses",
+                    datum::set([json!(ip.to_string())]),
+                )];
+                if gateway {
+                    muts.push(txn::mutate_insert(
+                        "external_ids",
+                        datum::map([(keys::POOL_GATEWAY, ip.to_string())]),
+                    ));
+                }
+                t.mutate(AS, vec![txn::by_uuid(r.uuid)], muts);
+            }
+            None => {
+                let mut ext = vec![
+                    (keys::OWNER.to_string(), keys::OWNER_VALUE.to_string()),
+                    (keys::POOL_CIDR.to_string(), pid.cidr.to_string()),
+                ];
+                if let Some(name) = pool_name_of(&pid.set) {
+                    ext.push((keys::POOL_NAME.to_string(), name));
+                }
+                if gateway {
+                    ext.push((keys::POOL_GATEWAY.to_string(), ip.to_string()));
+                }
+                t.wait_absent(AS, vec![eq("name", pid.set.as_str())]);
+                t.insert(AS, json!({"name": pid.set, "addresses": datum::set([json!(ip.to_string())]), "external_ids": datum::map(ext)}), None);
+            }
+        }
+        Ok((Some(t), ip))
+    }
+
+    /// ReleaseAddress: frees an endpoint address; the pool's gateway stays reserved while the
+    /// pool exists (other networks and hosts may share it).
+    pub async fn release_address(&self, pool_id: &str, ip: IpAddr) -> Result<()> {
+        let pid: PoolId = pool_id.parse()?;
+        self.write(
+            &format!("release address {ip} in pool {}", pid.cidr),
+            |rep| {
+                let Some(row) = rep.table(AS).one_by_name(&pid.set) else {
+                    return Ok(None);
+                };
+                if row.external_id(keys::POOL_GATEWAY) == Some(ip.to_string().as_str())
+                    || !parse_ips(&row).contains(&ip)
+                {
+                    return Ok(None);
+                }
+                let mut t = Txn::new(NB);
+                t.mutate(
+                    AS,
+                    vec![txn::by_uuid(row.uuid)],
+                    vec![txn::mutate_delete(
+                        "addresses",
+                        datum::set([json!(ip.to_string())]),
+                    )],
+                );
+                Ok(Some(t))
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    // ---- networks ---------------------------------------------------------------------------
+
+    /// CreateNetwork: a new Logical_Switch, or a mark on an existing one (`kuryr.net.name` /
+    /// `kuryr.net.uuid`), which is how one logical network spans hosts. A name that does not
+    /// exist yet is created, so the first host to ask creates it and the others attach.
+    pub async fn create_network(&self, spec: &NetworkSpec) -> Result<Network> {
+        let key = keys::net_key(&spec.network_id);
+        let what = format!(
+            "create logical switch for network {}",
+            short(&spec.network_id)
+        );
+        self.write(&what, |rep| {
+            let t = rep.table(LS);
+            if !t.by_external_key(&key).is_empty() {
+                return Ok(None);
+            }
+            let target = match &spec.attach {
+                Some(Attach::ByUuid(u)) => Some(t.get(u).ok_or_else(|| {
+                    OvnError::NotFound(format!("no logical switch has uuid {u} (kuryr.net.uuid): check `ovn-nbctl ls-list`"))
+                })?),
+                Some(Attach::ByName(n)) => {
+                    let found = t.by_name(n);
+                    if found.len() > 1 {
+                        return Err(OvnError::Conflict(format!(
+                            "{} logical switches are named {n:?}: attach by kuryr.net.uuid instead",
+                            found.len()
+                        )));
+                    }
+                    found.into_iter().next()
+                }
+                None => None,
+            };
+            let mut ext: Vec<(String, String)> = vec![(key.clone(), self.settings.host.clone())];
+            for (sub, keys3) in [
+                (&spec.ipv4, (keys::SUBNET_V4, keys::GATEWAY_V4, keys::POOL_V4)),
+                (&spec.ipv6, (keys::SUBNET_V6, keys::GATEWAY_V6, keys::POOL_V6)),
+            ] {
+                let Some(sub) = sub else { continue };
+                let cidr = sub.cidr.trunc();
+                if let Some(existing) = target.as_ref().and_then(|ls| ls.external_id(keys3.0)) {
+                    if existing != cidr.to_string() {
+                        return Err(OvnError::Conflict(format!(
+                            "logical switch {} has subnet {existing}, but this network asks for {cidr}: use --subnet {existing}",
+                            target.as_ref().and_then(|ls| ls.str("name")).unwrap_or("?")
+                        )));
+                    }
+                    continue;
+                }
+                ext.push((keys3.0.to_string(), cidr.to_string()));
+                if let Some(gw) = sub.gateway {
+                    ext.push((keys3.1.to_string(), gw.to_string()));
+                }
+                ext.push((keys3.2.to_string(), ipam::pool_set_name(sub.pool_name.as_deref(), &cidr)));
+            }
+            let mut txn = Txn::new(NB);
+            match target {
+                Some(ls) => {
+                    txn.mutate(LS, vec![txn::by_uuid(ls.uuid)], vec![txn::mutate_insert("external_ids", datum::map(ext))]);
+                }
+                None => {
+                    let name = match &spec.attach {
+                        Some(Attach::ByName(n)) => n.clone(),
+                        _ => keys::switch_name(&spec.network_id),
+                    };
+                    ext.push((keys::OWNER.to_string(), keys::OWNER_VALUE.to_string()));
+                    txn.wait_absent(LS, vec![eq("name", name.as_str())]);
+                    txn.insert(LS, json!({"name": name, "external_ids": datum::map(ext)}), None);
+                }
+            }
+            Ok(Some(txn))
+        })
+        .await?;
+        self.network(&spec.network_id).ok_or_else(|| {
+            OvnError::NotFound(format!(
+                "network {} vanished right after it was created",
+                short(&spec.network_id)
+            ))
+        })
+    }
+
+    /// The network of a Docker network id, from the replica.
+    pub fn network(&self, network_id: &str) -> Option<Network> {
+        let rep = self.nb.replica();
+        let ls = rep
+            .table(LS)
+            .by_external_key(&keys::net_key(network_id))
+            .into_iter()
+            .next()?;
+        Some(network_of(&ls, network_id))
+    }
+
+    /// Every Docker network this host has on Northbound.
+    pub fn networks(&self) -> Vec<Network> {
+        let rep = self.nb.replica();
+        let mut out = Vec::new();
+        for ls in rep.table(LS).rows() {
+            for (k, v) in ls.string_map("external_ids") {
+                if let Some(id) = k.strip_prefix(keys::NET_PREFIX) {
+                    if v == self.settings.host {
+                        out.push(network_of(ls, id));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// DeleteNetwork: removes this network's mark; the switch goes when it was kuryr's and no
+    /// other network uses it, along with any port Docker left behind; then the pools go if unused.
+    pub async fn delete_network(&self, network_id: &str) -> Result<()> {
+        let key = keys::net_key(network_id);
+        let mut pools = Vec::new();
+        self.write(
+            &format!("delete logical switch of network {}", short(network_id)),
+            |rep| {
+                let Some(ls) = rep.table(LS).by_external_key(&key).into_iter().next() else {
+                    return Ok(None);
+                };
+                let ext = ls.string_map("external_ids");
+                pools = [keys::POOL_V4, keys::POOL_V6]
+                    .iter()
+                    .filter_map(|k| ext.get(*k).cloned())
+                    .collect();
+                let others = ext
+                    .keys()
+                    .filter(|k| k.starts_with(keys::NET_PREFIX) && **k != key)
+                    .count();
+                let ports: Vec<Arc<Row>> = ls
+                    .uuids("ports")
+                    .iter()
+                    .filter_map(|u| rep.table(LSP).get(u))
+                    .collect();
+                let stale: Vec<Uuid> = ports
+                    .iter()
+                    .filter(|p| p.external_id(keys::NETWORK_ID) == Some(network_id))
+                    .map(|p| p.uuid)
+                    .collect();
+                let owned = ext.get(keys::OWNER).map(String::as_str) == Some(keys::OWNER_VALUE);
+                let mut t = Txn::new(NB);
+                // Another host changing the marks at the same time makes this fail and run again,
+                // so the last network to leave always sees that it is the last.
+                guard_column(&mut t, LS, &ls, "external_ids");
+                if others == 0 && owned && stale.len() == ports.len() {
+                    t.delete(LS, vec![txn::by_uuid(ls.uuid)]);
+                } else {
+                    let mut drop_keys = vec![json!(key)];
+                    if others == 0 {
+                        for k in [
+                            keys::SUBNET_V4,
+                            keys::SUBNET_V6,
+                            keys::GATEWAY_V4,
+                            keys::GATEWAY_V6,
+                            keys::POOL_V4,
+                            keys::POOL_V6,
+                        ] {
+                            drop_keys.push(json!(k));
+                        }
+                    }
+                    t.mutate(
+                        LS,
+                        vec![txn::by_uuid(ls.uuid)],
+                        vec![txn::mutate_delete("external_ids", datum::set(drop_keys))],
+                    );
+                    if !stale.is_empty() {
+                        t.mutate(
+                            LS,
+                            vec![txn::by_uuid(ls.uuid)],
+                            vec![txn::mutate_delete(
+                                "ports",
+                                datum::set(stale.iter().map(|u| datum::uuid(*u))),
+                            )],
+                        );
+                    }
+                }
+                for u in &stale {
+                    t.delete(LSP, vec![txn::by_uuid(*u)]);
+                }
+                Ok(Some(t))
+            },
+        )
+        .await?;
+        for set in pools {
+            self.gc_pool(&set).await?;
+        }
+        Ok(())
+    }
+
+    // ---- endpoints --------------------------------------------------------------------------
+
+    /// CreateEndpoint: one Logical_Switch_Port with the endpoint's MAC and addresses in
+    /// `addresses` and `port_security`. Creating the same endpoint again returns it.
+    pub async fn create_endpoint(&self, spec: &EndpointSpec) -> Result<Endpoint> {
+        let key = keys::net_key(&spec.network_id);
+        let ep_short = short(&spec.endpoint_id).to_string();
+        let mut chosen_mac = None;
+        self.write(&format!("create logical switch port for endpoint {ep_short}"), |rep| {
+            let ls = rep.table(LS).by_external_key(&key).into_iter().next().ok_or_else(|| {
+                OvnError::NotFound(format!(
+                    "network {} is not known to kuryr (no logical switch is marked {key}): recreate the Docker network",
+                    short(&spec.network_id)
+                ))
+            })?;
+            if let Some(p) = rep.table(LSP).one_by_name(&spec.endpoint_id) {
+                if p.external_id(keys::NETWORK_ID) == Some(spec.network_id.as_str()) {
+                    return Ok(None);
+                }
+                return Err(OvnError::Conflict(format!("a logical switch port named {} already exists on another network", spec.endpoint_id)));
+            }
+            let macs_in_use: HashSet<String> = ls
+                .uuids("ports")
+                .iter()
+                .filter_map(|u| rep.table(LSP).get(u))
+                .flat_map(|p| p.strings("addresses").into_iter().filter_map(|a| a.split_whitespace().next().map(str::to_lowercase)))
+                .collect();
+            let mac = match &spec.mac {
+                Some(m) => {
+                    let m = m.to_lowercase();
+                    if macs_in_use.contains(&m) {
+                        return Err(OvnError::Conflict(format!("MAC address {m} is already used on network {}", short(&spec.network_id))));
+                    }
+                    m
+                }
+                None => {
+                    let v4 = spec.ipv4.and_then(|n| match n.addr() { IpAddr::V4(a) => Some(a), _ => None });
+                    let v6 = spec.ipv6.and_then(|n| match n.addr() { IpAddr::V6(a) => Some(a), _ => None });
+                    let mut m = ipam::mac_from_ip(v4, v6).unwrap_or_else(ipam::random_mac);
+                    while macs_in_use.contains(&m) {
+                        m = ipam::random_mac();
+                    }
+                    m
+                }
+            };
+            let mut addr = mac.clone();
+            for ip in [spec.ipv4, spec.ipv6].into_iter().flatten() {
+                addr.push(' ');
+                addr.push_str(&ip.addr().to_string());
+            }
+            chosen_mac = Some(mac);
+            let ext = datum::map([
+                (keys::OWNER, keys::OWNER_VALUE),
+                (keys::ENDPOINT_ID, spec.endpoint_id.as_str()),
+                (keys::NETWORK_ID, spec.network_id.as_str()),
+                (keys::HOST, self.settings.host.as_str()),
+            ]);
+            let mut t = Txn::new(NB);
+            t.wait_absent(LSP, vec![eq("name", spec.endpoint_id.as_str())]);
+            t.insert(LSP, json!({"name": spec.endpoint_id, "addresses": addr, "port_security": addr, "external_ids": ext}), Some("lsp"));
+            t.mutate(LS, vec![txn::by_uuid(ls.uuid)], vec![txn::mutate_insert("ports", datum::set([datum::named_uuid("lsp")]))]);
+            Ok(Some(t))
+        })
+        .await?;
+        let _ = chosen_mac;
+        self.endpoint(&spec.endpoint_id).ok_or_else(|| {
+            OvnError::NotFound(format!(
+                "endpoint {ep_short}: its logical switch was deleted at the same time"
+            ))
+        })
+    }
+
+    /// The endpoint of a Docker endpoint id, from the replica.
+    pub fn endpoint(&self, endpoint_id: &str) -> Option<Endpoint> {
+        let rep = self.nb.replica();
+        let p = rep.table(LSP).one_by_name(endpoint_id)?;
+        endpoint_of(&rep, &p)
+    }
+
+    /// Every endpoint kuryr placed on this host.
+    pub fn local_endpoints(&self) -> Vec<Endpoint> {
+        let rep = self.nb.replica();
+        rep.table(LSP)
+            .by_external_id(keys::HOST, &self.settings.host)
+            .iter()
+            .filter_map(|p| endpoint_of(&rep, p))
+            .collect()
+    }
+
+    /// DeleteEndpoint: removes the port; a port already gone is success.
+    pub async fn delete_endpoint(&self, endpoint_id: &str) -> Result<()> {
+        self.write(
+            &format!(
+                "delete logical switch port of endpoint {}",
+                short(endpoint_id)
+            ),
+            |rep| {
+                let Some(p) = rep.table(LSP).one_by_name(endpoint_id) else {
+                    return Ok(None);
+                };
+                if p.external_id(keys::OWNER) != Some(keys::OWNER_VALUE) {
+                    return Err(OvnError::Conflict(format!(
+                        "logical switch port {endpoint_id} was not created by kuryr; leaving it"
+                    )));
+                }
+                let mut t = Txn::new(NB);
+                t.mutate(
+                    LS,
+                    vec![txn::includes("ports", datum::uuid(p.uuid))],
+                    vec![txn::mutate_delete(
+                        "ports",
+                        datum::set([datum::uuid(p.uuid)]),
+                    )],
+                );
+                t.delete(LSP, vec![txn::by_uuid(p.uuid)]);
+                Ok(Some(t))
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// The name a pool was given with `kuryr.pool.name`, decoded from its set name.
+fn pool_name_of(set: &str) -> Option<String> {
+    let enc = set.strip_prefix("kuryr_n_")?;
+    let bytes = enc.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'_' {
+            let hex = enc.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn network_of(ls: &Row, network_id: &str) -> Network {
+    let ext: BTreeMap<String, String> = ls.string_map("external_ids");
+    let get = |k: &str| ext.get(k).and_then(|v| v.parse().ok());
+    Network {
+        network_id: network_id.to_string(),
+        switch: ls.str("name").unwrap_or_default().to_string(),
+        switch_uuid: ls.uuid,
+        subnet_v4: get(keys::SUBNET_V4),
+        gateway_v4: ext.get(keys::GATEWAY_V4).and_then(|v| v.parse().ok()),
+        subnet_v6: get(keys::SUBNET_V6),
+        gateway_v6: ext.get(keys::GATEWAY_V6).and_then(|v| v.parse().ok()),
+    }
+}
+
+fn endpoint_of(rep: &Replica, p: &Row) -> Option<Endpoint> {
+    let network_id = p.external_id(keys::NETWORK_ID)?.to_string();
+    let net = rep
+        .table(LS)
+        .by_external_key(&keys::net_key(&network_id))
+        .into_iter()
+        .next()
+        .map(|ls| network_of(&ls, &network_id));
+    let addresses = p.strings("addresses");
+    let mut words = addresses
+        .first()
+        .map(|a| a.split_whitespace())
+        .into_iter()
+        .flatten();
+    let mac = words.next()?.to_string();
+    let (mut ipv4, mut ipv6) = (None, None);
+    for w in words {
+        match w.parse::<IpAddr>() {
+            Ok(ip @ IpAddr::V4(_)) => {
+                ipv4 = Some(with_prefix(
+                    ip,
+                    &net.as_ref()
+                        .and_then(|n| n.subnet_v4)
+                        .unwrap_or_else(|| IpNet::from(ip)),
+                ))
+            }
+            Ok(ip @ IpAddr::V6(_)) => {
+                ipv6 = Some(with_prefix(
+                    ip,
+                    &net.as_ref()
+                        .and_then(|n| n.subnet_v6)
+                        .unwrap_or_else(|| IpNet::from(ip)),
+                ))
+            }
+            Err(_) => {}
+        }
+    }
+    Some(Endpoint {
+        endpoint_id: p
+            .external_id(keys::ENDPOINT_ID)
+            .unwrap_or_else(|| p.str("name").unwrap_or_default())
+            .to_string(),
+        network_id,
+        port: p.str("name").unwrap_or_default().to_string(),
+        mac,
+        ipv4,
+        ipv6,
+        gateway_v4: net.as_ref().and_then(|n| n.gateway_v4),
+        gateway_v6: net.as_ref().and_then(|n| n.gateway_v6),
+        host: p.external_id(keys::HOST).map(str::to_string),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_names_decode_from_set_names() {
+        for name in ["plain", "with space/and-dash", "ünï", "a_b"] {
+            let set = ipam::pool_set_name(Some(name), &"10.0.0.0/24".parse().unwrap());
+            assert_eq!(pool_name_of(&set).as_deref(), Some(name));
+        }
+        assert_eq!(pool_name_of("kuryr_c_10.0.0.0_2F24"), None);
+    }
+}

@@ -1,0 +1,12 @@
+//! The OVN control plane of kuryr: Docker networks, endpoints and IPAM pools kept in the OVN
+//! Northbound database, shared by every kuryr on every host.
+mod backend;
+mod error;
+pub mod ipam;
+pub mod keys;
+
+pub use backend::{
+    Attach, Endpoint, EndpointSpec, Network, NetworkSpec, OvnBackend, OvnSettings, PoolGrant,
+    PoolRequest, SubnetSpec, TABLES,
+};
+pub use error::{OvnError, Result};
