@@ -1,4 +1,7 @@
-//! Requests refused before a driver sees them.
+//! The two error types of the crate: requests refused before the driver sees them, and the
+//! driver's own failures.
+
+use std::error::Error as StdError;
 
 /// Longest bad value quoted in an error message; longer ones are cut.
 const MAX_QUOTED: usize = 128;
@@ -63,6 +66,81 @@ impl RequestError {
     }
 }
 
+/// Boxed error a driver wraps in [`PluginError::Backend`].
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Why a driver refused or failed a call; Docker receives it as `{"Err": "<message>"}`.
+///
+/// The message is the `Display` of the error followed by its `source()` chain, so a context
+/// such as "create logical switch for network 3f2a..." should name the object.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The request is understood but cannot be honoured as asked (bad option value, unsupported
+    /// combination).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The network, endpoint, pool or address named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request clashes with existing state (address in use, pool exhausted, id reused).
+    #[error("{0}")]
+    Conflict(String),
+    /// A dependency (control plane, OVS, the kernel) failed while doing `context`.
+    #[error("{context}")]
+    Backend {
+        /// What was being done, to which object.
+        context: String,
+        /// The underlying failure.
+        #[source]
+        source: BoxError,
+    },
+    /// The driver does not implement the call; answered with HTTP 404, which Docker takes as
+    /// "not supported" for ProgramExternalConnectivity and RevokeExternalConnectivity.
+    #[error("not implemented")]
+    NotImplemented,
+}
+
+impl PluginError {
+    /// Shorthand for [`PluginError::InvalidArgument`].
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        PluginError::InvalidArgument(msg.into())
+    }
+
+    /// Shorthand for [`PluginError::NotFound`].
+    pub fn not_found(msg: impl Into<String>) -> Self {
+        PluginError::NotFound(msg.into())
+    }
+
+    /// Shorthand for [`PluginError::Conflict`].
+    pub fn conflict(msg: impl Into<String>) -> Self {
+        PluginError::Conflict(msg.into())
+    }
+
+    /// Wraps a dependency's error with what was being done.
+    pub fn backend(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        PluginError::Backend {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+}
+
+/// Renders an error and its `source()` chain as `outer: inner: innermost`.
+pub(crate) fn chain_message(err: &(dyn StdError + 'static)) -> String {
+    let mut msg = err.to_string();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        // Some errors repeat their source in their own message; do not say it twice.
+        if !msg.ends_with(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        next = cause.source();
+    }
+    msg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +163,26 @@ mod tests {
             err.to_string(),
             r#"CreateNetwork: NetworkID "xyz": not a Docker id"#
         );
+    }
+
+    #[test]
+    fn backend_error_message_carries_the_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let err = PluginError::backend("create logical switch for network 3f2a", io);
+        assert_eq!(
+            chain_message(&err),
+            "create logical switch for network 3f2a: connection refused"
+        );
+    }
+
+    #[test]
+    fn chain_message_does_not_repeat_a_source_already_in_the_message() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer: inner")]
+        struct Outer(#[source] Inner);
+        #[derive(Debug, thiserror::Error)]
+        #[error("inner")]
+        struct Inner;
+        assert_eq!(chain_message(&Outer(Inner)), "outer: inner");
     }
 }

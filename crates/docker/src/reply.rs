@@ -1,4 +1,4 @@
-//! Replies a driver returns, converted to the [`wire`](crate::wire) types by the server.
+//! Replies a driver returns, converted to the [`crate::wire`] types by the server.
 //!
 //! The types make the wrong reply hard to write: gateways are typed per family, addresses carry
 //! their mask, and fields left `None` are omitted from the JSON the way Docker expects.

@@ -1,4 +1,4 @@
-//! Validated requests handed to a driver, converted from the [`wire`](crate::wire) types.
+//! Validated requests handed to a driver, converted from the [`crate::wire`] types.
 //!
 //! Ids are checked, addresses and pools parsed, the option maps Docker fills picked apart. A
 //! conversion fails with a [`RequestError`] naming the call, the field and the bad value.
