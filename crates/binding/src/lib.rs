@@ -1,0 +1,88 @@
+//! Host binding: plumbing a container endpoint into this host. The [`Binding`] trait is what
+//! the daemon calls; [`OvsBinding`] implements it with a veth pair whose host end is a port of
+//! the Open vSwitch integration bridge, bound to its OVN logical port by `iface-id`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), kuryr_binding::BindingError> {
+//! use kuryr_binding::{Binding, OvsBinding, PlugRequest};
+//! use std::time::Duration;
+//! let binding = OvsBinding::connect("unix:/var/run/openvswitch/db.sock", "br-int").await?;
+//! let req = PlugRequest {
+//!     endpoint_id: "3f2a9c0d1e4b".into(),
+//!     iface_id: "lsp-3f2a9c0d1e4b".into(),
+//!     mac: "0a:58:0a:00:00:05".into(),
+//!     mtu: 1442,
+//! };
+//! let plugged = binding.plug(&req).await?; // tap3f2a9c0d1e4 in br-int, t_c3f2a9c0d1e4 for Docker
+//! binding.wait_ready(&req.endpoint_id, Duration::from_secs(10)).await?;
+//! binding.unplug(&req.endpoint_id).await?;
+//! # let _ = plugged; Ok(()) }
+//! ```
+mod error;
+mod mtu;
+mod names;
+mod netlink;
+mod ovs;
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use error::BindingError;
+pub use mtu::{default_mtu, parse_encaps, Encap};
+pub use names::{container_ifname, host_ifname, MTU_RANGE};
+pub use ovs::OvsBinding;
+
+/// What plugging an endpoint needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlugRequest {
+    pub endpoint_id: String,
+    /// The logical port this endpoint binds to (OVN `Logical_Switch_Port` name).
+    pub iface_id: String,
+    /// The container's MAC, `aa:bb:cc:dd:ee:ff`.
+    pub mac: String,
+    pub mtu: u32,
+}
+
+/// The two ends of a plugged endpoint: the host end stays here, Docker moves the container end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plugged {
+    pub host_ifname: String,
+    pub container_ifname: String,
+}
+
+/// A port this binding owns on this host, as found after a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluggedPort {
+    pub endpoint_id: String,
+    pub iface_id: String,
+    pub mac: String,
+    pub host_ifname: String,
+    /// The bridge that holds the port (`None` if it is in no bridge).
+    pub bridge: Option<String>,
+    /// Whether the host end of the veth exists.
+    pub veth_exists: bool,
+    /// Whether ovn-controller has installed the port's flows.
+    pub ovn_installed: bool,
+}
+
+/// Plugs container endpoints into this host's data plane.
+pub trait Binding: Send + Sync + 'static {
+    /// Creates the endpoint's interfaces and attaches them; plugging again the same way succeeds.
+    fn plug(&self, req: &PlugRequest)
+        -> impl Future<Output = Result<Plugged, BindingError>> + Send;
+
+    /// Waits until ovn-controller has installed the port (Interface external_ids
+    /// `ovn-installed=true`), at most `timeout`.
+    fn wait_ready(
+        &self,
+        endpoint_id: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), BindingError>> + Send;
+
+    /// Idempotent: a missing veth or OVS port is success.
+    fn unplug(&self, endpoint_id: &str) -> impl Future<Output = Result<(), BindingError>> + Send;
+
+    /// Every port this binding owns on this host (owner=kuryr), with whether its veth still
+    /// exists, for reconciliation after a restart.
+    fn list(&self) -> impl Future<Output = Result<Vec<PluggedPort>, BindingError>> + Send;
+}

@@ -1,0 +1,125 @@
+//! The few rtnetlink requests the binding makes, on one socket in the host's namespace.
+use futures::TryStreamExt;
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo};
+use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth};
+use std::collections::HashSet;
+use std::io;
+
+use crate::error::netlink_io;
+
+const ENODEV: i32 = 19;
+
+/// One rtnetlink connection; its reader task stops when this is dropped.
+pub(crate) struct Netlink {
+    handle: Handle,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Netlink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What a name refers to, when something has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LinkFacts {
+    /// `veth`, `bridge`, ... or empty for a device without a kind (a physical NIC).
+    pub kind: String,
+}
+
+fn is_not_found(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(ENODEV)
+}
+
+impl Netlink {
+    /// Opens the socket; needs a tokio runtime for the reader task.
+    pub fn open() -> io::Result<Netlink> {
+        let (conn, handle, _) = rtnetlink::new_connection()?;
+        let task = tokio::spawn(conn);
+        Ok(Netlink { handle, task })
+    }
+
+    /// Creates `host`/`peer` in one request: both ends with `mtu`, the peer with `peer_mac`, the
+    /// host end up. Fails with `EEXIST` when either name is taken.
+    pub async fn create_veth(
+        &self,
+        host: &str,
+        peer: &str,
+        mtu: u32,
+        peer_mac: [u8; 6],
+    ) -> io::Result<()> {
+        let peer_msg = LinkUnspec::new_with_name(peer)
+            .mtu(mtu)
+            .address(peer_mac.to_vec())
+            .build();
+        let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(host)
+            .mtu(mtu)
+            .up()
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
+            .build();
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(netlink_io)
+    }
+
+    /// The link named `name` in the host namespace, or `None`.
+    pub async fn link(&self, name: &str) -> io::Result<Option<LinkFacts>> {
+        let mut links = self.handle.link().get().match_name(name).execute();
+        match links.try_next().await.map_err(netlink_io) {
+            Ok(Some(msg)) => {
+                let kind = msg
+                    .attributes
+                    .iter()
+                    .find_map(|a| match a {
+                        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+                            LinkInfo::Kind(k) => Some(k.to_string()),
+                            _ => None,
+                        }),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                Ok(Some(LinkFacts { kind }))
+            }
+            Ok(None) => Ok(None),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes the link named `name`; `Ok(false)` when there is none. Deleting one end of a
+    /// veth pair deletes the other, in whatever namespace it is.
+    pub async fn delete(&self, name: &str) -> io::Result<bool> {
+        let msg = LinkUnspec::new_with_name(name).build();
+        match self
+            .handle
+            .link()
+            .del_with_message(msg)
+            .execute()
+            .await
+            .map_err(netlink_io)
+        {
+            Ok(()) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The names of every link in the host namespace.
+    pub async fn names(&self) -> io::Result<HashSet<String>> {
+        let mut links = self.handle.link().get().execute();
+        let mut names = HashSet::new();
+        while let Some(msg) = links.try_next().await.map_err(netlink_io)? {
+            for a in msg.attributes {
+                if let LinkAttribute::IfName(n) = a {
+                    names.insert(n);
+                }
+            }
+        }
+        Ok(names)
+    }
+}
