@@ -72,6 +72,15 @@ pub enum BindingError {
         errors: Vec<BindingError>,
     },
 
+    /// A plug failed and deleting the veth it had created failed too.
+    #[error("{error}; the veth {ifname} it created could not be deleted: {undo}")]
+    PlugUndo {
+        error: Box<BindingError>,
+        ifname: String,
+        #[source]
+        undo: std::io::Error,
+    },
+
     #[error("{action} for endpoint {endpoint}: the task failed: {message}")]
     Task {
         action: &'static str,

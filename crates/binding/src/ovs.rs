@@ -245,16 +245,10 @@ impl Inner {
             // 4. Leave nothing behind: the veth goes with the failed transaction.
             if let Err(undo) = self.netlink.delete(&c.host_ifname).await {
                 warn!(ifname = %c.host_ifname, error = %undo, "could not delete the veth after a failed plug");
-                return Err(BindingError::Unplug {
-                    endpoint: c.endpoint_id.clone(),
-                    errors: vec![
-                        e,
-                        self.netlink_err(
-                            format!("delete veth {} after the failure", c.host_ifname),
-                            &c.endpoint_id,
-                            undo,
-                        ),
-                    ],
+                return Err(BindingError::PlugUndo {
+                    error: Box::new(e),
+                    ifname: c.host_ifname.clone(),
+                    undo,
                 });
             }
             return Err(e);

@@ -213,6 +213,26 @@ async fn concurrent_plugs_all_land_and_a_doubled_plug_makes_one_port() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs root and the lab (make test)"]
+async fn a_plug_whose_caller_gives_up_still_completes() {
+    require_ovs();
+    let b = binding().await;
+    let ep = endpoint_id();
+    let _cleanup = EndpointCleanup::new(&ep);
+    let host = kuryr_binding::host_ifname(&ep).unwrap();
+    let req = request(&ep, &format!("lsp-{}", suffix()), &mac(), 1500);
+    // What axum does when Docker closes the connection: the handler's future is dropped.
+    let gave_up = tokio::time::timeout(Duration::from_micros(1), b.plug(&req)).await;
+    assert!(gave_up.is_err(), "plug finished within a microsecond");
+    wait_until(
+        "the abandoned plug to finish",
+        Duration::from_secs(5),
+        || link_exists(&host) && ovs_row_exists("Port", &host),
+    );
+    b.unplug(&ep).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root and the lab (make test)"]
 async fn connect_names_a_missing_bridge_and_the_fix() {
     require_ovs();
     let name = format!("kt{}", suffix());
