@@ -27,8 +27,19 @@ pub enum BindingError {
     #[error("{what} is not set in the Open_vSwitch database at {remote}: run `kuryr host init`")]
     HostNotConfigured { what: &'static str, remote: String },
 
+    #[error("external_ids:{key}={value:?} in the Open_vSwitch database at {remote}: {reason}")]
+    BadHostSetting {
+        key: &'static str,
+        value: String,
+        remote: String,
+        reason: String,
+    },
+
     #[error("open a netlink socket: {0}")]
     NetlinkSocket(#[source] std::io::Error),
+
+    #[error("list the host's interfaces over netlink: {0}")]
+    NetlinkList(#[source] std::io::Error),
 
     #[error("{action} for endpoint {endpoint}: {source}")]
     Netlink {

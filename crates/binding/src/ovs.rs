@@ -91,10 +91,10 @@ impl OvsBinding {
             .inner
             .host_setting("ovn-encap-type")
             .ok_or_else(|| self.inner.not_configured("external_ids:ovn-encap-type"))?;
-        parse_encaps(&text).map_err(|reason| BindingError::Invalid {
-            endpoint: String::new(),
-            field: "ovn-encap-type",
+        parse_encaps(&text).map_err(|reason| BindingError::BadHostSetting {
+            key: "ovn-encap-type",
             value: text.clone(),
+            remote: self.inner.remote.clone(),
             reason,
         })
     }
@@ -544,7 +544,7 @@ impl Inner {
             .netlink
             .names()
             .await
-            .map_err(|e| self.netlink_err("list the host's interfaces".into(), "(all)", e))?;
+            .map_err(BindingError::NetlinkList)?;
         for p in &mut ports {
             p.veth_exists = names.contains(&p.host_ifname);
         }
