@@ -22,6 +22,7 @@ mod error;
 mod mtu;
 mod names;
 mod netlink;
+mod offload;
 mod ovs;
 
 use std::future::Future;

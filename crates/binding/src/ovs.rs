@@ -172,6 +172,39 @@ impl Inner {
         row.external_id(key).map(str::to_string)
     }
 
+    /// Fixes the offload of a veth just created, or deletes it: a plug that fails leaves nothing.
+    async fn offload_or_undo(&self, c: &Checked) -> Result<(), BindingError> {
+        let res = self.fix_offload(c);
+        if res.is_err() {
+            let _ = self.netlink.delete(&c.host_ifname).await;
+        }
+        res
+    }
+
+    /// The userspace datapath cannot finish checksums the container's kernel left to the NIC:
+    /// turn transmit checksum offload off on both ends (see `offload.rs`).
+    fn fix_offload(&self, c: &Checked) -> Result<(), BindingError> {
+        let userspace = self
+            .ovs
+            .replica()
+            .table("Bridge")
+            .one_by_name(&self.bridge)
+            .is_some_and(|b| b.str("datapath_type") == Some("netdev"));
+        if !userspace {
+            return Ok(());
+        }
+        for ifname in [&c.container_ifname, &c.host_ifname] {
+            crate::offload::disable_tx_checksum(ifname).map_err(|e| {
+                self.netlink_err(
+                    format!("turn off tx checksum offload on {ifname}"),
+                    &c.endpoint_id,
+                    e,
+                )
+            })?;
+        }
+        Ok(())
+    }
+
     fn not_configured(&self, what: &'static str) -> BindingError {
         BindingError::HostNotConfigured {
             what,
@@ -275,7 +308,7 @@ impl Inner {
                 .create_veth(&c.host_ifname, &c.container_ifname, c.mtu, c.mac)
         };
         let err = match create().await {
-            Ok(()) => return Ok(()),
+            Ok(()) => return self.offload_or_undo(c).await,
             Err(e) if e.raw_os_error() == Some(EEXIST) => e,
             Err(e) => return Err(self.netlink_err(action(), &c.endpoint_id, e)),
         };
@@ -297,7 +330,8 @@ impl Inner {
                 })?;
                 create()
                     .await
-                    .map_err(|e| self.netlink_err(action(), &c.endpoint_id, e))
+                    .map_err(|e| self.netlink_err(action(), &c.endpoint_id, e))?;
+                self.offload_or_undo(c).await
             }
             Some(l) => Err(BindingError::Conflict {
                 endpoint: c.endpoint_id.clone(),
