@@ -1,4 +1,5 @@
 //! One module per subcommand; each is a clap struct with an `exec()`.
+pub mod daemon;
 pub mod version;
 
 use clap::Subcommand;
@@ -6,6 +7,8 @@ use std::process::ExitCode;
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Serve Docker's network and IPAM plugin API (the driver).
+    Daemon(daemon::Daemon),
     /// Print the version and the git commit this binary was built from.
     Version(version::Version),
 }
@@ -13,6 +16,7 @@ pub enum Command {
 impl Command {
     pub fn exec(self) -> anyhow::Result<ExitCode> {
         match self {
+            Command::Daemon(cmd) => cmd.exec(),
             Command::Version(cmd) => cmd.exec(),
         }
     }

@@ -1,0 +1,647 @@
+//! `kuryr.conf`: kuryr-libnetwork's INI file, read with its section and key names where they
+//! exist, plus `[ovn]` and `[ovs]` for the OVN mode. Wrong values are fatal and name the key;
+//! unknown keys are warned about, so a kuryr-libnetwork file with options this mode does not
+//! use still starts.
+use ini::{Ini, ParseOption};
+use ipnet::IpNet;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_CONFIG: &str = "/etc/kuryr/kuryr.conf";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a valid INI file: {message}")]
+    Syntax { path: String, message: String },
+    #[error("{path}: [{section}] {key} = {value:?}: {problem}")]
+    Value {
+        path: String,
+        section: String,
+        key: String,
+        value: String,
+        problem: String,
+    },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Ovn,
+    Neutron,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Local,
+    Global,
+}
+
+#[derive(Debug, Clone)]
+pub struct OvnSection {
+    /// Comma-separated remotes (several: a Raft cluster).
+    pub nb_connection: String,
+    pub nb_private_key: Option<PathBuf>,
+    pub nb_certificate: Option<PathBuf>,
+    pub nb_ca_cert: Option<PathBuf>,
+    pub default_pool_v4: IpNet,
+    pub default_pool_v4_prefix: u8,
+    pub default_pool_v6: IpNet,
+    pub default_pool_v6_prefix: u8,
+    pub write_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct OvsSection {
+    pub ovsdb_connection: String,
+    pub integration_bridge: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file read, if any.
+    pub path: Option<PathBuf>,
+    pub backend: BackendKind,
+    pub capability_scope: Scope,
+    /// Also serve the plugin API over TCP here (what a kuryr-libnetwork plugin spec points at).
+    pub kuryr_uri: Option<SocketAddr>,
+    pub plugin_socket: PathBuf,
+    pub debug: bool,
+    /// This host's name in Northbound; default: the OVS system-id.
+    pub host: Option<String>,
+    pub local_default_address_space: String,
+    pub global_default_address_space: String,
+    pub veth_dst_prefix: String,
+    /// 0: from the tunnel encapsulation.
+    pub network_mtu: u32,
+    pub port_ready_timeout: Duration,
+    pub ovn: OvnSection,
+    pub ovs: OvsSection,
+    /// Keys this mode does not know: reported at start, not fatal.
+    pub warnings: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            path: None,
+            backend: BackendKind::Ovn,
+            capability_scope: Scope::Local,
+            kuryr_uri: None,
+            plugin_socket: PathBuf::from("/run/docker/plugins/kuryr.sock"),
+            debug: false,
+            host: None,
+            local_default_address_space: "no_address_space".into(),
+            global_default_address_space: "no_address_space".into(),
+            veth_dst_prefix: "eth".into(),
+            network_mtu: 0,
+            port_ready_timeout: Duration::from_secs(30),
+            ovn: OvnSection {
+                nb_connection: "unix:/var/run/ovn/ovnnb_db.sock".into(),
+                nb_private_key: None,
+                nb_certificate: None,
+                nb_ca_cert: None,
+                default_pool_v4: "10.200.0.0/16".parse().unwrap_or_else(|_| unreachable!()),
+                default_pool_v4_prefix: 24,
+                default_pool_v6: "fd6b:7572:7972::/48"
+                    .parse()
+                    .unwrap_or_else(|_| unreachable!()),
+                default_pool_v6_prefix: 64,
+                write_timeout: Duration::from_secs(10),
+            },
+            ovs: OvsSection {
+                ovsdb_connection: "unix:/var/run/openvswitch/db.sock".into(),
+                integration_bridge: "br-int".into(),
+            },
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// Keys read by this version, per section; anything else is warned about.
+const KNOWN: &[(&str, &[&str])] = &[
+    (
+        "DEFAULT",
+        &[
+            "backend",
+            "capability_scope",
+            "kuryr_uri",
+            "plugin_socket",
+            "debug",
+            "host",
+            "local_default_address_space",
+            "global_default_address_space",
+        ],
+    ),
+    (
+        "binding",
+        &[
+            "veth_dst_prefix",
+            "default_driver",
+            "network_mtu",
+            "port_ready_timeout",
+        ],
+    ),
+    (
+        "ovn",
+        &[
+            "ovn_nb_connection",
+            "ovn_nb_private_key",
+            "ovn_nb_certificate",
+            "ovn_nb_ca_cert",
+            "default_pool_v4",
+            "default_pool_v4_prefix",
+            "default_pool_v6",
+            "default_pool_v6_prefix",
+            "write_timeout",
+        ],
+    ),
+    ("ovs", &["ovsdb_connection", "integration_bridge"]),
+];
+
+/// Keys of kuryr-libnetwork's `[neutron]` section that mean "this file is for Neutron".
+const NEUTRON_MARKERS: &[&str] = &[
+    "auth_url",
+    "auth_type",
+    "endpoint",
+    "username",
+    "project_name",
+    "token",
+];
+
+struct Reader<'a> {
+    path: &'a str,
+    values: BTreeMap<(String, String), String>,
+}
+
+impl Reader<'_> {
+    fn raw(&self, section: &str, key: &str) -> Option<&str> {
+        self.values
+            .get(&(section.to_string(), key.to_string()))
+            .map(String::as_str)
+    }
+
+    fn err(
+        &self,
+        section: &str,
+        key: &str,
+        value: &str,
+        problem: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::Value {
+            path: self.path.to_string(),
+            section: section.into(),
+            key: key.into(),
+            value: value.into(),
+            problem: problem.into(),
+        }
+    }
+
+    fn string(&self, section: &str, key: &str, target: &mut String) -> Result<(), ConfigError> {
+        if let Some(v) = self.raw(section, key) {
+            if v.is_empty() {
+                return Err(self.err(section, key, v, "must not be empty"));
+            }
+            *target = v.to_string();
+        }
+        Ok(())
+    }
+
+    fn parse<T: std::str::FromStr>(
+        &self,
+        section: &str,
+        key: &str,
+        expected: &str,
+        target: &mut T,
+    ) -> Result<(), ConfigError> {
+        if let Some(v) = self.raw(section, key) {
+            *target = v
+                .parse()
+                .map_err(|_| self.err(section, key, v, format!("expected {expected}")))?;
+        }
+        Ok(())
+    }
+
+    fn bool(&self, section: &str, key: &str, target: &mut bool) -> Result<(), ConfigError> {
+        if let Some(v) = self.raw(section, key) {
+            *target = match v.to_ascii_lowercase().as_str() {
+                "true" | "yes" | "on" | "1" => true,
+                "false" | "no" | "off" | "0" => false,
+                _ => return Err(self.err(section, key, v, "expected true or false")),
+            };
+        }
+        Ok(())
+    }
+
+    fn seconds(&self, section: &str, key: &str, target: &mut Duration) -> Result<(), ConfigError> {
+        if let Some(v) = self.raw(section, key) {
+            let s: f64 = v
+                .parse()
+                .map_err(|_| self.err(section, key, v, "expected a number of seconds"))?;
+            if !(0.0..=86_400.0).contains(&s) {
+                return Err(self.err(section, key, v, "expected 0 to 86400 seconds"));
+            }
+            *target = Duration::from_secs_f64(s);
+        }
+        Ok(())
+    }
+
+    fn path(&self, section: &str, key: &str) -> Result<Option<PathBuf>, ConfigError> {
+        match self.raw(section, key) {
+            Some("") => Ok(None),
+            Some(v) if !v.starts_with('/') => {
+                Err(self.err(section, key, v, "expected an absolute path"))
+            }
+            Some(v) => Ok(Some(PathBuf::from(v))),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path`, or the default file if it exists, or uses the defaults.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None if Path::new(DEFAULT_CONFIG).exists() => PathBuf::from(DEFAULT_CONFIG),
+            None => return Ok(Config::default()),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut c = Config::parse(&text, &path.display().to_string())?;
+        c.path = Some(path);
+        Ok(c)
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let opt = ParseOption {
+            enabled_quote: false,
+            enabled_escape: false,
+            ..ParseOption::default()
+        };
+        let ini = Ini::load_from_str_opt(text, opt).map_err(|e| ConfigError::Syntax {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        let mut values = BTreeMap::new();
+        let mut warnings = Vec::new();
+        for (section, props) in ini.iter() {
+            let section = section.unwrap_or("DEFAULT");
+            for (k, v) in props.iter() {
+                values.insert((section.to_string(), k.to_string()), v.trim().to_string());
+            }
+        }
+        let r = Reader {
+            path: origin,
+            values,
+        };
+        let mut c = Config::default();
+
+        // The backend: explicit, else Neutron for a kuryr-libnetwork file, else OVN.
+        let has_neutron = NEUTRON_MARKERS
+            .iter()
+            .any(|k| r.raw("neutron", k).is_some());
+        let has_ovn = r.values.keys().any(|(s, _)| s == "ovn");
+        c.backend = match r.raw("DEFAULT", "backend") {
+            Some("ovn") => BackendKind::Ovn,
+            Some("neutron") => BackendKind::Neutron,
+            Some(v) => return Err(r.err("DEFAULT", "backend", v, "expected ovn or neutron")),
+            None if has_neutron && !has_ovn => BackendKind::Neutron,
+            None => BackendKind::Ovn,
+        };
+
+        c.capability_scope = match r.raw("DEFAULT", "capability_scope") {
+            None | Some("local") => Scope::Local,
+            Some("global") => Scope::Global,
+            Some(v) => {
+                return Err(r.err("DEFAULT", "capability_scope", v, "expected local or global"))
+            }
+        };
+        if let Some(v) = r.raw("DEFAULT", "kuryr_uri") {
+            c.kuryr_uri = Some(parse_uri(v).map_err(|p| r.err("DEFAULT", "kuryr_uri", v, p))?);
+        }
+        if let Some(p) = r.path("DEFAULT", "plugin_socket")? {
+            c.plugin_socket = p;
+        }
+        r.bool("DEFAULT", "debug", &mut c.debug)?;
+        if let Some(h) = r.raw("DEFAULT", "host") {
+            if h.is_empty() || h.len() > 253 || h.chars().any(|ch| ch.is_whitespace()) {
+                return Err(r.err("DEFAULT", "host", h, "expected a host name without spaces"));
+            }
+            c.host = Some(h.to_string());
+        }
+        r.string(
+            "DEFAULT",
+            "local_default_address_space",
+            &mut c.local_default_address_space,
+        )?;
+        r.string(
+            "DEFAULT",
+            "global_default_address_space",
+            &mut c.global_default_address_space,
+        )?;
+
+        r.string("binding", "veth_dst_prefix", &mut c.veth_dst_prefix)?;
+        if c.veth_dst_prefix.len() > 12
+            || !c
+                .veth_dst_prefix
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+        {
+            return Err(r.err(
+                "binding",
+                "veth_dst_prefix",
+                &c.veth_dst_prefix,
+                "expected up to 12 letters, digits, '_' or '-'",
+            ));
+        }
+        if let Some(v) = r.raw("binding", "default_driver") {
+            if !v.ends_with("veth") {
+                return Err(ConfigError::Unsupported(format!(
+                    "{origin}: [binding] default_driver = {v}: only the veth driver is supported in this version"
+                )));
+            }
+        }
+        r.parse(
+            "binding",
+            "network_mtu",
+            "a number (0 = from the encapsulation)",
+            &mut c.network_mtu,
+        )?;
+        if c.network_mtu != 0 && !(1280..=9216).contains(&c.network_mtu) {
+            return Err(r.err(
+                "binding",
+                "network_mtu",
+                &c.network_mtu.to_string(),
+                "expected 0 or 1280 to 9216",
+            ));
+        }
+        r.seconds("binding", "port_ready_timeout", &mut c.port_ready_timeout)?;
+
+        r.string("ovn", "ovn_nb_connection", &mut c.ovn.nb_connection)?;
+        kuryr_ovsdb::parse_remotes(&c.ovn.nb_connection).map_err(|e| {
+            r.err(
+                "ovn",
+                "ovn_nb_connection",
+                &c.ovn.nb_connection,
+                e.to_string(),
+            )
+        })?;
+        c.ovn.nb_private_key = r.path("ovn", "ovn_nb_private_key")?;
+        c.ovn.nb_certificate = r.path("ovn", "ovn_nb_certificate")?;
+        c.ovn.nb_ca_cert = r.path("ovn", "ovn_nb_ca_cert")?;
+        let uses_ssl = c
+            .ovn
+            .nb_connection
+            .split(',')
+            .any(|s| s.trim().starts_with("ssl:"));
+        if uses_ssl
+            && (c.ovn.nb_private_key.is_none()
+                || c.ovn.nb_certificate.is_none()
+                || c.ovn.nb_ca_cert.is_none())
+        {
+            return Err(r.err(
+                "ovn",
+                "ovn_nb_connection",
+                &c.ovn.nb_connection,
+                "ssl: needs ovn_nb_private_key, ovn_nb_certificate and ovn_nb_ca_cert in [ovn]",
+            ));
+        }
+        r.parse(
+            "ovn",
+            "default_pool_v4",
+            "an IPv4 CIDR",
+            &mut c.ovn.default_pool_v4,
+        )?;
+        r.parse(
+            "ovn",
+            "default_pool_v4_prefix",
+            "a prefix length",
+            &mut c.ovn.default_pool_v4_prefix,
+        )?;
+        r.parse(
+            "ovn",
+            "default_pool_v6",
+            "an IPv6 CIDR",
+            &mut c.ovn.default_pool_v6,
+        )?;
+        r.parse(
+            "ovn",
+            "default_pool_v6_prefix",
+            "a prefix length",
+            &mut c.ovn.default_pool_v6_prefix,
+        )?;
+        for (key, pool, prefix, v6, max) in [
+            (
+                "default_pool_v4",
+                c.ovn.default_pool_v4,
+                c.ovn.default_pool_v4_prefix,
+                false,
+                30u8,
+            ),
+            (
+                "default_pool_v6",
+                c.ovn.default_pool_v6,
+                c.ovn.default_pool_v6_prefix,
+                true,
+                126u8,
+            ),
+        ] {
+            if pool.addr().is_ipv6() != v6 {
+                return Err(r.err(
+                    "ovn",
+                    key,
+                    &pool.to_string(),
+                    if v6 {
+                        "expected an IPv6 CIDR"
+                    } else {
+                        "expected an IPv4 CIDR"
+                    },
+                ));
+            }
+            if prefix < pool.prefix_len() || prefix > max {
+                return Err(r.err(
+                    "ovn",
+                    &format!("{key}_prefix"),
+                    &prefix.to_string(),
+                    format!(
+                        "expected {} to {max} (pools are carved out of {pool})",
+                        pool.prefix_len()
+                    ),
+                ));
+            }
+        }
+        r.seconds("ovn", "write_timeout", &mut c.ovn.write_timeout)?;
+
+        r.string("ovs", "ovsdb_connection", &mut c.ovs.ovsdb_connection)?;
+        kuryr_ovsdb::parse_remotes(&c.ovs.ovsdb_connection).map_err(|e| {
+            r.err(
+                "ovs",
+                "ovsdb_connection",
+                &c.ovs.ovsdb_connection,
+                e.to_string(),
+            )
+        })?;
+        r.string("ovs", "integration_bridge", &mut c.ovs.integration_bridge)?;
+
+        for (section, key) in r.values.keys() {
+            let known = KNOWN
+                .iter()
+                .any(|(s, keys)| s == section && keys.contains(&key.as_str()));
+            if !known {
+                warnings.push(format!(
+                    "{origin}: [{section}] {key} is not used by the {} mode; ignored",
+                    c.backend_name()
+                ));
+            }
+        }
+        c.warnings = warnings;
+        Ok(c)
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            BackendKind::Ovn => "ovn",
+            BackendKind::Neutron => "neutron",
+        }
+    }
+}
+
+/// `http://127.0.0.1:23750` (kuryr-libnetwork's form) or `tcp://...` or `HOST:PORT`.
+fn parse_uri(v: &str) -> Result<SocketAddr, String> {
+    let rest = v
+        .strip_prefix("http://")
+        .or_else(|| v.strip_prefix("tcp://"))
+        .unwrap_or(v)
+        .trim_end_matches('/');
+    if v.starts_with("https://") {
+        return Err("https is not supported yet: use http:// on a loopback address".into());
+    }
+    let rest = rest.replace("localhost", "127.0.0.1");
+    rest.parse()
+        .map_err(|_| "expected http://IP:PORT".to_string())
+}
+
+/// Checks a comma-separated list of OVSDB remotes, for flags that override the file.
+pub fn check_remotes(remotes: &str) -> Result<(), String> {
+    kuryr_ovsdb::parse_remotes(remotes)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_without_a_file() {
+        let c = Config::parse("", "kuryr.conf").unwrap();
+        assert_eq!(c.backend, BackendKind::Ovn);
+        assert_eq!(c.ovn.nb_connection, "unix:/var/run/ovn/ovnnb_db.sock");
+        assert_eq!(c.ovs.integration_bridge, "br-int");
+        assert_eq!(c.capability_scope, Scope::Local);
+        assert!(c.kuryr_uri.is_none());
+        assert!(c.warnings.is_empty());
+    }
+
+    #[test]
+    fn a_kuryr_libnetwork_file_selects_neutron_and_an_explicit_key_overrides() {
+        let file = "[DEFAULT]\nkuryr_uri = http://127.0.0.1:23750\ncapability_scope = global\n\n[neutron]\nauth_url = http://127.0.0.1:5000/v3\nauth_type = password\n";
+        let c = Config::parse(file, "k.conf").unwrap();
+        assert_eq!(c.backend, BackendKind::Neutron);
+        assert_eq!(c.kuryr_uri, Some("127.0.0.1:23750".parse().unwrap()));
+        assert_eq!(c.capability_scope, Scope::Global);
+        let c = Config::parse(&format!("{file}\n[DEFAULT]\nbackend = ovn\n"), "k.conf").unwrap();
+        assert_eq!(c.backend, BackendKind::Ovn);
+        assert!(
+            c.warnings.iter().any(|w| w.contains("[neutron] auth_url")),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
+    fn ovn_keys_are_read() {
+        let c = Config::parse(
+            "[ovn]\novn_nb_connection = tcp:127.0.0.1:6641,tcp:127.0.0.1:6642\nwrite_timeout = 2.5\ndefault_pool_v4 = 172.30.0.0/16\ndefault_pool_v4_prefix = 26\n[ovs]\nintegration_bridge = br-test\n[binding]\nnetwork_mtu = 1400\nport_ready_timeout = 5\n",
+            "k.conf",
+        )
+        .unwrap();
+        assert_eq!(c.ovn.write_timeout, Duration::from_millis(2500));
+        assert_eq!(c.ovn.default_pool_v4_prefix, 26);
+        assert_eq!(c.ovs.integration_bridge, "br-test");
+        assert_eq!(c.network_mtu, 1400);
+        assert_eq!(c.port_ready_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        for (text, needle) in [
+            (
+                "[DEFAULT]\ncapability_scope = planet\n",
+                "[DEFAULT] capability_scope = \"planet\": expected local or global",
+            ),
+            ("[DEFAULT]\nbackend = docker\n", "[DEFAULT] backend"),
+            ("[DEFAULT]\ndebug = maybe\n", "expected true or false"),
+            (
+                "[DEFAULT]\nkuryr_uri = http://nowhere\n",
+                "[DEFAULT] kuryr_uri",
+            ),
+            (
+                "[ovn]\novn_nb_connection = http://x\n",
+                "[ovn] ovn_nb_connection",
+            ),
+            (
+                "[ovn]\novn_nb_connection = ssl:127.0.0.1:6641\n",
+                "needs ovn_nb_private_key",
+            ),
+            ("[ovn]\nwrite_timeout = soon\n", "[ovn] write_timeout"),
+            (
+                "[ovn]\ndefault_pool_v4 = fd00::/48\n",
+                "expected an IPv4 CIDR",
+            ),
+            (
+                "[ovn]\ndefault_pool_v4_prefix = 8\n",
+                "[ovn] default_pool_v4_prefix",
+            ),
+            ("[binding]\nnetwork_mtu = 100\n", "[binding] network_mtu"),
+            (
+                "[binding]\nveth_dst_prefix = a/b\n",
+                "[binding] veth_dst_prefix",
+            ),
+            (
+                "[binding]\ndefault_driver = kuryr.lib.binding.drivers.macvlan\n",
+                "only the veth driver",
+            ),
+            (
+                "[DEFAULT]\nplugin_socket = relative.sock\n",
+                "absolute path",
+            ),
+        ] {
+            let err = Config::parse(text, "k.conf").unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?}: {err}");
+            assert!(err.starts_with("k.conf"), "{err}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_warn_and_do_not_fail() {
+        let c = Config::parse(
+            "[DEFAULT]\nfrobnicate = 1\n[binding]\nveth_dst_prefix = eth\n",
+            "k.conf",
+        )
+        .unwrap();
+        assert_eq!(c.warnings.len(), 1);
+        assert!(c.warnings[0].contains("[DEFAULT] frobnicate"));
+    }
+}

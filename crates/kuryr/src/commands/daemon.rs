@@ -1,0 +1,91 @@
+//! `kuryr daemon`: serves Docker's network and IPAM plugin API.
+use anyhow::Context;
+use clap::Args;
+use kuryr_daemon::config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  kuryr daemon\n  kuryr daemon --config /etc/kuryr/kuryr.conf\n  kuryr daemon --nb tcp:10.0.0.5:6641 --bridge br-int"
+)]
+pub struct Daemon {
+    /// Configuration file (default /etc/kuryr/kuryr.conf when it exists).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// OVN Northbound remote(s), comma-separated; overrides [ovn] ovn_nb_connection.
+    #[arg(long, value_name = "URL")]
+    nb: Option<String>,
+    /// Local Open_vSwitch database; overrides [ovs] ovsdb_connection.
+    #[arg(long, value_name = "URL")]
+    ovsdb: Option<String>,
+    /// Integration bridge; overrides [ovs] integration_bridge.
+    #[arg(long)]
+    bridge: Option<String>,
+    /// Plugin socket; overrides [DEFAULT] plugin_socket.
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// This host's name in Northbound; overrides [DEFAULT] host (default: the OVS system-id).
+    #[arg(long)]
+    host: Option<String>,
+    /// Log filter (tracing syntax, e.g. info or kuryr=debug); RUST_LOG also works.
+    #[arg(long, value_name = "FILTER")]
+    log_level: Option<String>,
+}
+
+impl Daemon {
+    pub fn exec(self) -> anyhow::Result<ExitCode> {
+        let mut config = Config::load(self.config.as_deref())?;
+        if let Some(nb) = self.nb {
+            kuryr_ovsdb_check(&nb).context("--nb")?;
+            config.ovn.nb_connection = nb;
+        }
+        if let Some(ovsdb) = self.ovsdb {
+            kuryr_ovsdb_check(&ovsdb).context("--ovsdb")?;
+            config.ovs.ovsdb_connection = ovsdb;
+        }
+        if let Some(b) = self.bridge {
+            config.ovs.integration_bridge = b;
+        }
+        if let Some(s) = self.socket {
+            config.plugin_socket = s;
+        }
+        if let Some(h) = self.host {
+            config.host = Some(h);
+        }
+        let default = if config.debug { "debug" } else { "info" };
+        let filter = self
+            .log_level
+            .or_else(|| std::env::var("RUST_LOG").ok())
+            .unwrap_or_else(|| default.to_string());
+        let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+            .with_context(|| format!("--log-level {filter:?}"))?;
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+
+        let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
+        runtime.block_on(async move {
+            let shutdown = async {
+                let mut term =
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
+                        Ok(s) => s,
+                        Err(_) => return std::future::pending().await,
+                    };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                tracing::info!("shutting down");
+            };
+            kuryr_daemon::run(config, shutdown).await
+        })?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn kuryr_ovsdb_check(remotes: &str) -> anyhow::Result<()> {
+    kuryr_daemon::config::check_remotes(remotes).map_err(anyhow::Error::msg)
+}
