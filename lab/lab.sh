@@ -26,6 +26,7 @@ readonly LOG_DIR=/var/log/kuryr-lab
 # /usr/local/bin/docker on these machines is a newer client only; Debian's matches dockerd.
 readonly DOCKER=/usr/bin/docker
 readonly DOCKERD_PIDFILE=/var/run/docker.pid
+readonly CONTAINERD_PIDFILE=/var/run/docker/containerd/containerd.pid
 readonly OVS_CTL=/usr/share/openvswitch/scripts/ovs-ctl
 readonly OVN_CTL=/usr/share/ovn/scripts/ovn-ctl
 readonly OVS_RUNDIR=/var/run/openvswitch
@@ -97,6 +98,16 @@ pidfile_alive() {
 
 pid_gone() { ! kill -0 "$1" 2>/dev/null; }
 
+# clear_stale_pidfile PIDFILE COMM: remove a pid file whose process is gone or is now
+# something else. Needed before starting a daemon: dockerd refuses to start on a pid file
+# naming any live process, and ovn-ctl's own name check does not work (it then believes
+# a reused pid is its ovsdb-server and starts nothing).
+clear_stale_pidfile() {
+    if [[ -e $1 ]] && ! pidfile_alive "$1" "$2"; then
+        rm -f "$1"
+    fi
+}
+
 recorded() { [[ -f $STATE_FILE ]] && grep -qxF -- "$1" "$STATE_FILE"; }
 record() { recorded "$1" || echo "$1" >>"$STATE_FILE"; }
 forget() {
@@ -119,12 +130,30 @@ is_running() {
     esac
 }
 
-# report NAME WAS_RUNNING: the one line per component, and the bookkeeping for `down`.
+# record_starting NAME WAS_RUNNING: note a daemon before starting it, so that one `up`
+# failing half way still leaves `down` able to stop what it started.
+record_starting() { [[ $2 == yes ]] || record "$1"; }
+
+# is_alive NAME: the daemon's pid file names a live process of the right name, whether
+# or not it answers. What `down` stops and what the state file keeps track of.
+is_alive() {
+    case $1 in
+        dockerd) pidfile_alive "$DOCKERD_PIDFILE" dockerd ;;
+        ovsdb-server) pidfile_alive "$OVS_RUNDIR/ovsdb-server.pid" ovsdb-server ;;
+        ovs-vswitchd) pidfile_alive "$OVS_RUNDIR/ovs-vswitchd.pid" ovs-vswitchd ;;
+        ovn-nb) pidfile_alive "$OVN_RUNDIR/ovnnb_db.pid" ovsdb-server ;;
+        ovn-sb) pidfile_alive "$OVN_RUNDIR/ovnsb_db.pid" ovsdb-server ;;
+        ovn-northd) pidfile_alive "$OVN_RUNDIR/ovn-northd.pid" ovn-northd ;;
+        ovn-controller) pidfile_alive "$OVN_RUNDIR/ovn-controller.pid" ovn-controller ;;
+        *) return 2 ;;
+    esac
+}
+
+# report NAME WAS_RUNNING: the one line per component.
 report_start() {
     if [[ $2 == yes ]]; then
         say "$1" "already running"
     else
-        record "$1"
         say "$1" started
     fi
 }
@@ -189,7 +218,7 @@ prune_state() {
     [[ -f $STATE_FILE ]] || return 0
     mapfile -t names <"$STATE_FILE"
     for name in "${names[@]}"; do
-        is_running "$name" || forget "$name"
+        is_alive "$name" || forget "$name"
     done
 }
 
@@ -207,9 +236,12 @@ up_dockerd() {
         report_start dockerd yes
         return
     fi
-    # dockerd refuses to start while its pid file names a live process, and after a
-    # reboot that pid may belong to anything.
-    rm -f "$DOCKERD_PIDFILE"
+    clear_stale_pidfile "$DOCKERD_PIDFILE" dockerd
+    # The containerd dockerd runs for itself: a live one left by a killed dockerd is
+    # adopted (fine), but a stale pid that now names another process makes dockerd
+    # wait for it for 15 s and give up.
+    clear_stale_pidfile "$CONTAINERD_PIDFILE" containerd
+    record_starting dockerd no
     echo "=== $(date -Is) lab.sh up: starting dockerd" >>"$log"
     # setsid: its own session, so that ^C on `make lab` does not take dockerd down.
     # A plain command, not `spawn`: backgrounding a function would leave a bash
@@ -231,6 +263,10 @@ up_openvswitch() {
     if [[ $db == no || $vswitchd == no ]]; then
         # ovs-ctl skips the daemon that already runs. Its warnings about modprobe and
         # ulimit are expected here: no kernel module, datapath_type=netdev everywhere.
+        clear_stale_pidfile "$OVS_RUNDIR/ovsdb-server.pid" ovsdb-server
+        clear_stale_pidfile "$OVS_RUNDIR/ovs-vswitchd.pid" ovs-vswitchd
+        record_starting ovsdb-server "$db"
+        record_starting ovs-vswitchd "$vswitchd"
         echo "=== $(date -Is) lab.sh up: ovs-ctl start" >>"$log"
         spawn "$OVS_CTL" start --system-id="$SYSTEM_ID" >>"$log" 2>&1 || true
         wait_for "$WAIT" is_running ovsdb-server ||
@@ -276,6 +312,12 @@ up_ovn_central() {
     is_running ovn-northd && northd=yes
     if [[ $nb == no || $sb == no || $northd == no ]]; then
         # start_northd starts the NB and SB ovsdb-servers first and skips what runs.
+        clear_stale_pidfile "$OVN_RUNDIR/ovnnb_db.pid" ovsdb-server
+        clear_stale_pidfile "$OVN_RUNDIR/ovnsb_db.pid" ovsdb-server
+        clear_stale_pidfile "$OVN_RUNDIR/ovn-northd.pid" ovn-northd
+        record_starting ovn-nb "$nb"
+        record_starting ovn-sb "$sb"
+        record_starting ovn-northd "$northd"
         echo "=== $(date -Is) lab.sh up: ovn-ctl start_northd" >>"$log"
         spawn "$OVN_CTL" start_northd >>"$log" 2>&1 || true
         wait_for "$WAIT" is_running ovn-nb ||
@@ -330,6 +372,8 @@ up_ovn_controller() {
     local was=no log=$LOG_DIR/ovn-ctl.log
     is_running ovn-controller && was=yes
     if [[ $was == no ]]; then
+        clear_stale_pidfile "$OVN_RUNDIR/ovn-controller.pid" ovn-controller
+        record_starting ovn-controller no
         echo "=== $(date -Is) lab.sh up: ovn-ctl start_controller" >>"$log"
         spawn "$OVN_CTL" start_controller >>"$log" 2>&1 || true
         wait_for "$WAIT" is_running ovn-controller ||
@@ -441,10 +485,10 @@ cmd_down() {
     for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
         name=${DAEMONS[i]}
         if ! recorded "$name"; then
-            is_running "$name" && say "$name" "left running (not started by lab.sh)"
+            is_alive "$name" && say "$name" "left running (not started by lab.sh)"
             continue
         fi
-        if ! is_running "$name"; then
+        if ! is_alive "$name"; then
             say "$name" "already stopped"
         else
             stop_daemon "$name" || fail "$name" "could not stop it" "$LOG_DIR/ovs-ctl.log" "$LOG_DIR/ovn-ctl.log"
