@@ -18,6 +18,10 @@
 # wait for a daemon to answer, default 60).
 set -euo pipefail
 
+# `su` without `-` and some CI runners drop the sbin directories, where dockerd,
+# ovsdb-server and ovs-vswitchd live.
+PATH=$PATH:/usr/sbin:/sbin
+
 readonly STATE_DIR=/run/kuryr-lab
 # Names of the daemons `up` started itself, one per line: `down` stops exactly these.
 readonly STATE_FILE=$STATE_DIR/started
@@ -25,6 +29,7 @@ readonly LOG_DIR=/var/log/kuryr-lab
 
 # /usr/local/bin/docker on these machines is a newer client only; Debian's matches dockerd.
 readonly DOCKER=/usr/bin/docker
+readonly DOCKERD=/usr/sbin/dockerd
 readonly DOCKERD_PIDFILE=/var/run/docker.pid
 readonly CONTAINERD_PIDFILE=/var/run/docker/containerd/containerd.pid
 readonly OVS_CTL=/usr/share/openvswitch/scripts/ovs-ctl
@@ -246,7 +251,7 @@ up_dockerd() {
     # setsid: its own session, so that ^C on `make lab` does not take dockerd down.
     # A plain command, not `spawn`: backgrounding a function would leave a bash
     # holding the lock behind as dockerd's parent.
-    setsid dockerd </dev/null >>"$log" 2>&1 9>&- &
+    setsid "$DOCKERD" </dev/null >>"$log" 2>&1 9>&- &
     local pid=$! deadline=$((SECONDS + WAIT))
     until is_running dockerd; do
         kill -0 "$pid" 2>/dev/null || fail dockerd "dockerd exited while starting" "$log"
@@ -510,6 +515,9 @@ cmd_status() {
         recorded "$name" && by=" (started by lab.sh)"
         if is_running "$name"; then
             say "$name" "running$by"
+        elif is_alive "$name"; then
+            say "$name" "alive but not answering$by"
+            rc=1
         else
             say "$name" "not running"
             rc=1
