@@ -68,10 +68,10 @@ demo: release lab lab-status demo-driver
 release:
 	$(CARGO) build --release -p kuryr
 
-# The driver demo: start `kuryr daemon`, create a network, run two containers on it and
-# ping one from the other. Filled in once the daemon exists.
+# The driver demo: start `kuryr daemon` (unless one serves the socket), create a network,
+# run two containers on it and ping one from the other.
 demo-driver:
-	@echo "demo: the driver demo (kuryr daemon + two containers) comes with the daemon"
+	lab/demo.sh
 
 # Northbound client benchmark; needs the lab's NB (make lab).
 bench:

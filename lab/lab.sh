@@ -46,11 +46,12 @@ ENCAP_IP=${LAB_ENCAP_IP:-127.0.0.1}
 WAIT=${LAB_WAIT:-60}
 
 # What the lab and the tests need. gcc/libc6-dev/libssl-dev/pkg-config build the
-# workspace (openssl-sys); iputils-ping and iproute2 are used by the tests on the host.
+# workspace (openssl-sys); iputils-ping and iproute2 are used by the tests on the host,
+# curl by the demo to ask the plugin socket whether a kuryr daemon answers.
 readonly PACKAGES=(
     docker.io iptables
     openvswitch-switch ovn-central ovn-host
-    busybox-static iproute2 iputils-ping procps
+    busybox-static iproute2 iputils-ping procps curl
     gcc libc6-dev libssl-dev pkg-config
 )
 
@@ -486,7 +487,15 @@ stop_daemon() {
 cmd_down() {
     need_root
     take_lock
-    local i name
+    local i name pid
+    # The kuryr daemon `make demo` started goes first: it talks to everything below.
+    if [ -f "$STATE_DIR/kuryr-daemon.pid" ]; then
+        pid=$(cat "$STATE_DIR/kuryr-daemon.pid")
+        if kill -0 "$pid" 2>/dev/null && grep -q kuryr "/proc/$pid/cmdline" 2>/dev/null; then
+            kill "$pid" && say "kuryr daemon" stopped
+        fi
+        rm -f "$STATE_DIR/kuryr-daemon.pid"
+    fi
     for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
         name=${DAEMONS[i]}
         if ! recorded "$name"; then
