@@ -21,6 +21,7 @@ const DB: &str = "Open_vSwitch";
 const TABLES: &[&str] = &["Open_vSwitch", "Bridge", "Port", "Interface"];
 const OWNER_KEY: &str = "owner";
 const OWNER: &str = "kuryr";
+const HOST_KEY: &str = "kuryr-host";
 /// How long an OVSDB write keeps retrying through a reconnect of the local database.
 const WRITE_DEADLINE: Duration = Duration::from_secs(10);
 const EEXIST: i32 = 17;
@@ -35,6 +36,9 @@ struct Inner {
     ovs: Client,
     remote: String,
     bridge: String,
+    /// The kuryr host (chassis) name this binding plugs for, recorded on every port so a
+    /// kuryr of another host (or another Northbound) sharing this OVS leaves its ports alone.
+    host: std::sync::OnceLock<String>,
     netlink: Netlink,
     locks: Arc<Locks>,
 }
@@ -67,10 +71,17 @@ impl OvsBinding {
                 ovs,
                 remote: ovs_db_remote.to_string(),
                 bridge: bridge.to_string(),
+                host: std::sync::OnceLock::new(),
                 netlink,
                 locks: Arc::default(),
             }),
         })
+    }
+
+    /// Names the kuryr host this binding plugs for: ports get `external_ids:kuryr-host`, and
+    /// [`Binding::list`] returns only this host's ports. Set once, before the first plug.
+    pub fn set_host(&self, host: &str) {
+        let _ = self.inner.host.set(host.to_string());
     }
 
     pub fn bridge(&self) -> &str {
@@ -377,7 +388,11 @@ impl Inner {
                     });
                     return Ok(None);
                 }
-                Ok(Some(add_port_txn(c, &self.bridge)))
+                Ok(Some(add_port_txn(
+                    c,
+                    &self.bridge,
+                    self.host.get().map(String::as_str),
+                )))
             })
             .await;
         if let Some(e) = refused {
@@ -553,6 +568,10 @@ impl Inner {
                 .table("Port")
                 .by_external_id(OWNER_KEY, OWNER)
                 .into_iter()
+                .filter(|port| match self.host.get() {
+                    Some(h) => port.external_id(HOST_KEY) == Some(h.as_str()),
+                    None => true,
+                })
                 .filter_map(|port| {
                     let iface = port
                         .uuids("interfaces")
@@ -670,7 +689,7 @@ fn describe_port(replica: &Replica, port: &Row, ifaces: &[Arc<Row>]) -> String {
 
 /// The transaction that adds the host end to `bridge`. The `wait`s make it safe to retry and
 /// to race with other writers: it commits only if the name is still free and the bridge there.
-fn add_port_txn(c: &Checked, bridge: &str) -> Txn {
+fn add_port_txn(c: &Checked, bridge: &str, host: Option<&str>) -> Txn {
     let name = c.host_ifname.as_str();
     let mut t = Txn::new(DB);
     t.comment(&format!(
@@ -702,12 +721,16 @@ fn add_port_txn(c: &Checked, bridge: &str) -> Txn {
         }),
         Some("iface"),
     );
+    let mut port_ids = vec![(OWNER_KEY, OWNER)];
+    if let Some(h) = host {
+        port_ids.push((HOST_KEY, h));
+    }
     t.insert(
         "Port",
         json!({
             "name": name,
             "interfaces": datum::set([named_uuid("iface")]),
-            "external_ids": map([(OWNER_KEY, OWNER)]),
+            "external_ids": map(port_ids),
         }),
         Some("port"),
     );
@@ -775,7 +798,7 @@ mod tests {
 
     #[test]
     fn the_plug_transaction_guards_the_name_and_the_bridge() {
-        let t = add_port_txn(&checked(), "br-int");
+        let t = add_port_txn(&checked(), "br-int", Some("chassis-1"));
         // comment, 3 waits, 2 inserts, 1 mutate
         assert_eq!(t.len(), 7);
         let text = format!("{t:?}");

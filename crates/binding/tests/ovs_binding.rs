@@ -137,6 +137,35 @@ async fn unplug_after_the_veth_was_deleted_by_hand_succeeds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs root and the lab (make test)"]
+async fn list_shows_only_the_ports_of_its_own_host() {
+    require_ovs();
+    let (mine, theirs) = (binding().await, binding().await);
+    mine.set_host(&format!("host-a-{}", suffix()));
+    theirs.set_host(&format!("host-b-{}", suffix()));
+    let ep = endpoint_id();
+    let _cleanup = EndpointCleanup::new(&ep);
+    mine.plug(&request(&ep, &format!("lsp-{}", suffix()), &mac(), 1500))
+        .await
+        .unwrap();
+    assert!(mine
+        .list()
+        .await
+        .unwrap()
+        .iter()
+        .any(|p| p.endpoint_id == ep));
+    // Another kuryr on this OVS (another host name, another Northbound) must not see it,
+    // or its reconciliation would unplug a container that is not its own.
+    assert!(!theirs
+        .list()
+        .await
+        .unwrap()
+        .iter()
+        .any(|p| p.endpoint_id == ep));
+    mine.unplug(&ep).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root and the lab (make test)"]
 async fn plug_again_recreates_a_veth_that_vanished() {
     require_ovs();
     let b = binding().await;

@@ -19,7 +19,7 @@ use std::time::Duration;
 pub enum DaemonError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
-    #[error("cannot reach OVN Northbound at {remotes}: {source}. Check that ovsdb-server serves it there (`ovn-ctl start_northd`), or set [ovn] ovn_nb_connection")]
+    #[error("cannot reach OVN Northbound at {remotes}: {source}. Check that ovsdb-server serves it there (`ovn-ctl start_northd`), or set [ovn] ovn_nb_connection (or --nb)")]
     Northbound {
         remotes: String,
         #[source]
@@ -69,6 +69,8 @@ pub async fn ovn_driver(config: &Config) -> Result<OvnDriver<OvsBinding>, Daemon
         Some(h) => h.clone(),
         None => binding.chassis_name()?,
     };
+    // Reconciliation then only ever touches ports this host's kuryr plugged.
+    binding.set_host(&host);
     let mtu = if config.network_mtu != 0 {
         config.network_mtu
     } else {

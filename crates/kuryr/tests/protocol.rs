@@ -169,7 +169,7 @@ fn daemon(nb: &PrivateNb, ovs: Option<&PrivateOvs>) -> Daemon {
     if let Some(o) = &ovsdb {
         args.extend(["--ovsdb", o.as_str()]);
     }
-    Daemon::start_config_first(&args)
+    Daemon::start(&args)
 }
 
 /// A Docker object id: 64 lowercase hex digits, random so interface names never collide.
@@ -809,4 +809,73 @@ fn a_daemon_killed_with_sigkill_and_restarted_serves_the_networks_created_before
     );
     assert!(ovs_interfaces_of(&ep).is_empty());
     assert!(nb.names("Logical_Switch").is_empty());
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn restart_reconciliation_removes_only_this_hosts_orphaned_ports_and_reports_missing_ones() {
+    require_lab();
+    let _g = br_int();
+    let (nb1, nb2) = (PrivateNb::new(), PrivateNb::new());
+    let mut d1 = daemon(&nb1, None);
+    let (net, gone, broken) = (docker_id(), docker_id(), docker_id());
+    let _host = HostSide(vec![gone.clone(), broken.clone()]);
+    let pool = request_pool(&d1, "10.180.0.0/24");
+    let gw = request_gateway(&d1, &pool);
+    create_network(&d1, &net, "10.180.0.0/24", &gw);
+    for ep in [&gone, &broken] {
+        let address = request_address(&d1, &pool, "");
+        ok(
+            &d1,
+            "/NetworkDriver.CreateEndpoint",
+            create_endpoint_body(&net, ep, &address),
+        );
+    }
+
+    // Another kuryr (another host, another Northbound) starting on this OVS leaves them alone.
+    let d2 = daemon(&nb2, None);
+    assert_eq!(
+        ovs_interfaces_of(&gone),
+        [host_ifname(&gone)],
+        "a foreign kuryr unplugged our port"
+    );
+    drop(d2);
+
+    // While kuryr is down, one endpoint vanishes from Northbound and another loses its veth.
+    d1.kill9();
+    let out = run(std::process::Command::new("ovn-nbctl")
+        .arg(format!("--db={}", nb1.remote()))
+        .args(["lsp-del", &gone]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(std::process::Command::new("ip").args(["link", "del", &host_ifname(&broken)]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d1.spawn();
+
+    assert!(
+        ovs_interfaces_of(&gone).is_empty(),
+        "the orphaned port is still on br-int"
+    );
+    assert!(
+        !link_exists(&host_ifname(&gone)),
+        "the orphaned veth is still there"
+    );
+    let log = d1.log_text();
+    assert!(
+        log.contains("endpoint has no veth or OVS port") && log.contains(&broken),
+        "{log}"
+    );
+    ok(
+        &d1,
+        "/NetworkDriver.DeleteEndpoint",
+        endpoint_ref(&net, &broken),
+    );
+    assert!(ovs_interfaces_of(&broken).is_empty());
 }

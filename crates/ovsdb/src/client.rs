@@ -225,7 +225,7 @@ impl Client {
             params,
             reply: tx,
         };
-        self.inner.requests.send(req).map_err(|_| Error::Closed)?;
+        self.inner.requests.send(req).map_err(|_| Error::Shutdown)?;
         let timeout = self.inner.shared.config.request_timeout;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r,
@@ -401,9 +401,12 @@ struct Session {
     server_replica: Replica,
 }
 
-fn codec_err(e: CodecError) -> Error {
+fn codec_err(remote: &str, e: CodecError) -> Error {
     match e {
-        CodecError::Io(e) => Error::Protocol(format!("read: {e}")),
+        CodecError::Io(source) => Error::Io {
+            remote: remote.to_string(),
+            source,
+        },
         CodecError::Malformed(m) => Error::Protocol(m),
     }
 }
@@ -456,7 +459,7 @@ impl Session {
                         self.remote
                     )))
                 }
-                Ok(Some(m)) => m.map_err(codec_err)?,
+                Ok(Some(m)) => m.map_err(|e| codec_err(&self.remote, e))?,
             };
             if msg.get("id").and_then(Value::as_u64) == Some(id) && msg.get("method").is_none() {
                 return match msg.get("error") {
@@ -618,8 +621,8 @@ impl Session {
             tokio::select! {
                 msg = self.framed.next() => {
                     let msg = match msg {
-                        None => break Error::Protocol(format!("{} closed the connection", self.remote)),
-                        Some(Err(e)) => break codec_err(e),
+                        None => break Error::Closed { remote: self.remote.clone() },
+                        Some(Err(e)) => break codec_err(&self.remote, e),
                         Some(Ok(m)) => m,
                     };
                     last_rx = Instant::now();
@@ -639,7 +642,7 @@ impl Session {
                     }
                 }
                 req = rx.recv() => {
-                    let Some(req) = req else { break Error::Closed };
+                    let Some(req) = req else { break Error::Shutdown };
                     let id = self.next_id;
                     self.next_id += 1;
                     let msg = json!({"method": req.method, "params": req.params, "id": id});

@@ -13,6 +13,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error("connection to {remote}: {source}")]
+    Io {
+        remote: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{remote} closed the connection")]
+    Closed { remote: String },
+
     #[error("TLS with {remote}: {message}")]
     Tls { remote: String, message: String },
 
@@ -62,7 +72,7 @@ pub enum Error {
     Schema { database: String, message: String },
 
     #[error("the client is shut down")]
-    Closed,
+    Shutdown,
 }
 
 fn on_table(table: &str) -> String {

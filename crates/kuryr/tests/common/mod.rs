@@ -130,28 +130,9 @@ impl Daemon {
         d
     }
 
-    /// Like [`Daemon::start`], but the daemon's empty config file exists before the process
-    /// does: `spawn` writes it only after starting kuryr, which may read it first and exit
-    /// with "read .../none.conf: No such file or directory".
-    pub fn start_config_first(extra: &[&str]) -> Daemon {
-        require_lab();
-        let name = unique("kuryrtest");
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("none.conf"), "").expect("write the empty config");
-        let mut d = Daemon {
-            socket: PathBuf::from(format!("/run/docker/plugins/{name}.sock")),
-            log: dir.path().join("kuryr.log"),
-            name,
-            dir,
-            child: None,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-        };
-        d.spawn();
-        d
-    }
-
     pub fn spawn(&mut self) {
         assert!(self.child.is_none());
+        std::fs::write(self.dir.path().join("none.conf"), "").expect("write the empty config");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -170,7 +151,6 @@ impl Daemon {
             .stderr(log)
             .spawn()
             .expect("start kuryr daemon");
-        let _ = std::fs::write(self.dir.path().join("none.conf"), "");
         self.child = Some(child);
         let start = Instant::now();
         while !self.answers() {
