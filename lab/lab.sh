@@ -252,7 +252,9 @@ up_dockerd() {
     # setsid: its own session, so that ^C on `make lab` does not take dockerd down.
     # A plain command, not `spawn`: backgrounding a function would leave a bash
     # holding the lock behind as dockerd's parent.
-    setsid "$DOCKERD" </dev/null >>"$log" 2>&1 9>&- &
+    # --live-restore: containers keep running, with their addresses and connectivity,
+    # while dockerd restarts (what production hosts run, and what the tests check).
+    setsid "$DOCKERD" --live-restore </dev/null >>"$log" 2>&1 9>&- &
     local pid=$! deadline=$((SECONDS + WAIT))
     until is_running dockerd; do
         kill -0 "$pid" 2>/dev/null || fail dockerd "dockerd exited while starting" "$log"

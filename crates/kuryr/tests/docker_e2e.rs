@@ -321,3 +321,59 @@ fn network_rm_leaves_northbound_and_ovs_as_before() {
         "Northbound or OVS differ from before the test"
     );
 }
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn dockerd_restarted_under_running_containers_keeps_their_addresses_and_connectivity() {
+    let _g = exclusive();
+    let info = docker_ok(&["info", "--format", "{{.LiveRestoreEnabled}}"]);
+    assert_eq!(
+        info, "true",
+        "dockerd runs without --live-restore: run `make lab` (its dockerd has it)"
+    );
+    let started = std::fs::read_to_string("/run/kuryr-lab/started").unwrap_or_default();
+    assert!(
+        started.lines().any(|l| l.trim() == "dockerd"),
+        "this test restarts dockerd, so it must be the lab's: stop your dockerd and run `make lab`"
+    );
+    let d = Daemon::start(&[]);
+    let net = d.network(&["--subnet", "10.72.0.0/24"]);
+    let a = Container::run(&net, &[]);
+    let b = Container::run(&net, &[]);
+    let (ia, ib) = (a.ip(&net), b.ip(&net));
+    assert!(a.pings(&ib));
+
+    // Restart dockerd the way an upgrade does: TERM, wait for it to exit, start it again.
+    let pid = std::fs::read_to_string("/var/run/docker.pid")
+        .expect("dockerd pid file")
+        .trim()
+        .to_string();
+    assert!(
+        run(std::process::Command::new("kill").args(["-TERM", &pid]))
+            .status
+            .success()
+    );
+    wait_until("dockerd to exit", Duration::from_secs(30), || {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    });
+    let lab = concat!(env!("CARGO_MANIFEST_DIR"), "/../../lab/lab.sh");
+    let up = run(std::process::Command::new("bash").args([lab, "up"]));
+    assert!(
+        up.status.success(),
+        "lab.sh up: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+
+    assert_eq!(
+        (a.ip(&net), b.ip(&net)),
+        (ia.clone(), ib.clone()),
+        "addresses changed across the restart"
+    );
+    assert!(
+        a.pings(&ib) && b.pings(&ia),
+        "no traffic after dockerd restarted"
+    );
+    // The network still works for new containers (Docker activates the plugin again).
+    let c = Container::run(&net, &[]);
+    assert!(c.pings(&ia));
+}
