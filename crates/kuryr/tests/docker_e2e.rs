@@ -377,3 +377,76 @@ fn dockerd_restarted_under_running_containers_keeps_their_addresses_and_connecti
     let c = Container::run(&net, &[]);
     assert!(c.pings(&ia));
 }
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn aux_addresses_are_reserved() {
+    let _g = shared();
+    let d = Daemon::start(&[]);
+    let net = d.network(&[
+        "--subnet",
+        "10.73.0.0/24",
+        "--aux-address",
+        "router=10.73.0.5",
+    ]);
+    let err = docker_err(&[
+        "run",
+        "--rm",
+        "--net",
+        &net.name,
+        "--ip",
+        "10.73.0.5",
+        IMAGE,
+        "true",
+    ]);
+    assert!(err.contains("10.73.0.5 is already in use"), "{err}");
+    let a = Container::run(&net, &["--ip", "10.73.0.6"]);
+    assert_eq!(a.ip(&net), "10.73.0.6");
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn two_docker_networks_attached_to_one_logical_network_by_name_reach_each_other() {
+    let _g = shared();
+    // What two hosts do to share a network, done twice on this host: each Docker network
+    // attaches to the logical switch named by kuryr.net.name, with one shared pool.
+    let d = Daemon::start(&[]);
+    let shared_name = unique("shared");
+    let opts = [
+        "--subnet",
+        "10.74.0.0/24",
+        "-o",
+        &format!("kuryr.net.name={shared_name}"),
+    ];
+    let n1 = d.network(&opts);
+    let n2 = d.network(&opts);
+    let a = Container::run(&n1, &[]);
+    let b = Container::run(&n2, &[]);
+    assert_ne!(a.ip(&n1), b.ip(&n2), "one pool for both networks");
+    assert!(
+        a.pings(&b.ip(&n2)),
+        "containers of the two Docker networks cannot reach each other"
+    );
+    let switches = |name: &str| {
+        nb_rows("Logical_Switch")
+            .iter()
+            .filter(|r| r.contains(&format!(",{name},")))
+            .count()
+    };
+    assert_eq!(switches(&shared_name), 1);
+    // Removing one Docker network leaves the logical network to the other...
+    drop(a);
+    drop(n1);
+    assert_eq!(switches(&shared_name), 1);
+    let c = Container::run(&n2, &[]);
+    assert!(c.pings(&b.ip(&n2)));
+    // ...and removing the last one removes it.
+    drop(b);
+    drop(c);
+    drop(n2);
+    assert_eq!(
+        switches(&shared_name),
+        0,
+        "the logical switch outlived its last network"
+    );
+}
