@@ -1,8 +1,11 @@
-//! The Docker driver of the OVN mode: each Docker call is a thin sequence of backend
-//! (Northbound) and binding (this host) steps, undone in reverse when a later step fails.
+//! The Docker driver: each Docker call is a thin sequence of control-plane steps (a
+//! [`Backend`]) and host steps (a [`Binding`]), undone in reverse when a later step fails.
 use crate::config::{Config, Scope};
-use crate::options::KuryrOptions;
 use kuryr_binding::{container_ifname, Binding, PlugRequest};
+use kuryr_core::{
+    AddressRequest, Backend, BackendError, EndpointSpec, ExposedPort, KuryrOptions, NetworkSpec,
+    PoolRequest, SubnetSpec,
+};
 use kuryr_docker::request::{
     AddressKind, CreateEndpoint, CreateNetwork, DeleteEndpoint, DeleteNetwork, EndpointOperInfo,
     Join, Leave, ProgramExternalConnectivity, ReleaseAddress, ReleasePool, RequestAddress,
@@ -10,31 +13,31 @@ use kuryr_docker::request::{
 };
 use kuryr_docker::{
     AddressSpaces, CreateEndpointReply, EndpointOperInfoReply, InterfaceName, IpamCapabilities,
-    IpamDriver, JoinReply, MacAddr, NetworkCapabilities, NetworkDriver, PluginError,
-    RequestAddressReply, RequestPoolReply,
+    IpamDriver, JoinReply, MacAddr, NetworkCapabilities, NetworkDriver, NextHop, PluginError,
+    RequestAddressReply, RequestPoolReply, StaticRoute,
 };
-use kuryr_ovn::{Attach, EndpointSpec, NetworkSpec, OvnBackend, OvnError, PoolRequest, SubnetSpec};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-pub struct OvnDriver<B: Binding> {
-    pub backend: OvnBackend,
-    pub binding: B,
+pub struct Driver<Bk: Backend, Bd: Binding> {
+    pub backend: Bk,
+    pub binding: Bd,
     scope: Scope,
     address_spaces: (String, String),
     dst_prefix: String,
+    /// The containers' MTU when the backend does not know the network's.
     mtu: u32,
     ready_timeout: Duration,
 }
 
 /// Maps a backend error to what Docker shows, keeping its message.
-fn plugin_err(context: &str) -> impl FnOnce(OvnError) -> PluginError + '_ {
-    move |e| match e {
-        OvnError::Invalid(m) => PluginError::InvalidArgument(m),
-        OvnError::NotFound(m) => PluginError::NotFound(m),
-        OvnError::Conflict(m) | OvnError::Exhausted(m) => PluginError::Conflict(m),
-        e @ OvnError::Db { .. } => PluginError::backend(context.to_string(), e),
+fn plugin_err(e: BackendError) -> PluginError {
+    match e {
+        BackendError::Invalid(m) => PluginError::InvalidArgument(m),
+        BackendError::NotFound(m) => PluginError::NotFound(m),
+        BackendError::Conflict(m) | BackendError::Exhausted(m) => PluginError::Conflict(m),
+        BackendError::Unavailable { context, source } => PluginError::Backend { context, source },
     }
 }
 
@@ -42,9 +45,23 @@ fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
-impl<B: Binding> OvnDriver<B> {
-    pub fn new(backend: OvnBackend, binding: B, config: &Config, mtu: u32) -> OvnDriver<B> {
-        OvnDriver {
+fn subnet(
+    pools: &[kuryr_docker::IpamPool],
+    family: &str,
+) -> Result<Option<SubnetSpec>, PluginError> {
+    match pools {
+        [] => Ok(None),
+        [p] => Ok(Some(SubnetSpec { cidr: p.pool, gateway: p.gateway.map(|g| g.addr()) })),
+        _ => Err(PluginError::invalid(format!(
+            "kuryr networks have one {family} subnet; this request has {}: give one --subnet per address family",
+            pools.len()
+        ))),
+    }
+}
+
+impl<Bk: Backend, Bd: Binding> Driver<Bk, Bd> {
+    pub fn new(backend: Bk, binding: Bd, config: &Config, mtu: u32) -> Driver<Bk, Bd> {
+        Driver {
             backend,
             binding,
             scope: config.capability_scope,
@@ -61,24 +78,22 @@ impl<B: Binding> OvnDriver<B> {
     pub fn mtu(&self) -> u32 {
         self.mtu
     }
-}
 
-fn subnet(
-    pools: &[kuryr_docker::IpamPool],
-    family: &str,
-    pool_name: Option<&str>,
-) -> Result<Option<SubnetSpec>, PluginError> {
-    match pools {
-        [] => Ok(None),
-        [p] => Ok(Some(SubnetSpec { cidr: p.pool, gateway: p.gateway.map(|g| g.addr()), pool_name: pool_name.map(str::to_string) })),
-        _ => Err(PluginError::invalid(format!(
-            "kuryr networks have one {family} subnet; this request has {}: give one --subnet per address family",
-            pools.len()
-        ))),
+    async fn known_endpoint(&self, id: &str) -> Result<kuryr_core::Endpoint, PluginError> {
+        self.backend
+            .endpoint(id)
+            .await
+            .map_err(plugin_err)?
+            .ok_or_else(|| {
+                PluginError::not_found(format!(
+                    "endpoint {} is not known to kuryr: was it created on this host?",
+                    short(id)
+                ))
+            })
     }
 }
 
-impl<B: Binding> NetworkDriver for OvnDriver<B> {
+impl<Bk: Backend, Bd: Binding> NetworkDriver for Driver<Bk, Bd> {
     fn network_capabilities(&self) -> NetworkCapabilities {
         let scope = match self.scope {
             Scope::Local => kuryr_docker::Scope::Local,
@@ -91,43 +106,21 @@ impl<B: Binding> NetworkDriver for OvnDriver<B> {
     }
 
     async fn create_network(&self, req: CreateNetwork) -> Result<(), PluginError> {
-        let opts =
-            KuryrOptions::parse(&req.options.generic).map_err(PluginError::InvalidArgument)?;
-        if opts.get("kuryr.pool.uuid").is_some() || opts.get("kuryr.pool.v6.uuid").is_some() {
-            return Err(PluginError::invalid("kuryr.pool.uuid names a Neutron subnet pool; in the OVN mode name pools with kuryr.pool.name"));
-        }
-        let attach = match (opts.get("kuryr.net.uuid"), opts.get("kuryr.net.name")) {
-            (Some(_), Some(_)) => {
-                return Err(PluginError::invalid(
-                    "give kuryr.net.uuid or kuryr.net.name, not both",
-                ))
-            }
-            (Some(u), None) => Some(Attach::ByUuid(u.parse().map_err(|_| {
-                PluginError::invalid(format!("kuryr.net.uuid {u:?} is not a uuid"))
-            })?)),
-            (None, Some(n)) => Some(Attach::ByName(n.to_string())),
-            (None, None) => None,
-        };
         let spec = NetworkSpec {
             network_id: req.network_id.as_str().to_string(),
-            ipv4: subnet(&req.ipv4, "IPv4", opts.pool_name(false))?,
-            ipv6: subnet(&req.ipv6, "IPv6", opts.pool_name(true))?,
-            attach,
+            ipv4: subnet(&req.ipv4, "IPv4")?,
+            ipv6: subnet(&req.ipv6, "IPv6")?,
+            options: KuryrOptions::parse(&req.options.generic)
+                .map_err(PluginError::InvalidArgument)?,
         };
-        let net = self
-            .backend
-            .create_network(&spec)
-            .await
-            .map_err(plugin_err("create network"))?;
-        tracing::info!(network = %short(&spec.network_id), switch = %net.switch, "network ready");
-        Ok(())
+        self.backend.create_network(&spec).await.map_err(plugin_err)
     }
 
     async fn delete_network(&self, req: DeleteNetwork) -> Result<(), PluginError> {
         self.backend
             .delete_network(req.network_id.as_str())
             .await
-            .map_err(plugin_err("delete network"))
+            .map_err(plugin_err)
     }
 
     async fn create_endpoint(
@@ -137,7 +130,7 @@ impl<B: Binding> NetworkDriver for OvnDriver<B> {
         let id = req.endpoint_id.as_str().to_string();
         if req.address.is_none() && req.address_ipv6.is_none() {
             return Err(PluginError::invalid(format!(
-                "endpoint {}: Docker sent no address; use --ipam-driver kuryr",
+                "endpoint {}: Docker sent no address; use --ipam-driver with this driver",
                 short(&id)
             )));
         }
@@ -148,18 +141,18 @@ impl<B: Binding> NetworkDriver for OvnDriver<B> {
             ipv6: req.address_ipv6,
             mac: req.requested_mac().map(|m| m.to_string()),
         };
-        // 1. The logical port in Northbound.
+        // 1. The logical port in the control plane.
         let ep = self
             .backend
             .create_endpoint(&spec)
             .await
-            .map_err(plugin_err("create endpoint"))?;
+            .map_err(plugin_err)?;
         // 2. The host side; on failure the logical port goes again.
         let plug = PlugRequest {
             endpoint_id: id.clone(),
             iface_id: ep.port.clone(),
             mac: ep.mac.clone(),
-            mtu: self.mtu,
+            mtu: ep.mtu.unwrap_or(self.mtu),
         };
         if let Err(e) = self.binding.plug(&plug).await {
             if let Err(undo) = self.backend.delete_endpoint(&id).await {
@@ -188,12 +181,9 @@ impl<B: Binding> NetworkDriver for OvnDriver<B> {
         &self,
         req: EndpointOperInfo,
     ) -> Result<EndpointOperInfoReply, PluginError> {
-        let id = req.endpoint_id.as_str();
-        let ep = self.backend.endpoint(id).ok_or_else(|| {
-            PluginError::not_found(format!("endpoint {} is not known", short(id)))
-        })?;
+        let ep = self.known_endpoint(req.endpoint_id.as_str()).await?;
         let mut value = BTreeMap::new();
-        value.insert("logical_switch_port".into(), ep.port);
+        value.insert("logical_port".into(), ep.port);
         value.insert("mac_address".into(), ep.mac);
         if let Some(h) = ep.host {
             value.insert("host".into(), h);
@@ -212,7 +202,7 @@ impl<B: Binding> NetworkDriver for OvnDriver<B> {
                 format!("unplug endpoint {}", short(id)),
                 h,
             )),
-            (Ok(()), Err(l)) => Err(plugin_err("delete endpoint")(l)),
+            (Ok(()), Err(l)) => Err(plugin_err(l)),
             (Err(h), Err(l)) => Err(PluginError::backend(
                 format!("delete endpoint {}: unplug failed ({h}) and", short(id)),
                 l,
@@ -222,19 +212,19 @@ impl<B: Binding> NetworkDriver for OvnDriver<B> {
 
     async fn join(&self, req: Join) -> Result<JoinReply, PluginError> {
         let id = req.endpoint_id.as_str();
-        let ep = self.backend.endpoint(id).ok_or_else(|| {
-            PluginError::not_found(format!(
-                "endpoint {} is not known to kuryr: was it created on this host?",
-                short(id)
-            ))
-        })?;
-        // A container's first packet must not be dropped: wait until ovn-controller installed the port.
+        let ep = self.known_endpoint(id).await?;
+        let ctx = || format!("join endpoint {}", short(id));
+        // A container's first packet must not be dropped: wait until the host and the
+        // control plane both have the port up.
         self.binding
             .wait_ready(id, self.ready_timeout)
             .await
-            .map_err(|e| PluginError::backend(format!("join endpoint {}", short(id)), e))?;
-        let src_name = container_ifname(id)
-            .map_err(|e| PluginError::backend(format!("join endpoint {}", short(id)), e))?;
+            .map_err(|e| PluginError::backend(ctx(), e))?;
+        self.backend
+            .wait_active(id, self.ready_timeout)
+            .await
+            .map_err(plugin_err)?;
+        let src_name = container_ifname(id).map_err(|e| PluginError::backend(ctx(), e))?;
         let v4 = |ip: Option<IpAddr>| match ip {
             Some(IpAddr::V4(a)) => Some(a),
             _ => None,
@@ -258,7 +248,14 @@ impl<B: Binding> NetworkDriver for OvnDriver<B> {
             } else {
                 None
             },
-            static_routes: Vec::new(),
+            static_routes: ep
+                .routes
+                .iter()
+                .map(|(dst, via)| StaticRoute {
+                    destination: *dst,
+                    next_hop: NextHop::Via(*via),
+                })
+                .collect(),
             disable_gateway_service: true,
         })
     }
@@ -270,22 +267,44 @@ impl<B: Binding> NetworkDriver for OvnDriver<B> {
 
     async fn program_external_connectivity(
         &self,
-        _req: ProgramExternalConnectivity,
+        req: ProgramExternalConnectivity,
     ) -> Result<(), PluginError> {
-        Ok(())
+        let ports: Vec<ExposedPort> = req
+            .options
+            .exposed_ports
+            .iter()
+            .map(|p| ExposedPort {
+                protocol: p.proto.number(),
+                port: p.port,
+            })
+            .collect();
+        if !req.options.port_map.is_empty() {
+            tracing::warn!(endpoint = %short(req.endpoint_id.as_str()), "published ports (-p) are not supported by kuryr; ignored");
+        }
+        if ports.is_empty() {
+            return Ok(());
+        }
+        self.backend
+            .expose(req.endpoint_id.as_str(), &ports)
+            .await
+            .map_err(plugin_err)
     }
 
     async fn revoke_external_connectivity(
         &self,
-        _req: RevokeExternalConnectivity,
+        req: RevokeExternalConnectivity,
     ) -> Result<(), PluginError> {
-        Ok(())
+        self.backend
+            .unexpose(req.endpoint_id.as_str())
+            .await
+            .map_err(plugin_err)
     }
 }
 
-impl<B: Binding> IpamDriver for OvnDriver<B> {
+impl<Bk: Backend, Bd: Binding> IpamDriver for Driver<Bk, Bd> {
     fn ipam_capabilities(&self) -> IpamCapabilities {
-        // No replay: allocations live in Northbound and survive a Docker restart as they are.
+        // No replay: allocations live in the control plane and survive a Docker restart as
+        // they are. A MAC is not needed to choose an address.
         IpamCapabilities {
             requires_mac_address: false,
             requires_request_replay: false,
@@ -300,19 +319,17 @@ impl<B: Binding> IpamDriver for OvnDriver<B> {
     }
 
     async fn request_pool(&self, req: RequestPool) -> Result<RequestPoolReply, PluginError> {
-        let opts = KuryrOptions::parse(&req.options).map_err(PluginError::InvalidArgument)?;
-        if opts.get("kuryr.pool.uuid").is_some() || opts.get("kuryr.pool.v6.uuid").is_some() {
-            return Err(PluginError::invalid("kuryr.pool.uuid names a Neutron subnet pool; in the OVN mode name pools with kuryr.pool.name"));
-        }
+        let options = KuryrOptions::parse(&req.options).map_err(PluginError::InvalidArgument)?;
         let grant = self
             .backend
             .request_pool(&PoolRequest {
                 pool: req.pool,
                 subpool: req.sub_pool,
                 v6: req.v6,
-                name: opts.pool_name(req.v6).map(str::to_string),
+                options,
             })
-            .map_err(plugin_err("request pool"))?;
+            .await
+            .map_err(plugin_err)?;
         Ok(RequestPoolReply::new(grant.pool_id, grant.cidr))
     }
 
@@ -320,19 +337,20 @@ impl<B: Binding> IpamDriver for OvnDriver<B> {
         self.backend
             .release_pool(&req.pool_id)
             .await
-            .map_err(plugin_err("release pool"))
+            .map_err(plugin_err)
     }
 
     async fn request_address(
         &self,
         req: RequestAddress,
     ) -> Result<RequestAddressReply, PluginError> {
-        let gateway = req.kind == AddressKind::Gateway;
-        let ip = self
-            .backend
-            .request_address(&req.pool_id, req.address, gateway)
-            .await
-            .map_err(plugin_err("request address"))?;
+        let r = AddressRequest {
+            pool_id: req.pool_id,
+            preferred: req.address,
+            gateway: req.kind == AddressKind::Gateway,
+            mac: req.mac_address.map(|m| m.to_string()),
+        };
+        let ip = self.backend.request_address(&r).await.map_err(plugin_err)?;
         Ok(RequestAddressReply::new(ip))
     }
 
@@ -340,6 +358,6 @@ impl<B: Binding> IpamDriver for OvnDriver<B> {
         self.backend
             .release_address(&req.pool_id, req.address)
             .await
-            .map_err(plugin_err("release address"))
+            .map_err(plugin_err)
     }
 }

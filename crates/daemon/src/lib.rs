@@ -2,11 +2,10 @@
 //! vSwitch, reconciles what a previous run left, and serves Docker's plugin API.
 pub mod config;
 pub mod driver;
-pub mod options;
 pub mod reconcile;
 
 use config::{BackendKind, Config};
-use driver::OvnDriver;
+use driver::Driver;
 use kuryr_binding::OvsBinding;
 use kuryr_docker::{PluginServer, ServerConfig};
 use kuryr_ovn::{OvnBackend, OvnSettings};
@@ -61,7 +60,7 @@ pub async fn connect_northbound(config: &Config) -> Result<Client, DaemonError> 
 }
 
 /// Builds the OVN-mode driver: Northbound, the local OVS and the MTU of the overlay.
-pub async fn ovn_driver(config: &Config) -> Result<OvnDriver<OvsBinding>, DaemonError> {
+pub async fn ovn_driver(config: &Config) -> Result<Driver<OvnBackend, OvsBinding>, DaemonError> {
     let nb = connect_northbound(config).await?;
     let binding =
         OvsBinding::connect(&config.ovs.ovsdb_connection, &config.ovs.integration_bridge).await?;
@@ -84,7 +83,7 @@ pub async fn ovn_driver(config: &Config) -> Result<OvnDriver<OvsBinding>, Daemon
     settings.default_prefix_v6 = config.ovn.default_pool_v6_prefix;
     settings.write_timeout = config.ovn.write_timeout;
     tracing::info!(host = %host, mtu, bridge = %config.ovs.integration_bridge, "OVN mode");
-    Ok(OvnDriver::new(
+    Ok(Driver::new(
         OvnBackend::new(nb, settings),
         binding,
         config,

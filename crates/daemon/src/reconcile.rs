@@ -1,7 +1,7 @@
 //! After a restart: host ports whose endpoint no longer exists in Northbound are removed, and
 //! endpoints of this host whose host side is gone are reported.
 use kuryr_binding::Binding;
-use kuryr_ovn::OvnBackend;
+use kuryr_core::Backend;
 use std::collections::HashSet;
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -13,7 +13,7 @@ pub struct Report {
     pub errors: Vec<String>,
 }
 
-pub async fn reconcile<B: Binding>(backend: &OvnBackend, binding: &B) -> Report {
+pub async fn reconcile<Bk: Backend, B: Binding>(backend: &Bk, binding: &B) -> Report {
     let mut report = Report::default();
     let plugged = match binding.list().await {
         Ok(p) => p,
@@ -24,7 +24,17 @@ pub async fn reconcile<B: Binding>(backend: &OvnBackend, binding: &B) -> Report 
     };
     let mut present = HashSet::new();
     for port in plugged {
-        if backend.endpoint(&port.endpoint_id).is_none() {
+        let known = match backend.endpoint(&port.endpoint_id).await {
+            Ok(ep) => ep.is_some(),
+            Err(e) => {
+                // Without an answer, leave the port alone: it may well be in use.
+                report
+                    .errors
+                    .push(format!("look up endpoint {}: {e}", port.endpoint_id));
+                continue;
+            }
+        };
+        if !known {
             match binding.unplug(&port.endpoint_id).await {
                 Ok(()) => report.removed.push(port.endpoint_id),
                 Err(e) => report
@@ -35,10 +45,17 @@ pub async fn reconcile<B: Binding>(backend: &OvnBackend, binding: &B) -> Report 
             present.insert(port.endpoint_id);
         }
     }
-    for ep in backend.local_endpoints() {
-        if !present.contains(&ep.endpoint_id) {
-            report.missing_host_side.push(ep.endpoint_id);
+    match backend.local_endpoints().await {
+        Ok(eps) => {
+            for ep in eps {
+                if !present.contains(&ep.endpoint_id) {
+                    report.missing_host_side.push(ep.endpoint_id);
+                }
+            }
         }
+        Err(e) => report
+            .errors
+            .push(format!("list this host's endpoints: {e}")),
     }
     for id in &report.removed {
         tracing::info!(endpoint = %id, "removed the host port of an endpoint that no longer exists");

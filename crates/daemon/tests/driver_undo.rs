@@ -2,7 +2,7 @@
 //! refuses to plug, CreateEndpoint leaves no logical port behind in a real Northbound.
 use kuryr_binding::{Binding, BindingError, PlugRequest, Plugged, PluggedPort};
 use kuryr_daemon::config::Config;
-use kuryr_daemon::driver::OvnDriver;
+use kuryr_daemon::driver::Driver;
 use kuryr_docker::request::{
     AddressKind, CreateEndpoint, CreateNetwork, EndpointOptions, IpamPool, NetworkOptions,
     RequestAddress, RequestPool,
@@ -54,7 +54,7 @@ async fn a_failed_plug_removes_the_logical_port_it_created() {
     ))
     .await
     .unwrap();
-    let driver = OvnDriver::new(
+    let driver = Driver::new(
         OvnBackend::new(nb.clone(), OvnSettings::new("host-a")),
         BrokenBinding,
         &Config::default(),

@@ -401,7 +401,7 @@ fn network_create_run_stop_and_rm_by_hand_leave_northbound_and_br_int_as_before(
         "/NetworkDriver.EndpointOperInfo",
         endpoint_ref(&net, &ep),
     );
-    assert_eq!(info["Value"]["logical_switch_port"], ep.as_str(), "{info}");
+    assert_eq!(info["Value"]["logical_port"], ep.as_str(), "{info}");
     assert_eq!(info["Value"]["mac_address"], "0a:58:0a:ab:00:02", "{info}");
 
     // container stop: DeleteEndpoint may come twice.

@@ -1,6 +1,7 @@
 //! The OVN control plane of kuryr: Docker networks, endpoints and IPAM pools kept in the OVN
 //! Northbound database, shared by every kuryr on every host.
 mod backend;
+mod core_backend;
 mod error;
 pub mod ipam;
 pub mod keys;

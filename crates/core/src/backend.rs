@@ -1,0 +1,179 @@
+//! The control-plane side of every Docker call, in domain terms: no Docker wire types and no
+//! client types (an OVSDB handle, an HTTP client) cross this boundary.
+use crate::options::KuryrOptions;
+use ipnet::IpNet;
+use std::future::Future;
+use std::net::IpAddr;
+use std::time::Duration;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a backend refused or failed; the message names the object and, where there is one, the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// Bad input from the user or Docker.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// Taken: an address in use, a name that exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// A pool has no free address or subnet left.
+    #[error("{0}")]
+    Exhausted(String),
+    /// The control plane failed or is unreachable while doing `context`.
+    #[error("{context}")]
+    Unavailable {
+        context: String,
+        #[source]
+        source: BoxError,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PoolRequest {
+    /// `--subnet`, or none for a default pool.
+    pub pool: Option<IpNet>,
+    /// `--ip-range`.
+    pub subpool: Option<IpNet>,
+    pub v6: bool,
+    /// `--ipam-opt` options.
+    pub options: KuryrOptions,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolGrant {
+    pub pool_id: String,
+    pub cidr: IpNet,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressRequest {
+    pub pool_id: String,
+    /// `--ip`, `--gateway`, `--aux-address`.
+    pub preferred: Option<IpAddr>,
+    /// The network's gateway rather than an endpoint's address.
+    pub gateway: bool,
+    /// Docker's MAC for the endpoint, when it sends one.
+    pub mac: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetSpec {
+    pub cidr: IpNet,
+    pub gateway: Option<IpAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NetworkSpec {
+    pub network_id: String,
+    pub ipv4: Option<SubnetSpec>,
+    pub ipv6: Option<SubnetSpec>,
+    /// `-o` options.
+    pub options: KuryrOptions,
+}
+
+#[derive(Debug, Clone)]
+pub struct EndpointSpec {
+    pub network_id: String,
+    pub endpoint_id: String,
+    pub ipv4: Option<IpNet>,
+    pub ipv6: Option<IpNet>,
+    /// Docker's MAC (`--mac-address`), or none to have one chosen.
+    pub mac: Option<String>,
+}
+
+/// An endpoint as the control plane knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub endpoint_id: String,
+    pub network_id: String,
+    /// The logical port the host binds (`iface-id`).
+    pub port: String,
+    pub mac: String,
+    pub ipv4: Option<IpNet>,
+    pub ipv6: Option<IpNet>,
+    pub gateway_v4: Option<IpAddr>,
+    pub gateway_v6: Option<IpAddr>,
+    /// Routes to hand the container besides the default one (`host_routes`).
+    pub routes: Vec<(IpNet, IpAddr)>,
+    /// The network's MTU when the control plane knows it.
+    pub mtu: Option<u32>,
+    pub host: Option<String>,
+}
+
+/// One `--expose`d port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExposedPort {
+    /// IP protocol number: 6 TCP, 17 UDP, 1 ICMP.
+    pub protocol: u8,
+    pub port: u16,
+}
+
+/// A control plane: where networks, endpoints and address pools live.
+///
+/// Calls for different containers arrive concurrently, and several hosts may share one
+/// control plane: every method is safe to run in parallel and to retry.
+pub trait Backend: Send + Sync + 'static {
+    /// The backend's name in logs and errors (`ovn`, `neutron`).
+    fn name(&self) -> &'static str;
+
+    fn request_pool(
+        &self,
+        req: &PoolRequest,
+    ) -> impl Future<Output = Result<PoolGrant, BackendError>> + Send;
+    fn release_pool(&self, pool_id: &str) -> impl Future<Output = Result<(), BackendError>> + Send;
+    /// An address with the pool's prefix length.
+    fn request_address(
+        &self,
+        req: &AddressRequest,
+    ) -> impl Future<Output = Result<IpNet, BackendError>> + Send;
+    fn release_address(
+        &self,
+        pool_id: &str,
+        address: IpAddr,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    fn create_network(
+        &self,
+        spec: &NetworkSpec,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+    /// Idempotent: an unknown network is success.
+    fn delete_network(
+        &self,
+        network_id: &str,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Creating the same endpoint again returns it.
+    fn create_endpoint(
+        &self,
+        spec: &EndpointSpec,
+    ) -> impl Future<Output = Result<Endpoint, BackendError>> + Send;
+    fn endpoint(
+        &self,
+        endpoint_id: &str,
+    ) -> impl Future<Output = Result<Option<Endpoint>, BackendError>> + Send;
+    /// Idempotent: an unknown endpoint is success.
+    fn delete_endpoint(
+        &self,
+        endpoint_id: &str,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+    /// Waits until the control plane reports the endpoint's port up, at most `timeout`.
+    fn wait_active(
+        &self,
+        endpoint_id: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+    /// Endpoints this host plugged, for reconciliation after a restart.
+    fn local_endpoints(&self) -> impl Future<Output = Result<Vec<Endpoint>, BackendError>> + Send;
+
+    /// `--expose`: lets other networks reach these ports of the endpoint.
+    fn expose(
+        &self,
+        endpoint_id: &str,
+        ports: &[ExposedPort],
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+    /// Takes back what `expose` opened; idempotent.
+    fn unexpose(&self, endpoint_id: &str) -> impl Future<Output = Result<(), BackendError>> + Send;
+}

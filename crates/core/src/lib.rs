@@ -1,0 +1,10 @@
+//! The boundary between the Docker driver and a control plane: the [`Backend`] trait that the
+//! OVN and Neutron backends implement, the domain types it speaks, and kuryr's `-o` options.
+mod backend;
+pub mod options;
+
+pub use backend::{
+    AddressRequest, Backend, BackendError, BoxError, Endpoint, EndpointSpec, ExposedPort,
+    NetworkSpec, PoolGrant, PoolRequest, SubnetSpec,
+};
+pub use options::KuryrOptions;
