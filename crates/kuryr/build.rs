@@ -24,9 +24,19 @@ fn main() {
         commit
     };
     println!("cargo:rustc-env=KURYR_GIT_COMMIT={commit}");
-    // Rebuild when HEAD moves (a commit or a checkout).
-    for path in ["../../.git/HEAD", "../../.git/index"] {
-        if std::path::Path::new(path).exists() {
+    // Rebuild when HEAD moves: a checkout changes .git/HEAD, a commit the branch it names.
+    let mut watch = vec![
+        "../../.git/HEAD".to_string(),
+        "../../.git/index".to_string(),
+        "../../.git/packed-refs".to_string(),
+    ];
+    if let Ok(head) = std::fs::read_to_string("../../.git/HEAD") {
+        if let Some(r) = head.trim().strip_prefix("ref: ") {
+            watch.push(format!("../../.git/{r}"));
+        }
+    }
+    for path in watch {
+        if std::path::Path::new(&path).exists() {
             println!("cargo:rerun-if-changed={path}");
         }
     }

@@ -22,6 +22,7 @@ mod error;
 mod mtu;
 mod names;
 mod netlink;
+mod null;
 mod offload;
 mod ovs;
 
@@ -31,6 +32,7 @@ use std::time::Duration;
 pub use error::BindingError;
 pub use mtu::{default_mtu, parse_encaps, Encap};
 pub use names::{container_ifname, host_ifname, MTU_RANGE};
+pub use null::NullBinding;
 pub use ovs::OvsBinding;
 
 /// What plugging an endpoint needs to know.

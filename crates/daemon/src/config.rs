@@ -39,6 +39,15 @@ pub enum BackendKind {
     Neutron,
 }
 
+/// How endpoints reach the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostBindingKind {
+    /// A veth pair on the OVS integration bridge.
+    Ovs,
+    /// No host side at all: for measuring the control plane alone.
+    None,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     Local,
@@ -80,6 +89,7 @@ pub struct Config {
     pub local_default_address_space: String,
     pub global_default_address_space: String,
     pub veth_dst_prefix: String,
+    pub host_binding: HostBindingKind,
     /// 0: from the tunnel encapsulation.
     pub network_mtu: u32,
     pub port_ready_timeout: Duration,
@@ -102,6 +112,7 @@ impl Default for Config {
             local_default_address_space: "no_address_space".into(),
             global_default_address_space: "no_address_space".into(),
             veth_dst_prefix: "eth".into(),
+            host_binding: HostBindingKind::Ovs,
             network_mtu: 0,
             port_ready_timeout: Duration::from_secs(30),
             ovn: OvnSection {
@@ -372,6 +383,11 @@ impl Config {
                 )));
             }
         }
+        c.host_binding = match r.raw("binding", "host_binding") {
+            None | Some("ovs") => HostBindingKind::Ovs,
+            Some("none") => HostBindingKind::None,
+            Some(v) => return Err(r.err("binding", "host_binding", v, "expected ovs or none")),
+        };
         r.parse(
             "binding",
             "network_mtu",

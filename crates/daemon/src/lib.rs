@@ -2,11 +2,12 @@
 //! vSwitch, reconciles what a previous run left, and serves Docker's plugin API.
 pub mod config;
 pub mod driver;
+pub mod host;
 pub mod reconcile;
 
 use config::{BackendKind, Config};
 use driver::Driver;
-use kuryr_binding::OvsBinding;
+use host::{HostBinding, HostFacts};
 use kuryr_docker::{PluginServer, ServerConfig};
 use kuryr_ovn::{OvnBackend, OvnSettings};
 use kuryr_ovsdb::{parse_remotes, Client, TlsFiles};
@@ -28,6 +29,8 @@ pub enum DaemonError {
     Ovs(#[from] kuryr_binding::BindingError),
     #[error("serve the plugin API: {0}")]
     Serve(#[from] kuryr_docker::ServerError),
+    #[error("{0}")]
+    Other(String),
     #[error("the {0} backend is not available in this version: set [DEFAULT] backend = ovn")]
     Unsupported(&'static str),
 }
@@ -59,23 +62,10 @@ pub async fn connect_northbound(config: &Config) -> Result<Client, DaemonError> 
     Client::connect(c).await.map_err(nb_err)
 }
 
-/// Builds the OVN-mode driver: Northbound, the local OVS and the MTU of the overlay.
-pub async fn ovn_driver(config: &Config) -> Result<Driver<OvnBackend, OvsBinding>, DaemonError> {
+/// Builds the OVN-mode driver: Northbound, the host binding and the MTU of the overlay.
+pub async fn ovn_driver(config: &Config) -> Result<Driver<OvnBackend, HostBinding>, DaemonError> {
     let nb = connect_northbound(config).await?;
-    let binding =
-        OvsBinding::connect(&config.ovs.ovsdb_connection, &config.ovs.integration_bridge).await?;
-    let host = match &config.host {
-        Some(h) => h.clone(),
-        None => binding.chassis_name()?,
-    };
-    // Reconciliation then only ever touches ports this host's kuryr plugged.
-    binding.set_host(&host);
-    let mtu = if config.network_mtu != 0 {
-        config.network_mtu
-    } else {
-        let encaps = binding.encaps()?;
-        kuryr_binding::default_mtu(&encaps, 1500).unwrap_or(1442)
-    };
+    let HostFacts { binding, host, mtu } = HostBinding::connect(config).await?;
     let mut settings = OvnSettings::new(&host);
     settings.default_pool_v4 = config.ovn.default_pool_v4;
     settings.default_prefix_v4 = config.ovn.default_pool_v4_prefix;

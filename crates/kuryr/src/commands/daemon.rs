@@ -28,6 +28,10 @@ pub struct Daemon {
     /// This host's name in Northbound; overrides [DEFAULT] host (default: the OVS system-id).
     #[arg(long)]
     host: Option<String>,
+    /// Host binding: ovs (a veth on the integration bridge) or none (no host side, for
+    /// measuring the control plane alone); overrides [binding] host_binding.
+    #[arg(long, value_name = "KIND", value_parser = ["ovs", "none"])]
+    binding: Option<String>,
     /// Log filter (tracing syntax, e.g. info or kuryr=debug); RUST_LOG also works.
     #[arg(long, value_name = "FILTER")]
     log_level: Option<String>,
@@ -49,6 +53,11 @@ impl Daemon {
         }
         if let Some(s) = self.socket {
             config.plugin_socket = s;
+        }
+        match self.binding.as_deref() {
+            Some("none") => config.host_binding = kuryr_daemon::config::HostBindingKind::None,
+            Some(_) => config.host_binding = kuryr_daemon::config::HostBindingKind::Ovs,
+            None => {}
         }
         if let Some(h) = self.host {
             config.host = Some(h);

@@ -1,4 +1,5 @@
 //! One module per subcommand; each is a clap struct with an `exec()`.
+pub mod bench;
 pub mod daemon;
 pub mod version;
 
@@ -7,6 +8,10 @@ use std::process::ExitCode;
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Measure a network+IPAM plugin: protocol level, scale, and end to end with Docker.
+    Bench(bench::Bench),
+    /// Check a network+IPAM plugin's answers against what Docker accepts.
+    Conformance(bench::Conformance),
     /// Serve Docker's network and IPAM plugin API (the driver).
     Daemon(daemon::Daemon),
     /// Print the version and the git commit this binary was built from.
@@ -16,6 +21,8 @@ pub enum Command {
 impl Command {
     pub fn exec(self) -> anyhow::Result<ExitCode> {
         match self {
+            Command::Bench(cmd) => cmd.exec(),
+            Command::Conformance(cmd) => cmd.exec(),
             Command::Daemon(cmd) => cmd.exec(),
             Command::Version(cmd) => cmd.exec(),
         }

@@ -1,0 +1,213 @@
+//! End to end with the real Docker Engine: `docker run` on no network, the bridge driver, a
+//! kuryr network and (when given) a kuryr-libnetwork network, alternated run by run.
+use crate::stats::median;
+use crate::BenchError;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+use std::time::Instant;
+
+pub const DOCKER: &str = "/usr/bin/docker";
+
+#[derive(Debug, Clone)]
+pub struct DockerBench {
+    pub image: String,
+    pub runs: usize,
+    /// Network drivers to compare with `none` and `bridge`: (label, driver name, subnet).
+    pub drivers: Vec<(String, String, String)>,
+    pub parallel: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DockerReport {
+    pub runs: usize,
+    /// Median seconds of `docker run --rm --net X IMAGE sh -c true`, per network.
+    pub run_median_s: BTreeMap<String, f64>,
+    /// Each network's median minus `none`'s.
+    pub overhead_s: BTreeMap<String, f64>,
+    /// Median seconds of `docker network create` / `rm`, per driver label.
+    pub network_create_s: BTreeMap<String, f64>,
+    pub network_rm_s: BTreeMap<String, f64>,
+    /// Wall seconds of `parallel` runs started at once, per network, and the ratio to one run.
+    pub parallel: usize,
+    pub parallel_wall_s: BTreeMap<String, f64>,
+    pub parallel_ratio: BTreeMap<String, f64>,
+    /// Median seconds from `docker run` to the first ping reply from another container.
+    pub first_ping_s: BTreeMap<String, f64>,
+}
+
+fn docker(args: &[&str]) -> Result<Output, BenchError> {
+    Command::new(DOCKER)
+        .args(args)
+        .output()
+        .map_err(|e| BenchError::Other(format!("run docker: {e}")))
+}
+
+fn docker_ok(args: &[&str]) -> Result<String, BenchError> {
+    let out = docker(args)?;
+    if !out.status.success() {
+        return Err(BenchError::Other(format!(
+            "docker {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn timed(args: &[&str]) -> Result<f64, BenchError> {
+    let s = Instant::now();
+    docker_ok(args)?;
+    Ok(s.elapsed().as_secs_f64())
+}
+
+/// Networks and containers the benchmark made, removed even when it fails half way.
+struct Cleanup {
+    networks: Vec<String>,
+    containers: Vec<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for c in &self.containers {
+            let _ = docker(&["rm", "-f", c]);
+        }
+        for n in &self.networks {
+            let _ = docker(&["network", "rm", n]);
+        }
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    )
+}
+
+pub fn run(cfg: &DockerBench) -> Result<DockerReport, BenchError> {
+    let mut cleanup = Cleanup {
+        networks: Vec::new(),
+        containers: Vec::new(),
+    };
+    let mut report = DockerReport {
+        runs: cfg.runs,
+        run_median_s: BTreeMap::new(),
+        overhead_s: BTreeMap::new(),
+        network_create_s: BTreeMap::new(),
+        network_rm_s: BTreeMap::new(),
+        parallel: cfg.parallel,
+        parallel_wall_s: BTreeMap::new(),
+        parallel_ratio: BTreeMap::new(),
+        first_ping_s: BTreeMap::new(),
+    };
+    // Networks: (label, docker network name).
+    let mut nets: Vec<(String, String)> = vec![
+        ("none".into(), "none".into()),
+        ("bridge".into(), "bridge".into()),
+    ];
+    for (label, driver, subnet) in &cfg.drivers {
+        let (mut creates, mut rms) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            let name = unique("kbench-tmp");
+            creates.push(timed(&[
+                "network",
+                "create",
+                "-d",
+                driver,
+                "--ipam-driver",
+                driver,
+                "--subnet",
+                subnet,
+                &name,
+            ])?);
+            rms.push(timed(&["network", "rm", &name])?);
+        }
+        report
+            .network_create_s
+            .insert(label.clone(), median(&creates));
+        report.network_rm_s.insert(label.clone(), median(&rms));
+        let name = unique("kbench");
+        docker_ok(&[
+            "network",
+            "create",
+            "-d",
+            driver,
+            "--ipam-driver",
+            driver,
+            "--subnet",
+            subnet,
+            &name,
+        ])?;
+        cleanup.networks.push(name.clone());
+        nets.push((label.clone(), name));
+    }
+    // Warm up each network once, then alternate run by run so drift hits all alike.
+    for (_, net) in &nets {
+        timed(&["run", "--rm", "--net", net, &cfg.image, "sh", "-c", "true"])?;
+    }
+    let mut samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for _ in 0..cfg.runs {
+        for (label, net) in &nets {
+            samples.entry(label.clone()).or_default().push(timed(&[
+                "run", "--rm", "--net", net, &cfg.image, "sh", "-c", "true",
+            ])?);
+        }
+    }
+    for (label, v) in &samples {
+        report.run_median_s.insert(label.clone(), median(v));
+    }
+    let none = report.run_median_s.get("none").copied().unwrap_or(0.0);
+    for (label, m) in &report.run_median_s {
+        report.overhead_s.insert(label.clone(), m - none);
+    }
+    // Parallel starts.
+    for (label, net) in nets.iter().filter(|(l, _)| l != "none") {
+        let s = Instant::now();
+        let results: Vec<Result<f64, BenchError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..cfg.parallel)
+                .map(|_| {
+                    scope.spawn(|| {
+                        timed(&["run", "--rm", "--net", net, &cfg.image, "sh", "-c", "true"])
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(BenchError::Other("a docker run thread panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        for r in results {
+            r?;
+        }
+        let wall = s.elapsed().as_secs_f64();
+        report.parallel_wall_s.insert(label.clone(), wall);
+        let one = report.run_median_s.get(label).copied().unwrap_or(wall);
+        report.parallel_ratio.insert(label.clone(), wall / one);
+    }
+    // First ping: a new container pings a running one until the first reply.
+    for (label, net) in nets.iter().filter(|(l, _)| l != "none") {
+        let peer = unique("kbench-peer");
+        docker_ok(&[
+            "run", "-d", "--name", &peer, "--net", net, &cfg.image, "sleep", "600",
+        ])?;
+        cleanup.containers.push(peer.clone());
+        let fmt = format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}");
+        let ip = docker_ok(&["inspect", "-f", &fmt, &peer])?;
+        let script = format!("until ping -c 1 -W 1 {ip} >/dev/null 2>&1; do :; done");
+        let mut v = Vec::new();
+        for _ in 0..cfg.runs.clamp(1, 5) {
+            v.push(timed(&[
+                "run", "--rm", "--net", net, &cfg.image, "sh", "-c", &script,
+            ])?);
+        }
+        report.first_ping_s.insert(label.clone(), median(&v));
+    }
+    drop(cleanup);
+    Ok(report)
+}
