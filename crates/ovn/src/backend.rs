@@ -227,7 +227,7 @@ impl OvnBackend {
         })
     }
 
-    async fn write<F>(&self, what: &str, mut build: F) -> Result<Option<TxnReply>>
+    pub(crate) async fn write<F>(&self, what: &str, mut build: F) -> Result<Option<TxnReply>>
     where
         F: FnMut(&Replica) -> Result<Option<Txn>>,
     {
@@ -926,7 +926,7 @@ fn network_of(ls: &Row, network_id: &str) -> Network {
     }
 }
 
-fn endpoint_of(rep: &Replica, p: &Row) -> Option<Endpoint> {
+pub(crate) fn endpoint_of(rep: &Replica, p: &Row) -> Option<Endpoint> {
     let network_id = p.external_id(keys::NETWORK_ID)?.to_string();
     let net = rep
         .table(LS)

@@ -34,3 +34,11 @@ pub fn net_key(network_id: &str) -> String {
 pub fn switch_name(network_id: &str) -> String {
     format!("kuryr-net-{}", &network_id[..network_id.len().min(12)])
 }
+
+/// Network ids of logical networks created with `kuryr network create` start with this; the
+/// switch carries the mark `kuryr:net.cli-<uuid>` = host like a Docker network's, so Docker
+/// networks attach to it with `-o kuryr.net.name=NAME` and the switch stays while either uses it.
+pub const CLI_NETWORK_PREFIX: &str = "cli-";
+/// Logical_Switch_Port: the network container holding the endpoint's interface,
+/// `docker:<container id>` or `netns:<namespace name>`.
+pub const CONTAINER: &str = "kuryr:container";

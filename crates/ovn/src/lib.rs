@@ -5,9 +5,11 @@ mod core_backend;
 mod error;
 pub mod ipam;
 pub mod keys;
+mod named;
 
 pub use backend::{
     Attach, Endpoint, EndpointSpec, Network, NetworkSpec, OvnBackend, OvnSettings, PoolGrant,
     PoolRequest, SubnetSpec, TABLES,
 };
 pub use error::{OvnError, Result};
+pub use named::{LogicalNetwork, NamedEndpoint, NamedNetworkSpec, PortInfo};
