@@ -1,6 +1,10 @@
 //! One module per subcommand; each is a clap struct with an `exec()`.
 pub mod bench;
+pub mod conn;
+pub mod container;
 pub mod daemon;
+pub mod endpoint;
+pub mod network;
 pub mod version;
 
 use clap::Subcommand;
@@ -16,6 +20,12 @@ pub enum Command {
     Daemon(daemon::Daemon),
     /// Print the version and the git commit this binary was built from.
     Version(version::Version),
+    /// Logical networks in OVN Northbound: create, list, show, delete.
+    Network(network::Network),
+    /// Endpoints (logical ports with addresses) on those networks.
+    Endpoint(endpoint::Endpoint),
+    /// Network containers holding endpoints, for `docker run --net=container:ID`.
+    Container(container::Container),
 }
 
 impl Command {
@@ -25,6 +35,9 @@ impl Command {
             Command::Conformance(cmd) => cmd.exec(),
             Command::Daemon(cmd) => cmd.exec(),
             Command::Version(cmd) => cmd.exec(),
+            Command::Network(cmd) => cmd.exec(),
+            Command::Endpoint(cmd) => cmd.exec(),
+            Command::Container(cmd) => cmd.exec(),
         }
     }
 }
