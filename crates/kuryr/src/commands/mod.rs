@@ -4,6 +4,7 @@ pub mod conn;
 pub mod container;
 pub mod daemon;
 pub mod endpoint;
+pub mod host;
 pub mod network;
 pub mod version;
 
@@ -26,6 +27,8 @@ pub enum Command {
     Endpoint(endpoint::Endpoint),
     /// Network containers holding endpoints, for `docker run --net=container:ID`.
     Container(container::Container),
+    /// Make this host an OVN chassis: integration bridge, tunnel endpoint, encapsulation.
+    Host(host::Host),
 }
 
 impl Command {
@@ -38,6 +41,7 @@ impl Command {
             Command::Network(cmd) => cmd.exec(),
             Command::Endpoint(cmd) => cmd.exec(),
             Command::Container(cmd) => cmd.exec(),
+            Command::Host(cmd) => cmd.exec(),
         }
     }
 }
