@@ -12,7 +12,7 @@ use clap::Parser;
     about = "Docker network and IPAM driver for OVN and OpenStack Neutron",
     propagate_version = true
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: commands::Command,
 }

@@ -155,3 +155,13 @@ fn host_init_creates_the_bridge_and_sets_the_chassis() {
     let bad = kuryr(&["host", "set-encap", "--ovsdb", &db, "ipsec"]);
     assert!(!bad.status.success());
 }
+
+#[test]
+fn completions_are_generated_for_bash_zsh_and_fish() {
+    for shell in ["bash", "zsh", "fish"] {
+        let script = ok(&["completions", shell]);
+        for word in ["network", "endpoint", "container", "host"] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+}

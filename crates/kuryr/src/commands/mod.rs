@@ -1,5 +1,6 @@
 //! One module per subcommand; each is a clap struct with an `exec()`.
 pub mod bench;
+pub mod completions;
 pub mod conn;
 pub mod container;
 pub mod daemon;
@@ -29,6 +30,8 @@ pub enum Command {
     Container(container::Container),
     /// Make this host an OVN chassis: integration bridge, tunnel endpoint, encapsulation.
     Host(host::Host),
+    /// Print a shell completion script.
+    Completions(completions::Completions),
 }
 
 impl Command {
@@ -42,6 +45,7 @@ impl Command {
             Command::Endpoint(cmd) => cmd.exec(),
             Command::Container(cmd) => cmd.exec(),
             Command::Host(cmd) => cmd.exec(),
+            Command::Completions(cmd) => cmd.exec(),
         }
     }
 }
