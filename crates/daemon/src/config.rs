@@ -74,6 +74,52 @@ pub struct OvsSection {
     pub integration_bridge: String,
 }
 
+/// `[neutron]` as kuryr-libnetwork reads it (keystoneauth options plus its own), and the
+/// `[DEFAULT]` keys only the Neutron mode uses.
+#[derive(Clone, Default)]
+pub struct NeutronSection {
+    /// `none`, `password` or `v3applicationcredential`.
+    pub auth_type: String,
+    pub auth_url: Option<String>,
+    pub endpoint: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub project_name: Option<String>,
+    pub user_domain_name: String,
+    pub project_domain_name: String,
+    pub application_credential_id: Option<String>,
+    pub application_credential_name: Option<String>,
+    pub application_credential_secret: Option<String>,
+    pub region_name: Option<String>,
+    pub endpoint_type: String,
+    pub cafile: Option<PathBuf>,
+    pub insecure: bool,
+    pub timeout: Option<Duration>,
+    pub enable_dhcp: bool,
+    pub default_subnetpool_v4: String,
+    pub default_subnetpool_v6: String,
+    pub vif_plugging_is_fatal: bool,
+    pub vif_plugging_timeout: Duration,
+    /// `[DEFAULT] subnetpool_name_prefix`.
+    pub subnetpool_name_prefix: String,
+    /// `[DEFAULT] process_external_connectivity`.
+    pub process_external_connectivity: bool,
+}
+
+impl std::fmt::Debug for NeutronSection {
+    // Secrets stay out of logs and panics.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NeutronSection")
+            .field("auth_type", &self.auth_type)
+            .field("auth_url", &self.auth_url)
+            .field("endpoint", &self.endpoint)
+            .field("username", &self.username)
+            .field("project_name", &self.project_name)
+            .field("region_name", &self.region_name)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The file read, if any.
@@ -95,6 +141,7 @@ pub struct Config {
     pub port_ready_timeout: Duration,
     pub ovn: OvnSection,
     pub ovs: OvsSection,
+    pub neutron: NeutronSection,
     /// Keys this mode does not know: reported at start, not fatal.
     pub warnings: Vec<String>,
 }
@@ -131,6 +178,18 @@ impl Default for Config {
             ovs: OvsSection {
                 ovsdb_connection: "unix:/var/run/openvswitch/db.sock".into(),
                 integration_bridge: "br-int".into(),
+            },
+            neutron: NeutronSection {
+                auth_type: "password".into(),
+                user_domain_name: "Default".into(),
+                project_domain_name: "Default".into(),
+                endpoint_type: "public".into(),
+                enable_dhcp: true,
+                default_subnetpool_v4: "kuryr".into(),
+                default_subnetpool_v6: "kuryr6".into(),
+                subnetpool_name_prefix: "kuryrPool".into(),
+                process_external_connectivity: true,
+                ..NeutronSection::default()
             },
             warnings: Vec::new(),
         }
@@ -176,6 +235,40 @@ const KNOWN: &[(&str, &[&str])] = &[
         ],
     ),
     ("ovs", &["ovsdb_connection", "integration_bridge"]),
+];
+
+/// Keys read in the Neutron mode only.
+const KNOWN_NEUTRON: &[(&str, &[&str])] = &[
+    (
+        "DEFAULT",
+        &["subnetpool_name_prefix", "process_external_connectivity"],
+    ),
+    (
+        "neutron",
+        &[
+            "auth_type",
+            "auth_url",
+            "endpoint",
+            "username",
+            "password",
+            "project_name",
+            "user_domain_name",
+            "project_domain_name",
+            "application_credential_id",
+            "application_credential_name",
+            "application_credential_secret",
+            "region_name",
+            "endpoint_type",
+            "cafile",
+            "insecure",
+            "timeout",
+            "enable_dhcp",
+            "default_subnetpool_v4",
+            "default_subnetpool_v6",
+            "vif_plugging_is_fatal",
+            "vif_plugging_timeout",
+        ],
+    ),
 ];
 
 /// Keys of kuryr-libnetwork's `[neutron]` section that mean "this file is for Neutron".
@@ -510,9 +603,19 @@ impl Config {
         })?;
         r.string("ovs", "integration_bridge", &mut c.ovs.integration_bridge)?;
 
+        if c.backend == BackendKind::Neutron {
+            read_neutron(&r, &mut c.neutron)?;
+        }
+
         for (section, key) in r.values.keys() {
+            let neutron_keys = if c.backend == BackendKind::Neutron {
+                KNOWN_NEUTRON
+            } else {
+                &[]
+            };
             let known = KNOWN
                 .iter()
+                .chain(neutron_keys)
                 .any(|(s, keys)| s == section && keys.contains(&key.as_str()));
             if !known {
                 warnings.push(format!(
@@ -531,6 +634,87 @@ impl Config {
             BackendKind::Neutron => "neutron",
         }
     }
+}
+
+fn read_neutron(r: &Reader<'_>, n: &mut NeutronSection) -> Result<(), ConfigError> {
+    let opt = |key: &str| {
+        r.raw("neutron", key)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    r.string("neutron", "auth_type", &mut n.auth_type)?;
+    if ![
+        "none",
+        "noauth",
+        "password",
+        "v3password",
+        "v3applicationcredential",
+    ]
+    .contains(&n.auth_type.as_str())
+    {
+        return Err(r.err(
+            "neutron",
+            "auth_type",
+            &n.auth_type,
+            "expected none, password or v3applicationcredential",
+        ));
+    }
+    n.auth_url = opt("auth_url");
+    n.endpoint = opt("endpoint");
+    n.username = opt("username");
+    n.password = opt("password");
+    n.project_name = opt("project_name");
+    r.string("neutron", "user_domain_name", &mut n.user_domain_name)?;
+    r.string("neutron", "project_domain_name", &mut n.project_domain_name)?;
+    n.application_credential_id = opt("application_credential_id");
+    n.application_credential_name = opt("application_credential_name");
+    n.application_credential_secret = opt("application_credential_secret");
+    n.region_name = opt("region_name");
+    r.string("neutron", "endpoint_type", &mut n.endpoint_type)?;
+    n.cafile = r.path("neutron", "cafile")?;
+    r.bool("neutron", "insecure", &mut n.insecure)?;
+    let mut timeout = Duration::ZERO;
+    r.seconds("neutron", "timeout", &mut timeout)?;
+    n.timeout = (!timeout.is_zero()).then_some(timeout);
+    r.bool("neutron", "enable_dhcp", &mut n.enable_dhcp)?;
+    r.string(
+        "neutron",
+        "default_subnetpool_v4",
+        &mut n.default_subnetpool_v4,
+    )?;
+    r.string(
+        "neutron",
+        "default_subnetpool_v6",
+        &mut n.default_subnetpool_v6,
+    )?;
+    r.bool(
+        "neutron",
+        "vif_plugging_is_fatal",
+        &mut n.vif_plugging_is_fatal,
+    )?;
+    r.seconds(
+        "neutron",
+        "vif_plugging_timeout",
+        &mut n.vif_plugging_timeout,
+    )?;
+    r.string(
+        "DEFAULT",
+        "subnetpool_name_prefix",
+        &mut n.subnetpool_name_prefix,
+    )?;
+    r.bool(
+        "DEFAULT",
+        "process_external_connectivity",
+        &mut n.process_external_connectivity,
+    )?;
+    for url in ["auth_url", "endpoint"] {
+        if let Some(v) = r.raw("neutron", url).filter(|v| !v.is_empty()) {
+            if !(v.starts_with("http://") || v.starts_with("https://")) {
+                return Err(r.err("neutron", url, v, "expected an http:// or https:// URL"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `http://127.0.0.1:23750` (kuryr-libnetwork's form) or `tcp://...` or `HOST:PORT`.
@@ -581,6 +765,43 @@ mod tests {
         assert_eq!(c.backend, BackendKind::Ovn);
         assert!(
             c.warnings.iter().any(|w| w.contains("[neutron] auth_url")),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
+    fn neutron_keys_are_read_and_bad_ones_name_the_key() {
+        let file = "[DEFAULT]\nsubnetpool_name_prefix = myPool\n[neutron]\nauth_type = none\nendpoint = http://127.0.0.1:9696\nvif_plugging_timeout = 20\nvif_plugging_is_fatal = true\nenable_dhcp = false\npassword = s3cret\n";
+        let c = Config::parse(file, "k.conf").unwrap();
+        assert_eq!(c.backend, BackendKind::Neutron);
+        assert_eq!(c.neutron.auth_type, "none");
+        assert_eq!(c.neutron.endpoint.as_deref(), Some("http://127.0.0.1:9696"));
+        assert_eq!(c.neutron.vif_plugging_timeout, Duration::from_secs(20));
+        assert!(c.neutron.vif_plugging_is_fatal && !c.neutron.enable_dhcp);
+        assert_eq!(c.neutron.subnetpool_name_prefix, "myPool");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let e = Config::parse(
+            "[neutron]\nauth_type = none\nvif_plugging_timeout = soon\n",
+            "k.conf",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("vif_plugging_timeout"), "{e}");
+        let e = Config::parse("[neutron]\nauth_type = token\n", "k.conf")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auth_type"), "{e}");
+        let c = Config::parse(
+            "[neutron]\nauth_type = none\nendpoint = http://x\nfrobnicate = 1\n",
+            "k.conf",
+        )
+        .unwrap();
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("[neutron] frobnicate")),
             "{:?}",
             c.warnings
         );

@@ -31,6 +31,8 @@ pub enum DaemonError {
     Serve(#[from] kuryr_docker::ServerError),
     #[error("{0}")]
     Other(String),
+    #[error("Neutron: {0}")]
+    Neutron(kuryr_neutron::NeutronError),
     #[error("the {0} backend is not available in this version: set [DEFAULT] backend = ovn")]
     Unsupported(&'static str),
 }
@@ -81,6 +83,123 @@ pub async fn ovn_driver(config: &Config) -> Result<Driver<OvnBackend, HostBindin
     ))
 }
 
+/// The Neutron client as `[neutron]` describes it.
+pub fn neutron_client(
+    config: &Config,
+) -> Result<kuryr_neutron::NeutronClient, kuryr_neutron::NeutronError> {
+    use kuryr_neutron::{AuthSettings, Credentials, HttpSettings, NeutronError};
+    let n = &config.neutron;
+    let need = |v: &Option<String>, key: &str| {
+        v.clone().ok_or_else(|| {
+            NeutronError::Config(format!(
+                "[neutron] {key} is needed with auth_type = {}",
+                n.auth_type
+            ))
+        })
+    };
+    let credentials = match n.auth_type.as_str() {
+        "none" | "noauth" => Credentials::None,
+        "v3applicationcredential" => Credentials::ApplicationCredential {
+            id: n.application_credential_id.clone(),
+            name: n.application_credential_name.clone(),
+            username: n.username.clone(),
+            user_domain_name: n.user_domain_name.clone(),
+            secret: need(
+                &n.application_credential_secret,
+                "application_credential_secret",
+            )?,
+        },
+        _ => Credentials::Password {
+            username: need(&n.username, "username")?,
+            password: need(&n.password, "password")?,
+            user_domain_name: n.user_domain_name.clone(),
+            project_name: need(&n.project_name, "project_name")?,
+            project_domain_name: n.project_domain_name.clone(),
+        },
+    };
+    let auth = AuthSettings {
+        auth_url: match credentials {
+            Credentials::None => None,
+            _ => Some(need(&n.auth_url, "auth_url")?),
+        },
+        credentials,
+        endpoint: n.endpoint.clone(),
+        region_name: n.region_name.clone(),
+        interface: n.endpoint_type.clone(),
+    };
+    let http = HttpSettings {
+        ca_file: n.cafile.clone(),
+        insecure: n.insecure,
+        timeout: n.timeout,
+    };
+    kuryr_neutron::NeutronClient::new(auth, http)
+}
+
+/// Builds the Neutron-mode driver: the Neutron client, the local OVS, this host's name.
+pub async fn neutron_driver(
+    config: &Config,
+) -> Result<Driver<kuryr_neutron::NeutronBackend, HostBinding>, DaemonError> {
+    let client = neutron_client(config).map_err(DaemonError::Neutron)?;
+    // Fail at start, not at the first docker run: Neutron must answer and have tags.
+    match client.has_extension("standard-attr-tag").await {
+        Ok(true) => {}
+        Ok(false) => return Err(DaemonError::Neutron(kuryr_neutron::NeutronError::Config(
+            "Neutron lacks the standard-attr-tag extension, which kuryr needs to find its networks"
+                .into(),
+        ))),
+        Err(e) => return Err(DaemonError::Neutron(e)),
+    }
+    let HostFacts { binding, mtu, .. } = HostBinding::connect(config).await?;
+    // kuryr-libnetwork binds ports to the host name (not the OVS system-id); ML2/OVN then
+    // requests the chassis of that host name.
+    let host = match &config.host {
+        Some(h) => h.clone(),
+        None => hostname(),
+    };
+    let n = &config.neutron;
+    let mut settings = kuryr_neutron::NeutronSettings::new(&host);
+    settings.pool_prefix = n.subnetpool_name_prefix.clone();
+    settings.enable_dhcp = n.enable_dhcp;
+    settings.default_pool_v4 = n.default_subnetpool_v4.clone();
+    settings.default_pool_v6 = n.default_subnetpool_v6.clone();
+    settings.vif_plugging_timeout = n.vif_plugging_timeout;
+    settings.vif_plugging_is_fatal = n.vif_plugging_is_fatal;
+    tracing::info!(host = %host, neutron = ?n.endpoint, auth = %n.auth_type, "Neutron mode");
+    Ok(Driver::new(
+        kuryr_neutron::NeutronBackend::new(std::sync::Arc::new(client), settings),
+        binding,
+        config,
+        mtu,
+    ))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+async fn serve<Bk: kuryr_core::Backend>(
+    config: &Config,
+    driver: Driver<Bk, HostBinding>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    let report = reconcile::reconcile(&driver.backend, &driver.binding).await;
+    tracing::info!(
+        removed = report.removed.len(),
+        missing = report.missing_host_side.len(),
+        "reconciled with the previous run"
+    );
+    let mut server_config = ServerConfig::unix(&config.plugin_socket);
+    if let Some(addr) = config.kuryr_uri {
+        server_config = server_config.with_tcp(addr);
+    }
+    let server = PluginServer::bind(&server_config).await?;
+    tracing::info!(socket = %config.plugin_socket.display(), tcp = ?config.kuryr_uri, "serving Docker's network and IPAM plugin API");
+    server.serve(Arc::new(driver), shutdown).await?;
+    Ok(())
+}
+
 /// Runs the daemon until `shutdown` completes.
 pub async fn run(
     config: Config,
@@ -90,7 +209,8 @@ pub async fn run(
         tracing::warn!("{w}");
     }
     if config.backend == BackendKind::Neutron {
-        return Err(DaemonError::Unsupported("neutron"));
+        let driver = neutron_driver(&config).await?;
+        return serve(&config, driver, shutdown).await;
     }
     let driver = ovn_driver(&config).await?;
     let report = reconcile::reconcile(&driver.backend, &driver.binding).await;

@@ -1,0 +1,357 @@
+//! Authentication to Neutron: none (a fixed endpoint) or a Keystone v3 token (password or
+//! application credential), cached until shortly before it expires and renewed once on a 401.
+use crate::error::NeutronError;
+use serde_json::{json, Value};
+use std::fmt;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// How to log in; the secrets never appear in `Debug` output or logs.
+#[derive(Clone)]
+pub enum Credentials {
+    /// `auth_type = none`: talk to `endpoint` without a token (Neutron's noauth).
+    None,
+    /// `auth_type = password` (Keystone v3).
+    Password {
+        username: String,
+        password: String,
+        user_domain_name: String,
+        project_name: String,
+        project_domain_name: String,
+    },
+    /// `auth_type = v3applicationcredential`: by id, or by name with the user's name.
+    ApplicationCredential {
+        id: Option<String>,
+        name: Option<String>,
+        username: Option<String>,
+        user_domain_name: String,
+        secret: String,
+    },
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::None => f.write_str("None"),
+            Credentials::Password {
+                username,
+                project_name,
+                ..
+            } => write!(
+                f,
+                "Password {{ username: {username:?}, project_name: {project_name:?}, password: <hidden> }}"
+            ),
+            Credentials::ApplicationCredential { id, name, .. } => write!(
+                f,
+                "ApplicationCredential {{ id: {id:?}, name: {name:?}, secret: <hidden> }}"
+            ),
+        }
+    }
+}
+
+/// Everything needed to reach Neutron.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub credentials: Credentials,
+    /// Keystone v3 (`http://host:5000/v3`); unused with [`Credentials::None`].
+    pub auth_url: Option<String>,
+    /// Neutron's URL; without it the Keystone catalog's `network` endpoint is used.
+    pub endpoint: Option<String>,
+    pub region_name: Option<String>,
+    /// `public`, `internal` or `admin` (kuryr-libnetwork's `endpoint_type`).
+    pub interface: String,
+}
+
+impl AuthSettings {
+    pub fn noauth(endpoint: &str) -> AuthSettings {
+        AuthSettings {
+            credentials: Credentials::None,
+            auth_url: None,
+            endpoint: Some(endpoint.to_string()),
+            region_name: None,
+            interface: "public".into(),
+        }
+    }
+}
+
+/// A token and where to use it.
+#[derive(Clone)]
+pub(crate) struct Session {
+    pub token: Option<String>,
+    pub endpoint: String,
+    renew_at: Option<Instant>,
+}
+
+pub(crate) struct Authenticator {
+    settings: AuthSettings,
+    session: Mutex<Option<Session>>,
+    logins: std::sync::atomic::AtomicU64,
+}
+
+impl Authenticator {
+    pub fn new(settings: AuthSettings) -> Result<Authenticator, NeutronError> {
+        match (&settings.credentials, &settings.endpoint, &settings.auth_url) {
+            (Credentials::None, None, _) => {
+                return Err(NeutronError::Config(
+                    "[neutron] auth_type = none needs [neutron] endpoint (Neutron's URL, e.g. http://127.0.0.1:9696)".into(),
+                ))
+            }
+            (Credentials::Password { .. } | Credentials::ApplicationCredential { .. }, _, None) => {
+                return Err(NeutronError::Config(
+                    "[neutron] auth_url is needed to log in to Keystone (e.g. http://keystone:5000/v3)".into(),
+                ))
+            }
+            _ => {}
+        }
+        Ok(Authenticator {
+            settings,
+            session: Mutex::new(None),
+            logins: Default::default(),
+        })
+    }
+
+    pub fn logins(&self) -> u64 {
+        self.logins.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The current session, logging in if there is none or it is about to expire.
+    pub async fn session(&self, http: &reqwest::Client) -> Result<Session, NeutronError> {
+        let mut guard = self.session.lock().await;
+        if let Some(s) = guard.as_ref() {
+            if s.renew_at.is_none_or(|t| Instant::now() < t) {
+                return Ok(s.clone());
+            }
+        }
+        let s = self.login(http).await?;
+        *guard = Some(s.clone());
+        Ok(s)
+    }
+
+    /// Drops the session whose token Neutron refused, so the next call logs in again.
+    pub async fn invalidate(&self, token: &str) {
+        let mut guard = self.session.lock().await;
+        if guard.as_ref().and_then(|s| s.token.as_deref()) == Some(token) {
+            *guard = None;
+        }
+    }
+
+    fn identity(&self) -> Value {
+        match &self.settings.credentials {
+            Credentials::None => Value::Null,
+            Credentials::Password {
+                username,
+                password,
+                user_domain_name,
+                ..
+            } => json!({"methods": ["password"], "password": {"user": {
+                "name": username, "domain": {"name": user_domain_name}, "password": password}}}),
+            Credentials::ApplicationCredential {
+                id,
+                name,
+                username,
+                user_domain_name,
+                secret,
+            } => {
+                let mut ac = json!({"secret": secret});
+                if let Some(id) = id {
+                    ac["id"] = json!(id);
+                } else {
+                    ac["name"] = json!(name);
+                    ac["user"] = json!({"name": username, "domain": {"name": user_domain_name}});
+                }
+                json!({"methods": ["application_credential"], "application_credential": ac})
+            }
+        }
+    }
+
+    async fn login(&self, http: &reqwest::Client) -> Result<Session, NeutronError> {
+        let Some(auth_url) = self.settings.auth_url.as_deref() else {
+            // No auth: the endpoint is checked in new().
+            return Ok(Session {
+                token: None,
+                endpoint: self.settings.endpoint.clone().unwrap_or_default(),
+                renew_at: None,
+            });
+        };
+        let err = |message: String| NeutronError::Auth {
+            auth_url: auth_url.to_string(),
+            message,
+        };
+        let mut body = json!({"auth": {"identity": self.identity()}});
+        if let Credentials::Password {
+            project_name,
+            project_domain_name,
+            ..
+        } = &self.settings.credentials
+        {
+            body["auth"]["scope"] = json!({"project": {"name": project_name,
+                "domain": {"name": project_domain_name}}});
+        }
+        let url = format!("{}/auth/tokens", auth_url.trim_end_matches('/'));
+        let started = Instant::now();
+        let resp = http
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| err(format!("cannot reach Keystone: {e}")))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            let hint = if status.as_u16() == 401 {
+                ": check [neutron] username/password/project_name (or the application credential's id and secret)"
+            } else {
+                ""
+            };
+            return Err(err(format!(
+                "login refused ({status}){hint}: {}",
+                crate::client::error_message(&text)
+            )));
+        }
+        let token = resp
+            .headers()
+            .get("x-subject-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| err("no X-Subject-Token in Keystone's answer".into()))?;
+        let v: Value = resp
+            .json()
+            .await
+            .map_err(|e| err(format!("unreadable token: {e}")))?;
+        self.logins
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let lifetime = token_lifetime(&v);
+        // Renew at 3/4 of the lifetime: a request never leaves with a token about to expire.
+        let renew_at = lifetime.map(|l| started + l.mul_f64(0.75));
+        let endpoint = match &self.settings.endpoint {
+            Some(e) => e.clone(),
+            None => catalog_endpoint(
+                &v,
+                &self.settings.interface,
+                self.settings.region_name.as_deref(),
+            )
+            .ok_or_else(|| {
+                err(format!(
+                    "the token's catalog has no network endpoint (interface {}{}): register Neutron in Keystone or set [neutron] endpoint",
+                    self.settings.interface,
+                    self.settings
+                        .region_name
+                        .as_deref()
+                        .map(|r| format!(", region {r}"))
+                        .unwrap_or_default()
+                ))
+            })?,
+        };
+        tracing::debug!(auth_url, ?lifetime, "logged in to Keystone");
+        Ok(Session {
+            token: Some(token),
+            endpoint,
+            renew_at: renew_at.or(Some(started + Duration::from_secs(600))),
+        })
+    }
+}
+
+/// `expires_at - issued_at` of a v3 token body.
+fn token_lifetime(v: &Value) -> Option<Duration> {
+    let t = &v["token"];
+    let issued = parse_time(t["issued_at"].as_str()?)?;
+    let expires = parse_time(t["expires_at"].as_str()?)?;
+    (expires > issued).then(|| Duration::from_secs_f64(expires - issued))
+}
+
+/// Seconds of an ISO 8601 UTC time (`2026-11-22T16:01:51.000000Z`), enough to subtract two.
+fn parse_time(s: &str) -> Option<f64> {
+    let s = s.trim_end_matches('Z');
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let mut t = time.split(':');
+    let (h, mi) = (
+        t.next()?.parse::<i64>().ok()?,
+        t.next()?.parse::<i64>().ok()?,
+    );
+    let sec: f64 = t.next()?.parse().ok()?;
+    // Days from civil (Howard Hinnant's algorithm).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + h * 3600 + mi * 60) as f64 + sec)
+}
+
+fn catalog_endpoint(v: &Value, interface: &str, region: Option<&str>) -> Option<String> {
+    let interface = interface.trim_end_matches("URL");
+    v["token"]["catalog"]
+        .as_array()?
+        .iter()
+        .filter(|s| s["type"] == "network")
+        .flat_map(|s| s["endpoints"].as_array().into_iter().flatten())
+        .find(|e| {
+            e["interface"] == interface
+                && region.is_none_or(|r| e["region_id"] == r || e["region"] == r)
+        })
+        .and_then(|e| e["url"].as_str())
+        .map(|u| u.trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifetimes_come_from_the_token() {
+        let v = json!({"token": {"issued_at": "2026-11-22T23:59:30.000000Z",
+            "expires_at": "2026-11-23T00:01:00.500000Z"}});
+        assert_eq!(token_lifetime(&v), Some(Duration::from_secs_f64(90.5)));
+        assert_eq!(token_lifetime(&json!({})), None);
+    }
+
+    #[test]
+    fn the_catalog_gives_the_network_endpoint_of_the_interface_and_region() {
+        let v = json!({"token": {"catalog": [
+            {"type": "identity", "endpoints": [{"interface": "public", "url": "http://k"}]},
+            {"type": "network", "endpoints": [
+                {"interface": "internal", "region_id": "R1", "url": "http://n-int/"},
+                {"interface": "public", "region_id": "R2", "url": "http://n-r2"},
+                {"interface": "public", "region_id": "R1", "url": "http://n-pub"}]}]}});
+        assert_eq!(
+            catalog_endpoint(&v, "public", Some("R1")).as_deref(),
+            Some("http://n-pub")
+        );
+        assert_eq!(
+            catalog_endpoint(&v, "internalURL", None).as_deref(),
+            Some("http://n-int")
+        );
+        assert_eq!(catalog_endpoint(&v, "admin", None), None);
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let c = Credentials::Password {
+            username: "u".into(),
+            password: "s3cret".into(),
+            user_domain_name: "Default".into(),
+            project_name: "p".into(),
+            project_domain_name: "Default".into(),
+        };
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let a = Credentials::ApplicationCredential {
+            id: Some("i".into()),
+            name: None,
+            username: None,
+            user_domain_name: "Default".into(),
+            secret: "s3cret".into(),
+        };
+        assert!(!format!("{a:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_refused() {
+        let mut s = AuthSettings::noauth("http://x");
+        s.endpoint = None;
+        assert!(Authenticator::new(s).is_err());
+    }
+}

@@ -1,0 +1,1331 @@
+//! kuryr's [`Backend`] over Neutron, with kuryr-libnetwork's names and tags (see [`crate::names`]).
+//!
+//! Neutron is the IPAM: a Docker pool is a subnet pool, an address is a port
+//! (`kuryr-unbound-port`, `compute:kuryr`) created in RequestAddress and bound to this host in
+//! CreateEndpoint. What never changes (a network's id and MTU, a subnet's CIDR and gateway, the
+//! port an address belongs to) is cached so that a container start and stop costs a handful of
+//! Neutron calls; every read-modify-write of a port carries `If-Match` on its revision.
+use crate::client::NeutronClient;
+use crate::error::NeutronError;
+use crate::names::{self, DEVICE_OWNER, POOL_EXISTING, PORT_EXISTING};
+use crate::types::{Network, Port, Subnet, SubnetPool};
+use ipnet::IpNet;
+use kuryr_core::{
+    AddressRequest, Backend, BackendError, Endpoint, EndpointSpec, ExposedPort, KuryrOptions,
+    NetworkSpec, PoolGrant, PoolRequest,
+};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the Neutron backend needs besides the client (kuryr.conf's `[neutron]` and `[DEFAULT]`).
+#[derive(Debug, Clone)]
+pub struct NeutronSettings {
+    /// `binding:host_id` of the ports this host binds.
+    pub host: String,
+    /// `subnetpool_name_prefix` (`kuryrPool`).
+    pub pool_prefix: String,
+    pub enable_dhcp: bool,
+    /// Subnet pools used when Docker gives no `--subnet`.
+    pub default_pool_v4: String,
+    pub default_pool_v6: String,
+    /// How long Join waits for the port to be ACTIVE; zero: not at all.
+    pub vif_plugging_timeout: Duration,
+    /// Whether a port that does not become ACTIVE in time fails the Join.
+    pub vif_plugging_is_fatal: bool,
+}
+
+impl NeutronSettings {
+    pub fn new(host: &str) -> NeutronSettings {
+        NeutronSettings {
+            host: host.to_string(),
+            pool_prefix: names::DEFAULT_POOL_PREFIX.into(),
+            enable_dhcp: true,
+            default_pool_v4: "kuryr".into(),
+            default_pool_v6: "kuryr6".into(),
+            vif_plugging_timeout: Duration::ZERO,
+            vif_plugging_is_fatal: false,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Cache {
+    /// Docker network id -> Neutron network.
+    networks: HashMap<String, Network>,
+    /// Subnet pool id -> the CIDR Docker asked for.
+    pool_cidrs: HashMap<String, IpNet>,
+    /// Subnet pool id -> its subnet (the one kuryr uses for that pool).
+    pool_subnets: HashMap<String, Subnet>,
+    subnets: HashMap<String, Subnet>,
+    /// Address -> the port holding it, from RequestAddress until ReleaseAddress.
+    ports_by_ip: HashMap<IpAddr, Port>,
+    /// Endpoint id -> its (bound) port.
+    endpoints: HashMap<String, Port>,
+}
+
+pub struct NeutronBackend {
+    client: Arc<NeutronClient>,
+    settings: NeutronSettings,
+    cache: Mutex<Cache>,
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// Neutron's refusal or failure, as a backend error that says what was being done.
+fn fail(context: impl Into<String>, e: NeutronError) -> BackendError {
+    let context = context.into();
+    match e.status() {
+        Some(404) => BackendError::NotFound(format!("{context}: {e}")),
+        Some(409)
+            if e.to_string().contains("IpAddressGenerationFailure")
+                || e.to_string().contains("No more IP addresses") =>
+        {
+            BackendError::Exhausted(format!("{context}: {e}"))
+        }
+        Some(409) => BackendError::Conflict(format!("{context}: {e}")),
+        Some(400) => BackendError::Invalid(format!("{context}: {e}")),
+        _ => BackendError::Unavailable {
+            context,
+            source: Box::new(e),
+        },
+    }
+}
+
+fn parse_ip(s: &str) -> Option<IpAddr> {
+    s.parse().ok()
+}
+
+fn with_prefix(ip: IpAddr, cidr: &str) -> Result<IpNet, BackendError> {
+    let net: IpNet = cidr.parse().map_err(|_| {
+        BackendError::Invalid(format!("Neutron subnet CIDR {cidr:?} is not a CIDR"))
+    })?;
+    IpNet::new(ip, net.prefix_len())
+        .map_err(|e| BackendError::Invalid(format!("address {ip} with the prefix of {cidr}: {e}")))
+}
+
+fn pool_keys(v6: bool) -> (&'static str, &'static str) {
+    if v6 {
+        ("kuryr.pool.v6.uuid", "kuryr.pool.v6.name")
+    } else {
+        ("kuryr.pool.uuid", "kuryr.pool.name")
+    }
+}
+
+fn subnet_keys(v6: bool) -> (&'static str, &'static str) {
+    if v6 {
+        ("kuryr.subnet.v6.uuid", "kuryr.subnet.v6.name")
+    } else {
+        ("kuryr.subnet.uuid", "kuryr.subnet.name")
+    }
+}
+
+/// Contiguous ports of one protocol merged into ranges, as kuryr-libnetwork does.
+pub fn port_ranges(ports: &[ExposedPort]) -> Vec<(u8, u16, u16)> {
+    let mut sorted: Vec<ExposedPort> = ports.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let mut out: Vec<(u8, u16, u16)> = Vec::new();
+    for p in sorted {
+        match out.last_mut() {
+            Some((proto, _, max)) if *proto == p.protocol && max.checked_add(1) == Some(p.port) => {
+                *max = p.port
+            }
+            _ => out.push((p.protocol, p.port, p.port)),
+        }
+    }
+    out
+}
+
+impl NeutronBackend {
+    pub fn new(client: Arc<NeutronClient>, settings: NeutronSettings) -> NeutronBackend {
+        NeutronBackend {
+            client,
+            settings,
+            cache: Mutex::new(Cache::default()),
+        }
+    }
+
+    pub fn client(&self) -> &Arc<NeutronClient> {
+        &self.client
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        // A panic while holding the lock leaves plain data behind: keep using it.
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The subnet pool named by `--ipam-opt`/`-o`, if any.
+    async fn named_pool(
+        &self,
+        options: &KuryrOptions,
+        v6: bool,
+    ) -> Result<Option<SubnetPool>, BackendError> {
+        let (uuid_key, name_key) = pool_keys(v6);
+        if let Some(id) = options.get(uuid_key) {
+            let p = self
+                .client
+                .subnetpool(id)
+                .await
+                .map_err(|e| fail(format!("subnet pool {id} given with {uuid_key}"), e))?;
+            return Ok(Some(p));
+        }
+        if let Some(name) = options.get(name_key) {
+            return self.pool_by_name(name, name_key).await.map(Some);
+        }
+        Ok(None)
+    }
+
+    async fn pool_by_name(&self, name: &str, key: &str) -> Result<SubnetPool, BackendError> {
+        let mut pools = self
+            .client
+            .subnetpools(&[("name", name)])
+            .await
+            .map_err(|e| fail(format!("find subnet pool {name}"), e))?;
+        match pools.len() {
+            1 => Ok(pools.remove(0)),
+            0 => Err(BackendError::NotFound(format!(
+                "no Neutron subnet pool is named {name} ({key}): create it or give its uuid"
+            ))),
+            n => Err(BackendError::Conflict(format!(
+                "{n} Neutron subnet pools are named {name}: give one by uuid (neutron.pool.uuid)"
+            ))),
+        }
+    }
+
+    /// The subnet of a pool: from the cache, else the one subnet Neutron has with that pool.
+    async fn pool_subnet(
+        &self,
+        pool_id: &str,
+        address: Option<IpAddr>,
+    ) -> Result<Option<Subnet>, BackendError> {
+        if let Some(s) = self.cache().pool_subnets.get(pool_id) {
+            return Ok(Some(s.clone()));
+        }
+        let subnets = self
+            .client
+            .subnets(&[("subnetpool_id", pool_id)])
+            .await
+            .map_err(|e| fail(format!("find the subnet of pool {pool_id}"), e))?;
+        let chosen = match (subnets.len(), address, self.cache().pool_cidrs.get(pool_id)) {
+            (0, _, _) => return Ok(None),
+            (1, _, _) => subnets.into_iter().next(),
+            (_, Some(ip), _) => subnets
+                .into_iter()
+                .find(|s| s.cidr.parse::<IpNet>().is_ok_and(|n| n.contains(&ip))),
+            (_, None, Some(cidr)) => {
+                let cidr = cidr.to_string();
+                subnets.into_iter().find(|s| s.cidr == cidr)
+            }
+            (_, None, None) => subnets.into_iter().next(),
+        };
+        if let Some(s) = &chosen {
+            let mut c = self.cache();
+            if self_single(&c, pool_id) {
+                c.pool_subnets.insert(pool_id.to_string(), s.clone());
+            }
+            c.subnets.insert(s.id.clone(), s.clone());
+        }
+        Ok(chosen)
+    }
+
+    async fn subnet(&self, id: &str) -> Result<Subnet, BackendError> {
+        if let Some(s) = self.cache().subnets.get(id) {
+            return Ok(s.clone());
+        }
+        let s = self
+            .client
+            .subnet(id)
+            .await
+            .map_err(|e| fail(format!("show subnet {id}"), e))?;
+        self.cache().subnets.insert(id.to_string(), s.clone());
+        Ok(s)
+    }
+
+    /// The Neutron network of a Docker network: cached, else found by kuryr's lh/uh tags.
+    async fn network(&self, docker_id: &str) -> Result<Option<Network>, BackendError> {
+        if let Some(n) = self.cache().networks.get(docker_id) {
+            return Ok(Some(n.clone()));
+        }
+        let tags = names::id_tags(docker_id).join(",");
+        let mut nets = self
+            .client
+            .networks(&[("tags", &tags)])
+            .await
+            .map_err(|e| {
+                fail(
+                    format!(
+                        "find the Neutron network of Docker network {}",
+                        short(docker_id)
+                    ),
+                    e,
+                )
+            })?;
+        if nets.len() > 1 {
+            return Err(BackendError::Conflict(format!(
+                "{} Neutron networks carry the tags of Docker network {}: remove the tags {tags} from all but one",
+                nets.len(),
+                short(docker_id)
+            )));
+        }
+        let net = nets.pop();
+        if let Some(n) = &net {
+            self.cache()
+                .networks
+                .insert(docker_id.to_string(), n.clone());
+        }
+        Ok(net)
+    }
+
+    /// The port holding `ip` on `network_id`: cached from RequestAddress, else looked up.
+    async fn port_by_ip(&self, network_id: &str, ip: IpAddr) -> Result<Option<Port>, BackendError> {
+        if let Some(p) = self.cache().ports_by_ip.get(&ip) {
+            if p.network_id == network_id {
+                return Ok(Some(p.clone()));
+            }
+        }
+        let filter = format!("ip_address={ip}");
+        let mut ports = self
+            .client
+            .ports(&[("network_id", network_id), ("fixed_ips", &filter)])
+            .await
+            .map_err(|e| fail(format!("find the port of address {ip}"), e))?;
+        Ok(ports.pop())
+    }
+
+    async fn endpoint_port(&self, endpoint_id: &str) -> Result<Option<Port>, BackendError> {
+        if let Some(p) = self.cache().endpoints.get(endpoint_id) {
+            return Ok(Some(p.clone()));
+        }
+        let mut ports = self
+            .client
+            .ports(&[("device_id", endpoint_id)])
+            .await
+            .map_err(|e| {
+                fail(
+                    format!("find the port of endpoint {}", short(endpoint_id)),
+                    e,
+                )
+            })?;
+        Ok(ports.pop())
+    }
+
+    /// Updates a port under `If-Match`; when someone changed it meanwhile, reads it again
+    /// and applies the same change once more.
+    async fn update_port(
+        &self,
+        port: &Port,
+        body: Value,
+        what: &str,
+    ) -> Result<Port, BackendError> {
+        match self
+            .client
+            .update_port(&port.id, body.clone(), Some(port.revision_number))
+            .await
+        {
+            Err(e) if e.is_precondition_failed() => {
+                let fresh = self
+                    .client
+                    .port(&port.id)
+                    .await
+                    .map_err(|e| fail(format!("{what}: read port {} again", port.id), e))?;
+                self.client
+                    .update_port(&port.id, body, Some(fresh.revision_number))
+                    .await
+                    .map_err(|e| fail(what.to_string(), e))
+            }
+            r => r.map_err(|e| fail(what.to_string(), e)),
+        }
+    }
+
+    async fn to_endpoint(
+        &self,
+        endpoint_id: &str,
+        docker_net: &str,
+        port: &Port,
+    ) -> Result<Endpoint, BackendError> {
+        let mut ep = Endpoint {
+            endpoint_id: endpoint_id.to_string(),
+            network_id: docker_net.to_string(),
+            port: port.id.clone(),
+            mac: port.mac_address.clone(),
+            ipv4: None,
+            ipv6: None,
+            gateway_v4: None,
+            gateway_v6: None,
+            routes: Vec::new(),
+            mtu: self.cache().networks.get(docker_net).and_then(|n| n.mtu),
+            host: port.host_id.clone().filter(|h| !h.is_empty()),
+        };
+        for fip in &port.fixed_ips {
+            let Some(ip) = parse_ip(&fip.ip_address) else {
+                continue;
+            };
+            let subnet = self.subnet(&fip.subnet_id).await?;
+            let addr = with_prefix(ip, &subnet.cidr)?;
+            let gw = subnet.gateway_ip.as_deref().and_then(parse_ip);
+            if ip.is_ipv4() {
+                ep.ipv4 = Some(addr);
+                ep.gateway_v4 = gw;
+            } else {
+                ep.ipv6 = Some(addr);
+                ep.gateway_v6 = gw;
+            }
+            for r in &subnet.host_routes {
+                if let (Ok(dst), Some(via)) = (r.destination.parse::<IpNet>(), parse_ip(&r.nexthop))
+                {
+                    ep.routes.push((dst, via));
+                }
+            }
+        }
+        Ok(ep)
+    }
+
+    /// The Docker network id a Neutron network carries in its lh/uh tags.
+    fn docker_id_of(net: &Network) -> Option<String> {
+        let lh = net
+            .tags
+            .iter()
+            .find_map(|t| t.strip_prefix(&format!("{}:", names::LH)))?;
+        let uh = net
+            .tags
+            .iter()
+            .find_map(|t| t.strip_prefix(&format!("{}:", names::UH)))
+            .unwrap_or("");
+        Some(format!("{lh}{uh}"))
+    }
+
+    async fn create_subnet(
+        &self,
+        net: &Network,
+        spec: &kuryr_core::SubnetSpec,
+        options: &KuryrOptions,
+        existing_net: bool,
+    ) -> Result<(Subnet, bool), BackendError> {
+        let v6 = spec.cidr.addr().is_ipv6();
+        let (sub_uuid, sub_name) = subnet_keys(v6);
+        if let Some(id) = options.get(sub_uuid) {
+            let s = self.subnet(id).await?;
+            return Ok((s, false));
+        }
+        if let Some(name) = options.get(sub_name) {
+            let mut found = self
+                .client
+                .subnets(&[("name", name), ("network_id", &net.id)])
+                .await
+                .map_err(|e| fail(format!("find subnet {name}"), e))?;
+            return match found.pop() {
+                Some(s) => Ok((s, false)),
+                None => Err(BackendError::NotFound(format!(
+                    "network {} has no subnet named {name} ({sub_name})",
+                    net.id
+                ))),
+            };
+        }
+        let cidr = spec.cidr.to_string();
+        if existing_net {
+            let mut same = self
+                .client
+                .subnets(&[("network_id", &net.id), ("cidr", &cidr)])
+                .await
+                .map_err(|e| fail(format!("find subnet {cidr} of network {}", net.id), e))?;
+            if let Some(s) = same.pop() {
+                return Ok((s, false));
+            }
+        }
+        let pool_id = match self.named_pool(options, v6).await? {
+            Some(p) => p.id,
+            None => {
+                let name = names::pool_name(&self.settings.pool_prefix, &spec.cidr);
+                self.pool_by_name(&name, "the pool kuryr's IPAM created")
+                    .await?
+                    .id
+            }
+        };
+        let mut body = json!({
+            "network_id": net.id,
+            "ip_version": if v6 { 6 } else { 4 },
+            "cidr": cidr,
+            "subnetpool_id": pool_id,
+            "name": names::subnet_name(&spec.cidr),
+            "enable_dhcp": self.settings.enable_dhcp,
+        });
+        if let Some(gw) = spec.gateway {
+            body["gateway_ip"] = json!(gw.to_string());
+        }
+        let s = self
+            .client
+            .create_subnet(body)
+            .await
+            .map_err(|e| fail(format!("create subnet {cidr} on network {}", net.id), e))?;
+        // kuryr-libnetwork tags its subnets with the pool's id.
+        self.client
+            .add_tag("subnets", &s.id, &pool_id)
+            .await
+            .map_err(|e| fail(format!("tag subnet {}", s.id), e))?;
+        Ok((s, true))
+    }
+}
+
+/// Whether the pool's subnet may be cached: one network per pool (the usual case).
+fn self_single(_c: &Cache, _pool_id: &str) -> bool {
+    true
+}
+
+impl Backend for NeutronBackend {
+    fn name(&self) -> &'static str {
+        "neutron"
+    }
+
+    async fn request_pool(&self, req: &PoolRequest) -> Result<PoolGrant, BackendError> {
+        let cidr = req.subpool.or(req.pool);
+        if let Some(pool) = self.named_pool(&req.options, req.v6).await? {
+            if !pool.tags.iter().any(|t| t == POOL_EXISTING) {
+                self.client
+                    .add_tag("subnetpools", &pool.id, POOL_EXISTING)
+                    .await
+                    .map_err(|e| fail(format!("tag subnet pool {}", pool.id), e))?;
+            }
+            let cidr = match cidr {
+                Some(c) => c,
+                None => first_prefix(&pool)?,
+            };
+            self.cache().pool_cidrs.insert(pool.id.clone(), cidr);
+            return Ok(PoolGrant {
+                pool_id: pool.id,
+                cidr,
+            });
+        }
+        let Some(cidr) = cidr else {
+            let name = if req.v6 {
+                &self.settings.default_pool_v6
+            } else {
+                &self.settings.default_pool_v4
+            };
+            let pool = self
+                .pool_by_name(name, "[neutron] default_subnetpool_v4/_v6")
+                .await?;
+            let cidr = first_prefix(&pool)?;
+            self.cache().pool_cidrs.insert(pool.id.clone(), cidr);
+            return Ok(PoolGrant {
+                pool_id: pool.id,
+                cidr,
+            });
+        };
+        let cidr = cidr.trunc();
+        let name = names::pool_name(&self.settings.pool_prefix, &cidr);
+        let mut found = self
+            .client
+            .subnetpools(&[("name", &name)])
+            .await
+            .map_err(|e| fail(format!("find subnet pool {name}"), e))?;
+        let pool = match found.len() {
+            0 => self
+                .client
+                .create_subnetpool(json!({
+                    "name": name,
+                    "prefixes": [cidr.to_string()],
+                    "default_prefixlen": cidr.prefix_len(),
+                    "min_prefixlen": cidr.prefix_len(),
+                }))
+                .await
+                .map_err(|e| fail(format!("create subnet pool {name}"), e))?,
+            1 => found.remove(0),
+            n => {
+                return Err(BackendError::Conflict(format!(
+                    "{n} Neutron subnet pools are named {name}: give one with --ipam-opt neutron.pool.uuid=<id>"
+                )))
+            }
+        };
+        self.cache().pool_cidrs.insert(pool.id.clone(), cidr);
+        Ok(PoolGrant {
+            pool_id: pool.id,
+            cidr,
+        })
+    }
+
+    async fn release_pool(&self, pool_id: &str) -> Result<(), BackendError> {
+        let pool = match self.client.subnetpool(pool_id).await {
+            Ok(p) => p,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(fail(format!("release pool {pool_id}"), e)),
+        };
+        {
+            let mut c = self.cache();
+            c.pool_cidrs.remove(pool_id);
+            c.pool_subnets.remove(pool_id);
+        }
+        if pool.tags.iter().any(|t| t == POOL_EXISTING) {
+            return self
+                .client
+                .remove_tag("subnetpools", pool_id, POOL_EXISTING)
+                .await
+                .map_err(|e| fail(format!("release pool {pool_id}"), e));
+        }
+        let subnets = self
+            .client
+            .subnets(&[("subnetpool_id", pool_id)])
+            .await
+            .map_err(|e| fail(format!("release pool {pool_id}: list its subnets"), e))?;
+        for s in subnets
+            .iter()
+            .filter(|s| s.name.starts_with(names::SUBNET_NAME_PREFIX))
+        {
+            self.client.delete_subnet(&s.id).await.map_err(|e| {
+                fail(
+                    format!(
+                        "release pool {pool_id}: delete subnet {} ({})",
+                        s.id, s.cidr
+                    ),
+                    e,
+                )
+            })?;
+            self.cache().subnets.remove(&s.id);
+        }
+        if pool
+            .name
+            .starts_with(&format!("{}-", self.settings.pool_prefix))
+        {
+            match self.client.delete_subnetpool(pool_id).await {
+                // Another network (another host's, or a kuryr-libnetwork one) still uses it.
+                Err(e) if e.is_conflict() => {
+                    tracing::info!(pool = %pool.name, "subnet pool still in use; kept")
+                }
+                r => r.map_err(|e| fail(format!("delete subnet pool {}", pool.name), e))?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn request_address(&self, req: &AddressRequest) -> Result<IpNet, BackendError> {
+        let subnet = self.pool_subnet(&req.pool_id, req.preferred).await?;
+        if req.gateway {
+            return match (subnet, req.preferred) {
+                (Some(s), pref) => {
+                    let gw = s.gateway_ip.as_deref().and_then(parse_ip).ok_or_else(|| {
+                        BackendError::Invalid(format!(
+                            "subnet {} ({}) has no gateway",
+                            s.id, s.cidr
+                        ))
+                    })?;
+                    if pref.is_some_and(|p| p != gw) {
+                        return Err(BackendError::Conflict(format!(
+                            "subnet {} ({}) has gateway {gw}, not {}",
+                            s.id,
+                            s.cidr,
+                            pref.map(|p| p.to_string()).unwrap_or_default()
+                        )));
+                    }
+                    with_prefix(gw, &s.cidr)
+                }
+                (None, pref) => {
+                    let cidr = self.pool_cidr(&req.pool_id).await?;
+                    // kuryr-libnetwork fails here without --gateway; Neutron's own choice
+                    // is the first address, so hand that out.
+                    let ip = pref.or_else(|| cidr.hosts().next()).ok_or_else(|| {
+                        BackendError::Invalid(format!("pool {cidr} has no address for a gateway"))
+                    })?;
+                    with_prefix(ip, &cidr.to_string())
+                }
+            };
+        }
+        let Some(subnet) = subnet else {
+            // Aux addresses come before the network exists: nothing to reserve yet.
+            let cidr = self.pool_cidr(&req.pool_id).await?;
+            let ip = req.preferred.ok_or_else(|| {
+                BackendError::Invalid(format!(
+                    "pool {cidr} has no Neutron subnet yet: create the Docker network first"
+                ))
+            })?;
+            return with_prefix(ip, &cidr.to_string());
+        };
+        if let Some(ip) = req.preferred {
+            if let Some(port) = self.port_by_ip(&subnet.network_id, ip).await? {
+                if port.device_owner == DEVICE_OWNER && !port.device_id.is_empty() {
+                    return Err(BackendError::Conflict(format!(
+                        "address {ip} is in use by port {} (endpoint {})",
+                        port.id,
+                        short(&port.device_id)
+                    )));
+                }
+                if port.device_owner != DEVICE_OWNER
+                    && !port.tags.iter().any(|t| t == PORT_EXISTING)
+                {
+                    // Adopt a port made outside kuryr; it is given back in ReleaseAddress.
+                    self.client
+                        .add_tag("ports", &port.id, PORT_EXISTING)
+                        .await
+                        .map_err(|e| fail(format!("adopt port {} holding {ip}", port.id), e))?;
+                }
+                let mut port = port;
+                if !port.tags.iter().any(|t| t == PORT_EXISTING)
+                    && port.device_owner != DEVICE_OWNER
+                {
+                    port.tags.push(PORT_EXISTING.into());
+                    port.revision_number += 1;
+                }
+                self.cache().ports_by_ip.insert(ip, port);
+                return with_prefix(ip, &subnet.cidr);
+            }
+        }
+        let mut fixed = json!({"subnet_id": subnet.id});
+        if let Some(ip) = req.preferred {
+            fixed["ip_address"] = json!(ip.to_string());
+        }
+        let mut body = json!({
+            "network_id": subnet.network_id,
+            "name": names::UNBOUND_PORT_NAME,
+            "device_owner": DEVICE_OWNER,
+            "admin_state_up": true,
+            "fixed_ips": [fixed],
+        });
+        if let Some(mac) = &req.mac {
+            body["mac_address"] = json!(mac);
+        }
+        let port = self.client.create_port(body).await.map_err(|e| {
+            fail(
+                format!(
+                    "reserve an address in subnet {} ({})",
+                    subnet.id, subnet.cidr
+                ),
+                e,
+            )
+        })?;
+        let ip = port
+            .fixed_ips
+            .iter()
+            .find(|f| f.subnet_id == subnet.id)
+            .and_then(|f| parse_ip(&f.ip_address))
+            .ok_or_else(|| {
+                BackendError::Invalid(format!(
+                    "port {} got no address in subnet {}",
+                    port.id, subnet.id
+                ))
+            })?;
+        self.cache().ports_by_ip.insert(ip, port);
+        with_prefix(ip, &subnet.cidr)
+    }
+
+    async fn release_address(&self, pool_id: &str, address: IpAddr) -> Result<(), BackendError> {
+        let Some(subnet) = self.pool_subnet(pool_id, Some(address)).await? else {
+            return Ok(());
+        };
+        let cached = self.cache().ports_by_ip.remove(&address);
+        let port = match cached {
+            Some(p) => Some(p),
+            None => self.port_by_ip(&subnet.network_id, address).await?,
+        };
+        let Some(port) = port else { return Ok(()) };
+        let what = format!("release address {address} (port {})", port.id);
+        if port.tags.iter().any(|t| t == PORT_EXISTING) {
+            // Given back as it was found: unbound, no owner, no kuryr tag.
+            let fresh = self
+                .client
+                .port(&port.id)
+                .await
+                .map_err(|e| fail(what.clone(), e))?;
+            self.update_port(
+                &fresh,
+                json!({"device_owner": "", "device_id": "", "binding:host_id": ""}),
+                &what,
+            )
+            .await?;
+            return self
+                .client
+                .remove_tag("ports", &port.id, PORT_EXISTING)
+                .await
+                .map_err(|e| fail(what, e));
+        }
+        if port.device_owner != DEVICE_OWNER {
+            return Ok(());
+        }
+        let rest: Vec<Value> = port
+            .fixed_ips
+            .iter()
+            .filter(|f| parse_ip(&f.ip_address) != Some(address))
+            .map(|f| json!({"subnet_id": f.subnet_id, "ip_address": f.ip_address}))
+            .collect();
+        if rest.is_empty() {
+            self.client
+                .delete_port(&port.id)
+                .await
+                .map_err(|e| fail(what, e))
+        } else {
+            // A dual-stack port keeps its other address until that one is released.
+            let fresh = self
+                .client
+                .port(&port.id)
+                .await
+                .map_err(|e| fail(what.clone(), e))?;
+            let port = self
+                .update_port(&fresh, json!({"fixed_ips": rest}), &what)
+                .await?;
+            let mut c = self.cache();
+            for f in &port.fixed_ips {
+                if let Some(ip) = parse_ip(&f.ip_address) {
+                    c.ports_by_ip.insert(ip, port.clone());
+                }
+            }
+            Ok(())
+        }
+    }
+
+    async fn create_network(&self, spec: &NetworkSpec) -> Result<(), BackendError> {
+        let id = &spec.network_id;
+        let o = &spec.options;
+        let existing = match (o.get("kuryr.net.uuid"), o.get("kuryr.net.name")) {
+            (Some(_), Some(_)) => {
+                return Err(BackendError::Invalid(
+                    "give neutron.net.uuid or neutron.net.name, not both".into(),
+                ))
+            }
+            (Some(u), None) => Some(
+                self.client
+                    .network(u)
+                    .await
+                    .map_err(|e| fail(format!("network {u} given with neutron.net.uuid"), e))?,
+            ),
+            (None, Some(n)) => {
+                let mut nets = self
+                    .client
+                    .networks(&[("name", n)])
+                    .await
+                    .map_err(|e| fail(format!("find network {n}"), e))?;
+                match nets.len() {
+                    1 => nets.pop(),
+                    0 => {
+                        return Err(BackendError::NotFound(format!(
+                            "no Neutron network is named {n} (neutron.net.name)"
+                        )))
+                    }
+                    k => {
+                        return Err(BackendError::Conflict(format!(
+                            "{k} Neutron networks are named {n}: give one with -o neutron.net.uuid=<id>"
+                        )))
+                    }
+                }
+            }
+            (None, None) => None,
+        };
+        let tags = names::id_tags(id);
+        let (net, reused) = match existing {
+            Some(mut net) => {
+                let mut want = tags.clone();
+                want.push(names::existing_network_tag(id));
+                for t in want {
+                    if !net.tags.contains(&t) {
+                        self.client
+                            .add_tag("networks", &net.id, &t)
+                            .await
+                            .map_err(|e| fail(format!("tag network {}", net.id), e))?;
+                        net.tags.push(t);
+                    }
+                }
+                (net, true)
+            }
+            None => match self.network(id).await? {
+                Some(net) => (net, true),
+                None => {
+                    let shared = o
+                        .get("kuryr.net.shared")
+                        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+                    let mut net = self
+                        .client
+                        .create_network(json!({
+                            "name": names::network_name(id),
+                            "admin_state_up": true,
+                            "shared": shared,
+                        }))
+                        .await
+                        .map_err(|e| {
+                            fail(format!("create network {}", names::network_name(id)), e)
+                        })?;
+                    if let Err(e) = self.client.set_tags("networks", &net.id, &tags).await {
+                        let _ = self.client.delete_network(&net.id).await;
+                        return Err(fail(format!("tag network {}", net.id), e));
+                    }
+                    net.tags = tags.clone();
+                    (net, false)
+                }
+            },
+        };
+        self.cache().networks.insert(id.clone(), net.clone());
+        let mut created = Vec::new();
+        for sub in [&spec.ipv4, &spec.ipv6].into_iter().flatten() {
+            match self.create_subnet(&net, sub, o, reused).await {
+                Ok((s, new)) => {
+                    if new {
+                        created.push(s.id.clone());
+                    }
+                    let mut c = self.cache();
+                    if let Some(p) = &s.subnetpool_id {
+                        c.pool_subnets.insert(p.clone(), s.clone());
+                    }
+                    c.subnets.insert(s.id.clone(), s);
+                }
+                Err(e) => {
+                    // Undo: what this call created goes again.
+                    for s in &created {
+                        let _ = self.client.delete_subnet(s).await;
+                    }
+                    if !reused {
+                        let _ = self.client.delete_network(&net.id).await;
+                        self.cache().networks.remove(id);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_network(&self, network_id: &str) -> Result<(), BackendError> {
+        let Some(net) = self.network(network_id).await? else {
+            return Ok(());
+        };
+        let what = format!(
+            "delete network {} (Docker network {})",
+            net.id,
+            short(network_id)
+        );
+        let existing_tag = names::existing_network_tag(network_id);
+        if net.tags.contains(&existing_tag) {
+            // Not kuryr's: take back only kuryr's subnets and tags.
+            let subnets = self
+                .client
+                .subnets(&[("network_id", &net.id)])
+                .await
+                .map_err(|e| fail(what.clone(), e))?;
+            for s in subnets
+                .iter()
+                .filter(|s| s.name.starts_with(names::SUBNET_NAME_PREFIX))
+            {
+                self.client
+                    .delete_subnet(&s.id)
+                    .await
+                    .map_err(|e| fail(what.clone(), e))?;
+            }
+            let mut tags = names::id_tags(network_id);
+            tags.push(existing_tag);
+            for t in tags {
+                self.client
+                    .remove_tag("networks", &net.id, &t)
+                    .await
+                    .map_err(|e| fail(what.clone(), e))?;
+            }
+        } else {
+            self.client
+                .delete_network(&net.id)
+                .await
+                .map_err(|e| fail(what, e))?;
+        }
+        let mut c = self.cache();
+        c.networks.remove(network_id);
+        c.pool_subnets.retain(|_, s| s.network_id != net.id);
+        c.subnets.retain(|_, s| s.network_id != net.id);
+        Ok(())
+    }
+
+    async fn create_endpoint(&self, spec: &EndpointSpec) -> Result<Endpoint, BackendError> {
+        let eid = &spec.endpoint_id;
+        let net = self.network(&spec.network_id).await?.ok_or_else(|| {
+            BackendError::NotFound(format!(
+                "Docker network {} has no Neutron network (no network carries its kuryr tags)",
+                short(&spec.network_id)
+            ))
+        })?;
+        let mut ports: Vec<Port> = Vec::new();
+        for ip in [spec.ipv4, spec.ipv6].into_iter().flatten() {
+            let port = self.port_by_ip(&net.id, ip.addr()).await?.ok_or_else(|| {
+                BackendError::NotFound(format!(
+                    "no Neutron port holds {} on network {}: was the address requested from kuryr's IPAM (--ipam-driver kuryr)?",
+                    ip.addr(),
+                    net.id
+                ))
+            })?;
+            if !ports.iter().any(|p| p.id == port.id) {
+                ports.push(port);
+            }
+        }
+        let Some(mut port) = ports.first().cloned() else {
+            return Err(BackendError::Invalid(format!(
+                "endpoint {} has no address",
+                short(eid)
+            )));
+        };
+        if port.device_id == *eid && port.host_id.as_deref() == Some(self.settings.host.as_str()) {
+            // Created already (a retry): return it as it is.
+            self.cache().endpoints.insert(eid.clone(), port.clone());
+            return self.to_endpoint(eid, &spec.network_id, &port).await;
+        }
+        let what = format!(
+            "bind port {} to endpoint {} on host {}",
+            port.id,
+            short(eid),
+            self.settings.host
+        );
+        let mut body = json!({
+            "binding:host_id": self.settings.host,
+            "device_owner": DEVICE_OWNER,
+            "device_id": eid,
+            "admin_state_up": true,
+        });
+        if let Some(mac) = &spec.mac {
+            if !mac.eq_ignore_ascii_case(&port.mac_address) {
+                body["mac_address"] = json!(mac);
+            }
+        }
+        if let Some(second) = ports.get(1) {
+            // Dual stack: IPAM made one port per family; the endpoint keeps one port with both.
+            if second.device_owner != DEVICE_OWNER || second.tags.iter().any(|t| t == PORT_EXISTING)
+            {
+                return Err(BackendError::Conflict(format!(
+                    "addresses of endpoint {} are on two ports ({} and {}) and {} is not kuryr's: give --ip and --ip6 of one port",
+                    short(eid), port.id, second.id, second.id
+                )));
+            }
+            self.client
+                .delete_port(&second.id)
+                .await
+                .map_err(|e| fail(what.clone(), e))?;
+            let mut fixed: Vec<Value> = port
+                .fixed_ips
+                .iter()
+                .chain(second.fixed_ips.iter())
+                .map(|f| json!({"subnet_id": f.subnet_id, "ip_address": f.ip_address}))
+                .collect();
+            fixed.dedup();
+            body["fixed_ips"] = json!(fixed);
+        }
+        port = self.update_port(&port, body, &what).await?;
+        let mut tags = port.tags.clone();
+        let mut add = names::id_tags(eid);
+        add.retain(|t| !tags.contains(t));
+        if !add.is_empty() {
+            tags.extend(add);
+            // One request for all tags; the port is ours (bound to this endpoint) from here on.
+            self.client
+                .set_tags("ports", &port.id, &tags)
+                .await
+                .map_err(|e| fail(format!("tag port {}", port.id), e))?;
+            port.tags = tags;
+            port.revision_number += 1;
+        }
+        {
+            let mut c = self.cache();
+            for f in &port.fixed_ips {
+                if let Some(ip) = parse_ip(&f.ip_address) {
+                    c.ports_by_ip.insert(ip, port.clone());
+                }
+            }
+            c.endpoints.insert(eid.clone(), port.clone());
+        }
+        self.to_endpoint(eid, &spec.network_id, &port).await
+    }
+
+    async fn endpoint(&self, endpoint_id: &str) -> Result<Option<Endpoint>, BackendError> {
+        let Some(port) = self.endpoint_port(endpoint_id).await? else {
+            return Ok(None);
+        };
+        let docker_net = self
+            .cache()
+            .networks
+            .iter()
+            .find(|(_, n)| n.id == port.network_id)
+            .map(|(d, _)| d.clone());
+        let docker_net = match docker_net {
+            Some(d) => d,
+            None => {
+                let net = self
+                    .client
+                    .network(&port.network_id)
+                    .await
+                    .map_err(|e| fail(format!("show network {}", port.network_id), e))?;
+                let d = Self::docker_id_of(&net).unwrap_or_default();
+                if !d.is_empty() {
+                    self.cache().networks.insert(d.clone(), net);
+                }
+                d
+            }
+        };
+        self.cache()
+            .endpoints
+            .insert(endpoint_id.to_string(), port.clone());
+        self.to_endpoint(endpoint_id, &docker_net, &port)
+            .await
+            .map(Some)
+    }
+
+    async fn delete_endpoint(&self, endpoint_id: &str) -> Result<(), BackendError> {
+        let Some(port) = self.endpoint_port(endpoint_id).await? else {
+            return Ok(());
+        };
+        self.cache().endpoints.remove(endpoint_id);
+        if port.device_id != endpoint_id {
+            return Ok(());
+        }
+        let what = format!("unbind port {} of endpoint {}", port.id, short(endpoint_id));
+        let mut tags = port.tags.clone();
+        let eps = names::id_tags(endpoint_id);
+        tags.retain(|t| !eps.contains(t));
+        let mut body = json!({"binding:host_id": "", "device_id": ""});
+        if tags.len() != port.tags.len() {
+            body["tags"] = json!(tags);
+        }
+        let unbound = match self.update_port(&port, body.clone(), &what).await {
+            Err(BackendError::NotFound(_)) => return Ok(()),
+            // Neutron versions that refuse tags in a port update: tags on their own.
+            Err(BackendError::Invalid(m)) if m.contains("tags") => {
+                body.as_object_mut().map(|b| b.remove("tags"));
+                let p = self.update_port(&port, body, &what).await?;
+                self.client
+                    .set_tags("ports", &port.id, &tags)
+                    .await
+                    .map_err(|e| fail(what.clone(), e))?;
+                p
+            }
+            r => r?,
+        };
+        let mut c = self.cache();
+        for f in &unbound.fixed_ips {
+            if let Some(ip) = parse_ip(&f.ip_address) {
+                if let Some(p) = c.ports_by_ip.get_mut(&ip) {
+                    *p = unbound.clone();
+                    p.tags = tags.clone();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn wait_active(&self, endpoint_id: &str, timeout: Duration) -> Result<(), BackendError> {
+        let limit = self.settings.vif_plugging_timeout.min(timeout);
+        if limit.is_zero() {
+            return Ok(());
+        }
+        let Some(port) = self.endpoint_port(endpoint_id).await? else {
+            return Err(BackendError::NotFound(format!(
+                "endpoint {} has no port",
+                short(endpoint_id)
+            )));
+        };
+        let deadline = Instant::now() + limit;
+        loop {
+            let p = self
+                .client
+                .port(&port.id)
+                .await
+                .map_err(|e| fail(format!("wait for port {} to be ACTIVE", port.id), e))?;
+            if p.status == "ACTIVE" {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let msg = format!(
+                    "port {} of endpoint {} is {} after {:?} ([neutron] vif_plugging_timeout)",
+                    port.id,
+                    short(endpoint_id),
+                    p.status,
+                    limit
+                );
+                if self.settings.vif_plugging_is_fatal {
+                    return Err(BackendError::Unavailable {
+                        context: msg,
+                        source: "port not ACTIVE".into(),
+                    });
+                }
+                tracing::warn!("{msg}; continuing ([neutron] vif_plugging_is_fatal = false)");
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn local_endpoints(&self) -> Result<Vec<Endpoint>, BackendError> {
+        let ports = self
+            .client
+            .ports(&[
+                ("binding:host_id", &self.settings.host),
+                ("device_owner", DEVICE_OWNER),
+            ])
+            .await
+            .map_err(|e| {
+                fail(
+                    format!("list the ports bound to host {}", self.settings.host),
+                    e,
+                )
+            })?;
+        let mut out = Vec::new();
+        for p in ports.iter().filter(|p| p.device_id.len() == 64) {
+            if let Some(ep) = self.endpoint(&p.device_id).await? {
+                out.push(ep);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn expose(&self, endpoint_id: &str, ports: &[ExposedPort]) -> Result<(), BackendError> {
+        let port = self.endpoint_port(endpoint_id).await?.ok_or_else(|| {
+            BackendError::NotFound(format!(
+                "endpoint {} has no Neutron port",
+                short(endpoint_id)
+            ))
+        })?;
+        let name = names::security_group_name(&port.id);
+        let sg = self
+            .client
+            .create_security_group(&name, "kuryr: ports exposed by the container")
+            .await
+            .map_err(|e| fail(format!("create security group {name}"), e))?;
+        let families: Vec<&str> = {
+            let mut f = Vec::new();
+            if port.fixed_ips.iter().any(|x| x.ip_address.contains('.')) {
+                f.push("IPv4");
+            }
+            if port.fixed_ips.iter().any(|x| x.ip_address.contains(':')) {
+                f.push("IPv6");
+            }
+            f
+        };
+        let mut rules = Vec::new();
+        for (proto, min, max) in port_ranges(ports) {
+            for fam in &families {
+                let mut r = json!({"security_group_id": sg.id, "direction": "ingress",
+                    "ethertype": fam, "protocol": proto.to_string()});
+                if proto == 6 || proto == 17 {
+                    r["port_range_min"] = json!(min);
+                    r["port_range_max"] = json!(max);
+                }
+                rules.push(r);
+            }
+        }
+        let undo = |e: BackendError| async {
+            let _ = self.client.delete_security_group(&sg.id).await;
+            e
+        };
+        if !rules.is_empty() {
+            if let Err(e) = self.client.create_security_group_rules(rules).await {
+                return Err(undo(fail(format!("add rules to security group {name}"), e)).await);
+            }
+        }
+        let fresh = match self.client.port(&port.id).await {
+            Ok(p) => p,
+            Err(e) => return Err(undo(fail(format!("show port {}", port.id), e)).await),
+        };
+        let mut groups = fresh.security_groups.clone();
+        groups.push(sg.id.clone());
+        match self
+            .update_port(
+                &fresh,
+                json!({"security_groups": groups}),
+                &format!("add security group {name} to port {}", port.id),
+            )
+            .await
+        {
+            Ok(p) => {
+                self.cache().endpoints.insert(endpoint_id.to_string(), p);
+                Ok(())
+            }
+            Err(e) => Err(undo(e).await),
+        }
+    }
+
+    async fn unexpose(&self, endpoint_id: &str) -> Result<(), BackendError> {
+        let Some(port) = self.endpoint_port(endpoint_id).await? else {
+            return Ok(());
+        };
+        let name = names::security_group_name(&port.id);
+        let sgs = self
+            .client
+            .security_groups(&[("name", &name)])
+            .await
+            .map_err(|e| fail(format!("find security group {name}"), e))?;
+        if sgs.is_empty() {
+            return Ok(());
+        }
+        let fresh = self
+            .client
+            .port(&port.id)
+            .await
+            .map_err(|e| fail(format!("show port {}", port.id), e))?;
+        let groups: Vec<String> = fresh
+            .security_groups
+            .iter()
+            .filter(|g| !sgs.iter().any(|s| &s.id == *g))
+            .cloned()
+            .collect();
+        if groups.len() != fresh.security_groups.len() {
+            let p = self
+                .update_port(
+                    &fresh,
+                    json!({"security_groups": groups}),
+                    &format!("remove security group {name} from port {}", port.id),
+                )
+                .await?;
+            self.cache().endpoints.insert(endpoint_id.to_string(), p);
+        }
+        for sg in sgs {
+            self.client
+                .delete_security_group(&sg.id)
+                .await
+                .map_err(|e| fail(format!("delete security group {name}"), e))?;
+        }
+        Ok(())
+    }
+}
+
+impl NeutronBackend {
+    async fn pool_cidr(&self, pool_id: &str) -> Result<IpNet, BackendError> {
+        if let Some(c) = self.cache().pool_cidrs.get(pool_id) {
+            return Ok(*c);
+        }
+        let pool = self
+            .client
+            .subnetpool(pool_id)
+            .await
+            .map_err(|e| fail(format!("show subnet pool {pool_id}"), e))?;
+        let cidr = first_prefix(&pool)?;
+        self.cache().pool_cidrs.insert(pool_id.to_string(), cidr);
+        Ok(cidr)
+    }
+}
+
+fn first_prefix(pool: &SubnetPool) -> Result<IpNet, BackendError> {
+    pool.prefixes
+        .first()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| {
+            BackendError::Invalid(format!(
+                "subnet pool {} ({}) has no prefix",
+                pool.name, pool.id
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposed_ports_merge_into_ranges_per_protocol() {
+        let p = |protocol, port| ExposedPort { protocol, port };
+        assert_eq!(
+            port_ranges(&[
+                p(6, 8081),
+                p(6, 8080),
+                p(17, 53),
+                p(6, 8082),
+                p(6, 9000),
+                p(6, 8080)
+            ]),
+            vec![(6, 8080, 8082), (6, 9000, 9000), (17, 53, 53)]
+        );
+        assert_eq!(
+            port_ranges(&[p(6, 65535), p(6, 65534)]),
+            vec![(6, 65534, 65535)]
+        );
+    }
+}

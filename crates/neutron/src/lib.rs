@@ -1,0 +1,14 @@
+//! The Neutron control plane: a Neutron v2 REST client with Keystone v3 authentication
+//! ([`NeutronClient`]), and [`NeutronBackend`], kuryr's [`kuryr_core::Backend`] over Neutron with
+//! kuryr-libnetwork's names and tags, so that both share state.
+mod auth;
+mod backend;
+mod client;
+mod error;
+pub mod names;
+pub mod types;
+
+pub use auth::{AuthSettings, Credentials};
+pub use backend::{NeutronBackend, NeutronSettings};
+pub use client::{HttpSettings, NeutronClient};
+pub use error::NeutronError;
