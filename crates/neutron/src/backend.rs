@@ -1069,27 +1069,24 @@ impl Backend for NeutronBackend {
             return Ok(());
         }
         let what = format!("unbind port {} of endpoint {}", port.id, short(endpoint_id));
-        let mut tags = port.tags.clone();
-        let eps = names::id_tags(endpoint_id);
-        tags.retain(|t| !eps.contains(t));
-        let mut body = json!({"binding:host_id": "", "device_id": ""});
-        if tags.len() != port.tags.len() {
-            body["tags"] = json!(tags);
-        }
-        let unbound = match self.update_port(&port, body.clone(), &what).await {
+        // Neutron refuses tags in a port update; kuryr's own ports are deleted in
+        // ReleaseAddress anyway, so only an adopted port gets its endpoint tags removed.
+        let body = json!({"binding:host_id": "", "device_id": ""});
+        let unbound = match self.update_port(&port, body, &what).await {
             Err(BackendError::NotFound(_)) => return Ok(()),
-            // Neutron versions that refuse tags in a port update: tags on their own.
-            Err(BackendError::Invalid(m)) if m.contains("tags") => {
-                body.as_object_mut().map(|b| b.remove("tags"));
-                let p = self.update_port(&port, body, &what).await?;
-                self.client
-                    .set_tags("ports", &port.id, &tags)
-                    .await
-                    .map_err(|e| fail(what.clone(), e))?;
-                p
-            }
             r => r?,
         };
+        let eps = names::id_tags(endpoint_id);
+        let mut tags = unbound.tags.clone();
+        if tags.iter().any(|t| t == PORT_EXISTING) {
+            for t in &eps {
+                self.client
+                    .remove_tag("ports", &port.id, t)
+                    .await
+                    .map_err(|e| fail(what.clone(), e))?;
+            }
+            tags.retain(|t| !eps.contains(t));
+        }
         let mut c = self.cache();
         for f in &unbound.fixed_ips {
             if let Some(ip) = parse_ip(&f.ip_address) {
