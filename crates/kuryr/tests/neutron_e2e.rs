@@ -1,7 +1,6 @@
 //! The Neutron mode end to end: real Docker, a kuryr daemon reading a kuryr-libnetwork style
 //! kuryr.conf, the lab's real Neutron 29 (ML2/OVN) and OVN (`make lab-openstack`). Run by
 //! `make test`; ignored by a bare `cargo test`.
-#[allow(dead_code)]
 mod common;
 
 use common::*;
