@@ -136,6 +136,8 @@ pub struct OvnBackend {
     pending: Mutex<HashMap<String, HashSet<IpAddr>>>,
     /// Default pools handed out recently: Docker asks again without releasing when it rejects one.
     offered: Mutex<Vec<(IpNet, Instant)>>,
+    /// Where the next address search starts, per pool.
+    cursors: Mutex<HashMap<String, IpAddr>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -174,6 +176,12 @@ fn guard_ip_free(t: &mut Txn, set: Uuid, ip: IpAddr) {
     );
 }
 
+/// Whether the Address_Set row holds `ip` (a hash lookup in the replica's index of large sets).
+fn set_contains(rep: &Replica, row: &Row, ip: &IpAddr) -> bool {
+    rep.table(AS)
+        .set_contains(&row.uuid, "addresses", &json!(ip.to_string()))
+}
+
 fn parse_ips(row: &Row) -> HashSet<IpAddr> {
     row.strings("addresses")
         .iter()
@@ -193,6 +201,7 @@ impl OvnBackend {
             settings,
             pending: Mutex::new(HashMap::new()),
             offered: Mutex::new(Vec::new()),
+            cursors: Mutex::new(HashMap::new()),
         }
     }
 
@@ -457,7 +466,9 @@ impl OvnBackend {
     ) -> Result<(Option<Txn>, IpAddr)> {
         let rep = self.nb.replica();
         let row = rep.table(AS).one_by_name(&pid.set);
-        let used = row.as_ref().map(|r| parse_ips(r)).unwrap_or_default();
+        // A membership test scans the set's strings; building a parsed set of every address
+        // on each call would cost as much again, per call, as the pool grows.
+        let in_set = |ip: &IpAddr| row.as_ref().is_some_and(|r| set_contains(&rep, r, ip));
         let pool_gw: Option<IpAddr> = row
             .as_ref()
             .and_then(|r| r.external_id(keys::POOL_GATEWAY)?.parse().ok());
@@ -473,7 +484,7 @@ impl OvnBackend {
                 (Some(p), None) => p,
                 (None, None) => ipam::host_range(&pid.cidr).0,
             };
-            if used.contains(&ip) {
+            if in_set(&ip) {
                 return Err(OvnError::Conflict(format!(
                     "gateway address {ip} is already in use in pool {}",
                     pid.cidr
@@ -497,14 +508,15 @@ impl OvnBackend {
                 }
             }
             match preferred {
-                Some(ip) if used.contains(&ip) || excluded.contains(&ip) => {
+                Some(ip) if in_set(&ip) || excluded.contains(&ip) => {
                     return Err(OvnError::Conflict(format!(
                         "address {ip} is already in use in pool {}",
                         pid.cidr
                     )))
                 }
                 Some(ip) => ip,
-                None => ipam::free_address(&pid.cidr, pid.subpool.as_ref(), &used, &excluded)
+                None => self
+                    .next_free(&rep, pid, row.as_deref(), &excluded)
                     .ok_or_else(|| {
                         let range = pid
                             .subpool
@@ -518,6 +530,11 @@ impl OvnBackend {
             .entry(pid.set.clone())
             .or_default()
             .insert(ip);
+        if !gateway {
+            if let Some(next) = ipam::next_address(ip) {
+                lock(&self.cursors).insert(pid.set.clone(), next);
+            }
+        }
         let mut t = Txn::new(NB);
         match &row {
             Some(r) => {
@@ -552,6 +569,29 @@ impl OvnBackend {
         Ok((Some(t), ip))
     }
 
+    /// The next free address after the pool's cursor: a few membership tests when the pool is
+    /// allocated in order, a full scan only when those find nothing (a pool nearly full).
+    fn next_free(
+        &self,
+        rep: &Replica,
+        pid: &PoolId,
+        row: Option<&Row>,
+        excluded: &HashSet<IpAddr>,
+    ) -> Option<IpAddr> {
+        let from = lock(&self.cursors).get(&pid.set).copied();
+        let free =
+            |ip: &IpAddr| !excluded.contains(ip) && !row.is_some_and(|r| set_contains(rep, r, ip));
+        if let Some(ip) = ipam::candidates(&pid.cidr, pid.subpool.as_ref(), from)
+            .take(64)
+            .find(free)
+        {
+            return Some(ip);
+        }
+        let used = row.map(parse_ips).unwrap_or_default();
+        ipam::candidates(&pid.cidr, pid.subpool.as_ref(), from)
+            .find(|ip| !used.contains(ip) && !excluded.contains(ip))
+    }
+
     /// ReleaseAddress: frees an endpoint address; the pool's gateway stays reserved while the
     /// pool exists (other networks and hosts may share it).
     pub async fn release_address(&self, pool_id: &str, ip: IpAddr) -> Result<()> {
@@ -563,7 +603,7 @@ impl OvnBackend {
                     return Ok(None);
                 };
                 if row.external_id(keys::POOL_GATEWAY) == Some(ip.to_string().as_str())
-                    || !parse_ips(&row).contains(&ip)
+                    || !set_contains(rep, &row, &ip)
                 {
                     return Ok(None);
                 }
@@ -579,8 +619,15 @@ impl OvnBackend {
                 Ok(Some(t))
             },
         )
-        .await
-        .map(|_| ())
+        .await?;
+        // The next search starts at the lowest address this process gave back, so a freed
+        // address is handed out again first, as Docker's own IPAM does.
+        let mut cursors = lock(&self.cursors);
+        let cur = cursors.entry(pid.set.clone()).or_insert(ip);
+        if ip.is_ipv6() == cur.is_ipv6() && ip < *cur {
+            *cur = ip;
+        }
+        Ok(())
     }
 
     // ---- networks ---------------------------------------------------------------------------
@@ -791,16 +838,19 @@ impl OvnBackend {
                 }
                 return Err(OvnError::Conflict(format!("a logical switch port named {} already exists on another network", spec.endpoint_id)));
             }
-            let macs_in_use: HashSet<String> = ls
-                .uuids("ports")
-                .iter()
-                .filter_map(|u| rep.table(LSP).get(u))
-                .flat_map(|p| p.strings("addresses").into_iter().filter_map(|a| a.split_whitespace().next().map(str::to_lowercase)))
-                .collect();
+            // Through the MAC index, so the check does not grow with the network; only a MAC
+            // found elsewhere costs a look at this switch's ports.
+            let mac_in_use = |m: &str| {
+                let holders = rep.table(LSP).by_external_id(keys::MAC, m);
+                !holders.is_empty() && {
+                    let ports: HashSet<Uuid> = ls.uuids("ports").into_iter().collect();
+                    holders.iter().any(|p| ports.contains(&p.uuid))
+                }
+            };
             let mac = match &spec.mac {
                 Some(m) => {
                     let m = m.to_lowercase();
-                    if macs_in_use.contains(&m) {
+                    if mac_in_use(&m) {
                         return Err(OvnError::Conflict(format!("MAC address {m} is already used on network {}", short(&spec.network_id))));
                     }
                     m
@@ -809,7 +859,7 @@ impl OvnBackend {
                     let v4 = spec.ipv4.and_then(|n| match n.addr() { IpAddr::V4(a) => Some(a), _ => None });
                     let v6 = spec.ipv6.and_then(|n| match n.addr() { IpAddr::V6(a) => Some(a), _ => None });
                     let mut m = ipam::mac_from_ip(v4, v6).unwrap_or_else(ipam::random_mac);
-                    while macs_in_use.contains(&m) {
+                    while mac_in_use(&m) {
                         m = ipam::random_mac();
                     }
                     m
@@ -820,15 +870,17 @@ impl OvnBackend {
                 addr.push(' ');
                 addr.push_str(&ip.addr().to_string());
             }
-            chosen_mac = Some(mac);
             let ext = datum::map([
                 (keys::OWNER, keys::OWNER_VALUE),
                 (keys::ENDPOINT_ID, spec.endpoint_id.as_str()),
                 (keys::NETWORK_ID, spec.network_id.as_str()),
                 (keys::HOST, self.settings.host.as_str()),
+                (keys::MAC, mac.as_str()),
             ]);
+            chosen_mac = Some(mac);
             let mut t = Txn::new(NB);
-            t.wait_absent(LSP, vec![eq("name", spec.endpoint_id.as_str())]);
+            // The schema's unique index on the port name refuses a duplicate at commit: no
+            // `wait` guard, which would make ovsdb-server scan every port of Northbound.
             t.insert(LSP, json!({"name": spec.endpoint_id, "addresses": addr, "port_security": addr, "external_ids": ext}), Some("lsp"));
             t.mutate(LS, vec![txn::by_uuid(ls.uuid)], vec![txn::mutate_insert("ports", datum::set([datum::named_uuid("lsp")]))]);
             Ok(Some(t))

@@ -124,6 +124,47 @@ pub fn is_host_address(pool: &IpNet, ip: IpAddr) -> bool {
     pool.contains(&ip) && to_u128(ip) >= to_u128(first) && to_u128(ip) <= to_u128(last)
 }
 
+/// Every address endpoints may get in `pool` (restricted to `subpool`), starting at `from`
+/// (when inside the range) and wrapping around to the start: a rolling allocator, as Docker's
+/// own IPAM does, so an allocation does not rescan the addresses taken before it.
+pub fn candidates(
+    pool: &IpNet,
+    subpool: Option<&IpNet>,
+    from: Option<IpAddr>,
+) -> impl Iterator<Item = IpAddr> {
+    let (mut first, mut last) = host_range(pool);
+    if let Some(sub) = subpool {
+        if to_u128(sub.network()) > to_u128(first) {
+            first = sub.network();
+        }
+        if to_u128(sub.broadcast()) < to_u128(last) {
+            last = sub.broadcast();
+        }
+    }
+    let v6 = pool.addr().is_ipv6();
+    let (lo, hi) = (to_u128(first), to_u128(last));
+    let start = from
+        .map(to_u128)
+        .filter(|s| *s >= lo && *s <= hi)
+        .unwrap_or(lo);
+    // An empty range (a sub-pool outside the pool) yields nothing.
+    let upper = (lo <= hi).then_some(start..=hi).into_iter().flatten();
+    let lower = (lo <= hi && start > lo)
+        .then(|| lo..=start - 1)
+        .into_iter()
+        .flatten();
+    upper.chain(lower).map(move |v| from_u128(v, v6))
+}
+
+/// The address after `ip`, if there is one.
+pub fn next_address(ip: IpAddr) -> Option<IpAddr> {
+    let v = to_u128(ip).checked_add(1)?;
+    match ip {
+        IpAddr::V4(_) if v > u32::MAX as u128 => None,
+        _ => Some(from_u128(v, ip.is_ipv6())),
+    }
+}
+
 /// The lowest address of `pool` (restricted to `subpool`) that is neither used nor excluded.
 pub fn free_address(
     pool: &IpNet,
@@ -316,6 +357,32 @@ mod tests {
             free_address(&net("fd00::/64"), None, &HashSet::new(), &none),
             Some(ip("fd00::1"))
         );
+    }
+
+    #[test]
+    fn candidates_roll_from_the_hint_and_wrap() {
+        let pool = net("10.1.0.0/29");
+        let all: Vec<IpAddr> = candidates(&pool, None, None).collect();
+        assert_eq!(all.len(), 6);
+        assert_eq!(all[0], ip("10.1.0.1"));
+        let rolled: Vec<IpAddr> = candidates(&pool, None, Some(ip("10.1.0.5"))).collect();
+        assert_eq!(
+            rolled,
+            ["10.1.0.5", "10.1.0.6", "10.1.0.1", "10.1.0.2", "10.1.0.3", "10.1.0.4"].map(ip)
+        );
+        // A hint outside the range starts at the beginning; a sub-pool bounds it.
+        assert_eq!(
+            candidates(&pool, None, Some(ip("10.9.9.9"))).next(),
+            Some(ip("10.1.0.1"))
+        );
+        let sub: Vec<IpAddr> =
+            candidates(&net("10.1.0.0/24"), Some(&net("10.1.0.128/30")), None).collect();
+        assert_eq!(
+            sub,
+            ["10.1.0.128", "10.1.0.129", "10.1.0.130", "10.1.0.131"].map(ip)
+        );
+        assert_eq!(next_address(ip("10.1.0.255")), Some(ip("10.1.1.0")));
+        assert_eq!(next_address(ip("255.255.255.255")), None);
     }
 
     #[test]

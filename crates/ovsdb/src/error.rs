@@ -94,8 +94,14 @@ impl Error {
     /// The server reported a `wait` or `assert` condition that did not hold, or a constraint
     /// violation: the transaction did nothing and may be retried after re-reading the data.
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Error::Operation { error, .. }
-            if error == "timed out" || error == "not owner" || error == "constraint violation")
+        match self {
+            Error::Operation { error, .. } => {
+                error == "timed out" || error == "not owner" || error == "constraint violation"
+            }
+            // A unique index the schema declares (a Logical_Switch_Port's name) is checked at commit.
+            Error::Commit { error, .. } => error == "constraint violation",
+            _ => false,
+        }
     }
 
     /// The outcome of the request is unknown or it was never sent because the connection is down.

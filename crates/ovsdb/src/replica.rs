@@ -13,6 +13,20 @@ pub struct Table {
     by_name: HashMap<String, BTreeSet<Uuid>>,
     by_external_id: HashMap<(String, String), BTreeSet<Uuid>>,
     by_external_key: HashMap<String, BTreeSet<Uuid>>,
+    /// For large set columns, where each element sits: a diff then costs O(elements changed)
+    /// instead of a scan of the whole set (a switch's ports, a pool's addresses).
+    set_positions: HashMap<Uuid, HashMap<String, HashMap<String, usize>>>,
+}
+
+/// Sets at least this large get a position index.
+const INDEXED_SET: usize = 32;
+
+fn atom_key(atom: &Value) -> String {
+    match atom {
+        Value::String(s) => format!("s:{s}"),
+        Value::Array(a) if a.len() == 2 => format!("{}:{}", a[0].as_str().unwrap_or("?"), a[1]),
+        other => other.to_string(),
+    }
 }
 
 impl Table {
@@ -53,6 +67,22 @@ impl Table {
         )
     }
 
+    /// Whether set column `column` of row `uuid` holds `atom`: a hash lookup for large sets
+    /// that have been changed by a diff, a scan otherwise.
+    pub fn set_contains(&self, uuid: &Uuid, column: &str, atom: &Value) -> bool {
+        if let Some(index) = self
+            .set_positions
+            .get(uuid)
+            .and_then(|cols| cols.get(column))
+        {
+            return index.contains_key(&atom_key(atom));
+        }
+        self.rows
+            .get(uuid)
+            .and_then(|r| r.get(column))
+            .is_some_and(|v| atoms(v).contains(&atom))
+    }
+
     /// Rows whose `external_ids` has `key`, whatever its value.
     pub fn by_external_key(&self, key: &str) -> Vec<Arc<Row>> {
         self.lookup(self.by_external_key.get(key))
@@ -78,6 +108,7 @@ impl Table {
     }
 
     fn remove(&mut self, uuid: &Uuid) -> Option<Arc<Row>> {
+        self.set_positions.remove(uuid);
         let row = self.rows.remove(uuid)?;
         let (name, ext) = Self::index_keys(&row);
         if let Some(name) = name {
@@ -105,9 +136,65 @@ impl Table {
         Some(row)
     }
 
+    /// Changes a row in place: the columns are copied only if a reader still holds the row.
+    fn modify(&mut self, uuid: Uuid, change: impl FnOnce(&mut Map<String, Value>)) {
+        let Some(arc) = self.rows.get_mut(&uuid) else {
+            let mut columns = Map::new();
+            change(&mut columns);
+            self.put(Row { uuid, columns });
+            return;
+        };
+        let before = Self::index_keys(arc);
+        let row = Arc::make_mut(arc);
+        change(&mut row.columns);
+        let after = Self::index_keys(row);
+        if before == after {
+            return;
+        }
+        let (old_name, old_ext) = before;
+        let (new_name, new_ext) = after;
+        if old_name != new_name {
+            if let Some(name) = old_name {
+                if let Some(set) = self.by_name.get_mut(&name) {
+                    set.remove(&uuid);
+                    if set.is_empty() {
+                        self.by_name.remove(&name);
+                    }
+                }
+            }
+            if let Some(name) = new_name {
+                self.by_name.entry(name).or_default().insert(uuid);
+            }
+        }
+        for kv in old_ext.iter().filter(|kv| !new_ext.contains(kv)) {
+            if let Some(set) = self.by_external_id.get_mut(kv) {
+                set.remove(&uuid);
+                if set.is_empty() {
+                    self.by_external_id.remove(kv);
+                }
+            }
+            if !new_ext.iter().any(|(k, _)| k == &kv.0) {
+                if let Some(set) = self.by_external_key.get_mut(&kv.0) {
+                    set.remove(&uuid);
+                    if set.is_empty() {
+                        self.by_external_key.remove(&kv.0);
+                    }
+                }
+            }
+        }
+        for kv in new_ext.into_iter().filter(|kv| !old_ext.contains(kv)) {
+            self.by_external_key
+                .entry(kv.0.clone())
+                .or_default()
+                .insert(uuid);
+            self.by_external_id.entry(kv).or_default().insert(uuid);
+        }
+    }
+
     fn put(&mut self, row: Row) {
         let uuid = row.uuid;
         self.remove(&uuid);
+        self.set_positions.remove(&uuid);
         let (name, ext) = Self::index_keys(&row);
         if let Some(name) = name {
             self.by_name.entry(name).or_default().insert(uuid);
@@ -198,15 +285,20 @@ impl Replica {
                     let diff = diff
                         .as_object()
                         .ok_or_else(|| format!("{tname} row {uuid}: modify is not an object"))?;
-                    let mut columns = table
-                        .get(&uuid)
-                        .map(|r| r.columns.clone())
-                        .unwrap_or_default();
-                    for (col, d) in diff {
-                        let kind = schema.column(tname, col).unwrap_or(ColumnKind::Scalar);
-                        apply_diff(&mut columns, col, d, kind);
+                    let mut positions = table.set_positions.remove(&uuid).unwrap_or_default();
+                    table.modify(uuid, |columns| {
+                        for (col, d) in diff {
+                            let kind = schema.column(tname, col).unwrap_or(ColumnKind::Scalar);
+                            if kind == ColumnKind::Set {
+                                apply_set_diff(columns, col, d, &mut positions);
+                            } else {
+                                apply_diff(columns, col, d, kind);
+                            }
+                        }
+                    });
+                    if !positions.is_empty() {
+                        table.set_positions.insert(uuid, positions);
                     }
-                    table.put(Row { uuid, columns });
                 } else if change.contains_key("delete") {
                     table.remove(&uuid);
                 } else {
@@ -232,48 +324,121 @@ fn parse_uuid(s: &str, table: &str) -> Result<Uuid, String> {
         .map_err(|_| format!("{table}: row id {s:?} is not a uuid"))
 }
 
-/// Applies one column of an `update2` `modify` diff (ovsdb-server(7), "update2 notification").
+/// Applies one column of an `update2` `modify` diff (ovsdb-server(7), "update2 notification"),
+/// in place: a diff of k elements to a set of n costs n comparisons and no copy of the set.
 fn apply_diff(columns: &mut Map<String, Value>, col: &str, diff: &Value, kind: ColumnKind) {
     match kind {
         ColumnKind::Scalar => {
             columns.insert(col.to_string(), diff.clone());
         }
         ColumnKind::Set => {
-            let mut items: Vec<Value> = columns
-                .get(col)
-                .map(|v| atoms(v).into_iter().cloned().collect())
-                .unwrap_or_default();
-            for atom in atoms(diff) {
-                if let Some(pos) = items.iter().position(|a| a == atom) {
-                    items.remove(pos);
-                } else {
-                    items.push(atom.clone());
-                }
-            }
-            columns.insert(col.to_string(), json!(["set", items]));
+            let items = set_items_mut(columns, col);
+            apply_diff_to_items(items, &atoms(diff));
         }
         ColumnKind::Map => {
-            let mut items: Vec<(Value, Value)> = columns
-                .get(col)
-                .map(|v| {
-                    pairs(v)
-                        .into_iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let items = map_items_mut(columns, col);
             for (k, v) in pairs(diff) {
-                match items.iter().position(|(ik, _)| ik == k) {
-                    None => items.push((k.clone(), v.clone())),
-                    Some(pos) if &items[pos].1 == v => {
+                let found = items
+                    .iter()
+                    .position(|p| p.as_array().and_then(|kv| kv.first()) == Some(k));
+                match found {
+                    None => items.push(json!([k, v])),
+                    Some(pos) if items[pos].get(1) == Some(v) => {
                         items.remove(pos);
                     }
-                    Some(pos) => items[pos].1 = v.clone(),
+                    Some(pos) => items[pos] = json!([k, v]),
                 }
             }
-            let items: Vec<Value> = items.into_iter().map(|(k, v)| json!([k, v])).collect();
-            columns.insert(col.to_string(), json!(["map", items]));
         }
+    }
+}
+
+/// A set diff: elements present go, elements absent come. Large sets keep a position index
+/// across diffs (elements are swapped out, so their order is not kept); small ones are scanned.
+fn apply_set_diff(
+    columns: &mut Map<String, Value>,
+    col: &str,
+    diff: &Value,
+    positions: &mut HashMap<String, HashMap<String, usize>>,
+) {
+    let items = set_items_mut(columns, col);
+    let changes = atoms(diff);
+    if items.len() + changes.len() < INDEXED_SET {
+        positions.remove(col);
+        apply_diff_to_items(items, &changes);
+        return;
+    }
+    let index = positions.entry(col.to_string()).or_insert_with(|| {
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (atom_key(a), i))
+            .collect()
+    });
+    for atom in changes {
+        let key = atom_key(atom);
+        match index.remove(&key) {
+            Some(i) if i < items.len() => {
+                items.swap_remove(i);
+                if let Some(moved) = items.get(i) {
+                    index.insert(atom_key(moved), i);
+                }
+            }
+            _ => {
+                index.insert(key, items.len());
+                items.push(atom.clone());
+            }
+        }
+    }
+}
+
+fn apply_diff_to_items(items: &mut Vec<Value>, changes: &[&Value]) {
+    for atom in changes {
+        match items.iter().position(|a| a == *atom) {
+            Some(pos) => {
+                items.remove(pos);
+            }
+            None => items.push((*atom).clone()),
+        }
+    }
+}
+
+/// The element array of a set column, turning a bare atom or a missing column into a set.
+fn set_items_mut<'a>(columns: &'a mut Map<String, Value>, col: &str) -> &'a mut Vec<Value> {
+    let entry = columns
+        .entry(col.to_string())
+        .or_insert_with(|| json!(["set", []]));
+    let is_set =
+        matches!(entry, Value::Array(a) if a.len() == 2 && a[0] == "set" && a[1].is_array());
+    if !is_set {
+        let atom = std::mem::take(entry);
+        *entry = json!(["set", [atom]]);
+    }
+    match entry {
+        Value::Array(a) => match &mut a[1] {
+            Value::Array(items) => items,
+            _ => unreachable!("checked above"),
+        },
+        _ => unreachable!("checked above"),
+    }
+}
+
+/// The pair array of a map column, creating an empty map when the column is missing or malformed.
+fn map_items_mut<'a>(columns: &'a mut Map<String, Value>, col: &str) -> &'a mut Vec<Value> {
+    let entry = columns
+        .entry(col.to_string())
+        .or_insert_with(|| json!(["map", []]));
+    let is_map =
+        matches!(entry, Value::Array(a) if a.len() == 2 && a[0] == "map" && a[1].is_array());
+    if !is_map {
+        *entry = json!(["map", []]);
+    }
+    match entry {
+        Value::Array(a) => match &mut a[1] {
+            Value::Array(items) => items,
+            _ => unreachable!("checked above"),
+        },
+        _ => unreachable!("checked above"),
     }
 }
 
@@ -336,6 +501,52 @@ mod tests {
             .unwrap();
         assert!(r.table("T").is_empty());
         assert!(r.table("T").by_external_id("k", "2").is_empty());
+    }
+
+    #[test]
+    fn large_set_diffs_use_the_index_and_stay_correct() {
+        let s = schema();
+        let mut r = Replica::new(["T".to_string()]);
+        let all: Vec<String> = (0..200).map(|i| format!("a{i}")).collect();
+        r.apply_update2(
+            &json!({"T": {U1: {"insert": {"name": "big", "tags": ["set", all]}}}}),
+            &s,
+        )
+        .unwrap();
+        // Remove every even element one diff at a time, add new ones, remove one of those.
+        for i in (0..200).step_by(2) {
+            r.apply_update2(
+                &json!({"T": {U1: {"modify": {"tags": format!("a{i}")}}}}),
+                &s,
+            )
+            .unwrap();
+        }
+        r.apply_update2(
+            &json!({"T": {U1: {"modify": {"tags": ["set", ["n1", "n2", "a1"]]}}}}),
+            &s,
+        )
+        .unwrap();
+        let mut got = r.table("T").one_by_name("big").unwrap().strings("tags");
+        got.sort();
+        let mut want: Vec<String> = (3..200)
+            .step_by(2)
+            .map(|i| format!("a{i}"))
+            .chain(["n1".to_string(), "n2".to_string()])
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
+        // A full replacement drops the index; later diffs still apply to the new contents.
+        r.apply_update1(&json!({"T": {U1: {"new": {"name": "big", "tags": ["set", ["x"]]}}}}))
+            .unwrap();
+        r.apply_update2(
+            &json!({"T": {U1: {"modify": {"tags": ["set", ["y"]]}}}}),
+            &s,
+        )
+        .unwrap();
+        assert_eq!(
+            r.table("T").one_by_name("big").unwrap().strings("tags"),
+            vec!["x", "y"]
+        );
     }
 
     #[test]
