@@ -20,6 +20,17 @@ answers() {
 }
 
 start_daemon() {
+    # A daemon an earlier demo started is restarted, so the demo runs the binary just built.
+    if [ -f "$PIDFILE" ]; then
+        local old
+        old=$(cat "$PIDFILE")
+        if kill -0 "$old" 2>/dev/null && grep -q kuryr "/proc/$old/cmdline" 2>/dev/null; then
+            kill "$old"
+            for _ in $(seq 1 50); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
+            echo "kuryr daemon: stopped the one an earlier demo started (pid $old)"
+        fi
+        rm -f "$PIDFILE"
+    fi
     if answers; then
         echo "kuryr daemon: already serving $SOCK"
         return
