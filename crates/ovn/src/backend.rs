@@ -104,15 +104,8 @@ pub struct Network {
     pub gateway_v6: Option<IpAddr>,
 }
 
-#[derive(Debug, Clone)]
-pub struct EndpointSpec {
-    pub network_id: String,
-    pub endpoint_id: String,
-    pub ipv4: Option<IpNet>,
-    pub ipv6: Option<IpNet>,
-    /// Docker's MAC (`--mac-address`), or none to have one derived.
-    pub mac: Option<String>,
-}
+/// An endpoint to create: the same request whichever backend serves it.
+pub use kuryr_core::EndpointSpec;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {

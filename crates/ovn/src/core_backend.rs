@@ -121,17 +121,7 @@ impl Backend for OvnBackend {
     }
 
     async fn create_endpoint(&self, spec: &EndpointSpec) -> Result<Endpoint, BackendError> {
-        let ep = OvnBackend::create_endpoint(
-            self,
-            &crate::EndpointSpec {
-                network_id: spec.network_id.clone(),
-                endpoint_id: spec.endpoint_id.clone(),
-                ipv4: spec.ipv4,
-                ipv6: spec.ipv6,
-                mac: spec.mac.clone(),
-            },
-        )
-        .await?;
+        let ep = OvnBackend::create_endpoint(self, spec).await?;
         Ok(endpoint(ep))
     }
 
