@@ -1,9 +1,11 @@
 //! One module per subcommand; each is a clap struct with an `exec()`.
 pub mod bench;
 pub mod completions;
+pub mod config;
 pub mod conn;
 pub mod container;
 pub mod daemon;
+pub mod doctor;
 pub mod endpoint;
 pub mod host;
 pub mod network;
@@ -32,6 +34,10 @@ pub enum Command {
     Host(host::Host),
     /// Print a shell completion script.
     Completions(completions::Completions),
+    /// Write a node's kuryr.conf and Docker plugin spec, or check a kuryr.conf.
+    Config(config::ConfigCmd),
+    /// Check Docker, the plugin, OVS, OVN (or Neutron) and the tunnel endpoint; say what to fix.
+    Doctor(doctor::Doctor),
 }
 
 impl Command {
@@ -46,6 +52,8 @@ impl Command {
             Command::Container(cmd) => cmd.exec(),
             Command::Host(cmd) => cmd.exec(),
             Command::Completions(cmd) => cmd.exec(),
+            Command::Config(cmd) => cmd.exec(),
+            Command::Doctor(cmd) => cmd.exec(),
         }
     }
 }
