@@ -1,0 +1,398 @@
+//! `kuryr config generate`, `kuryr config check` and `kuryr doctor` as an operator or a
+//! deployment tool runs them: files written and their modes, exit codes, messages that name
+//! the key or the check and the fix. The doctor runs against the lab are ignored in a plain
+//! `cargo test` and run by `make test`.
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const KURYR: &str = env!("CARGO_BIN_EXE_kuryr");
+
+/// Variables `config generate` reads: cleared so the caller's shell cannot change a result.
+const ENV: &[&str] = &[
+    "KURYR_BACKEND",
+    "KURYR_NB",
+    "KURYR_NEUTRON_URL",
+    "KURYR_SCOPE",
+    "KURYR_BRIDGE",
+    "KURYR_URI",
+    "KURYR_HOST",
+    "OS_AUTH_URL",
+    "OS_USERNAME",
+    "OS_PASSWORD",
+    "OS_PROJECT_NAME",
+    "OS_USER_DOMAIN_NAME",
+    "OS_PROJECT_DOMAIN_NAME",
+    "OS_REGION_NAME",
+];
+
+/// Runs kuryr with `env`, killing it and failing the test after `limit`.
+fn kuryr_env(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Output {
+    let mut cmd = Command::new(KURYR);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for k in ENV {
+        cmd.env_remove(k);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let start = Instant::now();
+    let mut child = cmd.spawn().expect("start kuryr");
+    while child.try_wait().expect("wait for kuryr").is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("kuryr output");
+            panic!(
+                "kuryr {} still running after {limit:?}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("kuryr output")
+}
+
+fn kuryr(args: &[&str]) -> Output {
+    kuryr_env(args, &[], Duration::from_secs(30))
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).expect("stat").permissions().mode() & 0o777
+}
+
+#[test]
+fn generate_from_the_environment_writes_a_private_conf_and_the_spec_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("etc/kuryr/kuryr.conf");
+    let specs = dir.path().join("plugins");
+    let out = kuryr_env(
+        &[
+            "config",
+            "generate",
+            "--output",
+            conf.to_str().unwrap(),
+            "--spec-dir",
+            specs.to_str().unwrap(),
+        ],
+        &[
+            ("KURYR_BACKEND", "neutron"),
+            ("OS_AUTH_URL", "http://127.0.0.1:5000/v3"),
+            ("OS_USERNAME", "kuryr"),
+            ("OS_PASSWORD", "Very-Secret-9"),
+            ("OS_PROJECT_NAME", "service"),
+            ("KURYR_URI", "http://127.0.0.1:23750"),
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("Very-Secret-9"), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("Very-Secret-9"), "{}", stdout(&out));
+    assert_eq!(mode(&conf), 0o600, "a file with a password is private");
+    let text = std::fs::read_to_string(&conf).expect("read kuryr.conf");
+    for line in [
+        "backend = neutron",
+        "auth_type = password",
+        "auth_url = http://127.0.0.1:5000/v3",
+        "username = kuryr",
+        "password = Very-Secret-9",
+        "project_name = service",
+        "kuryr_uri = http://127.0.0.1:23750",
+    ] {
+        assert!(text.contains(line), "{line:?} missing from:\n{text}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(specs.join("kuryr.spec")).expect("read kuryr.spec"),
+        "http://127.0.0.1:23750\n"
+    );
+    assert_eq!(mode(&specs.join("kuryr.spec")), 0o644);
+
+    // What generate wrote, check accepts.
+    let out = kuryr(&["config", "check", conf.to_str().unwrap()]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains(": ok"), "{}", stdout(&out));
+
+    // Without credentials the file is world-readable; to stdout without --output.
+    let conf2 = dir.path().join("ovn.conf");
+    let out = kuryr(&[
+        "config",
+        "generate",
+        "--nb",
+        "tcp:192.168.50.1:6641",
+        "--output",
+        conf2.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(mode(&conf2), 0o644);
+    let out = kuryr(&["config", "generate", "--nb", "tcp:192.168.50.1:6641"]);
+    assert!(stdout(&out).contains("ovn_nb_connection = tcp:192.168.50.1:6641"));
+}
+
+#[test]
+fn generate_refuses_bad_values_naming_the_key_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("kuryr.conf");
+    for (args, needle) in [
+        (&["--nb", "http://nb:6641"][..], "[ovn] ovn_nb_connection"),
+        (
+            &["--kuryr-uri", "http://nowhere"][..],
+            "[DEFAULT] kuryr_uri",
+        ),
+        (&["--backend", "neutron"][..], "--auth-url"),
+        (&["--scope", "planet"][..], "--scope"),
+    ] {
+        let mut a = vec!["config", "generate", "--output", conf.to_str().unwrap()];
+        a.extend_from_slice(args);
+        let out = kuryr(&a);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+        assert!(!conf.exists(), "{args:?}: a refused file was written");
+    }
+}
+
+#[test]
+fn check_names_the_key_and_exits_by_severity() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        p.to_str().unwrap().to_string()
+    };
+    let bad = write("bad.conf", "[DEFAULT]\ncapability_scope = planet\n");
+    let out = kuryr(&["config", "check", &bad]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("[DEFAULT] capability_scope = \"planet\": expected local or global"),
+        "{}",
+        stdout(&out)
+    );
+
+    let creds = write(
+        "creds.conf",
+        "[neutron]\nauth_type = password\nauth_url = http://k:5000/v3\nusername = u\n",
+    );
+    let out = kuryr(&["config", "check", &creds]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("[neutron] password is missing"),
+        "{}",
+        stdout(&out)
+    );
+
+    let warned = write("warn.conf", "[DEFAULT]\nbindir = /usr/libexec/kuryr\n");
+    let out = kuryr(&["config", "check", &warned]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("warning: ") && stdout(&out).contains("[DEFAULT] bindir"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = kuryr(&["config", "check", "/nonexistent/kuryr.conf"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("/nonexistent/kuryr.conf"));
+}
+
+/// doctor's checks as JSON: (check, status, detail, fix).
+fn doctor(args: &[&str], limit: Duration) -> (Output, Vec<serde_json::Value>) {
+    let mut a = vec!["doctor", "--format", "json"];
+    a.extend_from_slice(args);
+    let out = kuryr_env(&a, &[], limit);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|e| panic!("doctor output is not JSON ({e}): {}", stdout(&out)));
+    let checks = v.as_array().cloned().expect("a JSON array of checks");
+    (out, checks)
+}
+
+fn find<'a>(checks: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    checks
+        .iter()
+        .find(|c| c["check"] == name)
+        .unwrap_or_else(|| panic!("no check {name:?} in {checks:#?}"))
+}
+
+#[test]
+fn doctor_does_not_hang_on_a_plugin_that_never_answers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock = dir.path().join("mute.sock");
+    let listener = UnixListener::bind(&sock).expect("bind");
+    // Accepts connections and never answers.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let empty = dir.path().join("empty.conf");
+    std::fs::write(&empty, "").expect("write");
+    let start = Instant::now();
+    let (out, checks) = doctor(
+        &[
+            "--config",
+            empty.to_str().unwrap(),
+            "--plugin",
+            sock.to_str().unwrap(),
+            "--ovsdb",
+            "unix:/nonexistent/db.sock",
+            "--nb",
+            "unix:/nonexistent/nb.sock",
+            "--timeout",
+            "1",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let p = find(&checks, "plugin socket");
+    assert_eq!(p["status"], "fail", "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("does not answer"),
+        "{p}"
+    );
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn doctor_passes_on_the_lab_with_a_running_daemon() {
+    let d = common::Daemon::start(&[]);
+    let empty = d.dir.path().join("none.conf");
+    let (out, checks) = doctor(
+        &[
+            "--config",
+            empty.to_str().unwrap(),
+            "--plugin",
+            d.socket.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    for c in &checks {
+        assert_eq!(c["status"], "ok", "{c}\nall: {checks:#?}");
+    }
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let names: Vec<&str> = checks.iter().filter_map(|c| c["check"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "kuryr.conf",
+            "docker",
+            "plugin socket",
+            "docker sees driver",
+            "ovs",
+            "chassis settings",
+            "ovn-controller",
+            "southbound chassis",
+            "northbound",
+            "tunnel endpoint"
+        ]
+    );
+    // The table for people: one line per check plus the header, exit 0.
+    let out = kuryr(&[
+        "doctor",
+        "--config",
+        empty.to_str().unwrap(),
+        "--plugin",
+        d.socket.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert_eq!(
+        stdout(&out).lines().count(),
+        names.len() + 1,
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn doctor_names_what_is_broken_and_the_fix() {
+    common::require_lab();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("empty.conf");
+    std::fs::write(&empty, "").expect("write");
+    let (out, checks) = doctor(
+        &[
+            "--config",
+            empty.to_str().unwrap(),
+            "--plugin",
+            "/nonexistent.sock",
+            "--nb",
+            "unix:/nonexistent",
+            "--ovsdb",
+            "unix:/nonexistent",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(1), "{checks:#?}");
+    assert_eq!(
+        find(&checks, "docker")["status"],
+        "ok",
+        "Docker is up in the lab"
+    );
+    for (check, detail, fix) in [
+        (
+            "plugin socket",
+            "no socket at /nonexistent.sock",
+            "kuryr daemon",
+        ),
+        ("ovs", "unix:/nonexistent", "--ovsdb"),
+        ("northbound", "unix:/nonexistent", "--nb"),
+    ] {
+        let c = find(&checks, check);
+        assert_eq!(c["status"], "fail", "{c}");
+        assert!(c["detail"].as_str().unwrap_or("").contains(detail), "{c}");
+        assert!(c["fix"].as_str().unwrap_or("").contains(fix), "{c}");
+    }
+    // What depends on a failed check is not guessed at.
+    assert_eq!(find(&checks, "docker sees driver")["status"], "skip");
+    assert_eq!(find(&checks, "chassis settings")["status"], "skip");
+
+    // A bridge that does not exist in the lab's (working) OVS.
+    let (out, checks) = doctor(
+        &[
+            "--config",
+            empty.to_str().unwrap(),
+            "--bridge",
+            "br-nonexistent",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let c = find(&checks, "ovs");
+    assert_eq!(c["status"], "fail", "{c}");
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no bridge br-nonexistent"),
+        "{c}"
+    );
+    assert!(
+        c["fix"]
+            .as_str()
+            .unwrap_or("")
+            .contains("kuryr host init --bridge br-nonexistent"),
+        "{c}"
+    );
+}
