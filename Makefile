@@ -10,7 +10,8 @@ SHELL := /bin/bash
 
 .PHONY: all build lint unit test skip-banner lab lab-down lab-status demo release demo-driver bench \
 	lab-openstack lab-openstack-down lab-openstack-status \
-	lab-kuryr-libnetwork lab-kuryr-libnetwork-down lab-kuryr-libnetwork-status
+	lab-kuryr-libnetwork lab-kuryr-libnetwork-down lab-kuryr-libnetwork-status \
+	lab-chassis lab-chassis-down lab-chassis-status
 
 # Steps run in the order written (lab before tests, build before demo), even under -j:
 # cargo parallelizes inside each step anyway.
@@ -89,6 +90,22 @@ lab-kuryr-libnetwork-down:
 
 lab-kuryr-libnetwork-status:
 	lab/kuryr-libnetwork.sh status
+
+# Extra OVN chassis in network namespaces (own OVS + ovn-controller, Geneve/VXLAN over a
+# veth between br-phy bridges), configured with `kuryr host init --ovsdb`. Idempotent;
+# LAB_CHASSIS=2 for two. The multi-chassis test brings it up (and down) itself if needed.
+KURYR_BIN = $${CARGO_TARGET_DIR:-target}/debug/kuryr
+
+lab-chassis: lab
+	$(CARGO) build -p kuryr --bin kuryr
+	KURYR=$(KURYR_BIN) lab/chassis.sh up
+
+# Removes the chassis and puts the main chassis' ovn-encap-ip/-type back (run before lab-down).
+lab-chassis-down:
+	lab/chassis.sh down
+
+lab-chassis-status:
+	lab/chassis.sh status
 
 demo: release lab lab-status demo-driver
 

@@ -1,0 +1,357 @@
+//! Across hosts on one machine: a second chassis in a network namespace (lab/chassis.sh: its
+//! own OVS and ovn-controller, a veth underlay between netdev bridges `br-phy`). A Docker
+//! container on the main host and a network container on the other chassis, on one kuryr
+//! network, ping each other over Geneve and then over VXLAN; a network container on another
+//! network on that chassis cannot be reached. Run by `make test`.
+mod common;
+
+use common::*;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const CHASSIS_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../lab/chassis.sh");
+const KURYR: &str = env!("CARGO_BIN_EXE_kuryr");
+/// The first extra chassis of lab/chassis.sh: namespace, system-id, database, tunnel IP.
+const CHASSIS: &str = "kuryr-chassis-1";
+const CHASSIS_DB: &str = "unix:/run/kuryr-lab/chassis-1/db.sock";
+const CHASSIS_TEP: &str = "172.31.250.11";
+const MAIN_TEP: &str = "172.31.250.1";
+
+fn ok(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `kuryr ARGS` on the main host.
+fn kuryr(args: &[&str]) -> Output {
+    run(Command::new(KURYR).args(args))
+}
+
+/// `kuryr ARGS` on the other chassis: inside its network namespace (veths are created
+/// there) and against its Open_vSwitch database. `nsenter --net`, not `ip netns exec`: the
+/// latter also gives the command a private mount namespace, so a namespace that `container
+/// create --netns` makes inside it would vanish when kuryr exits.
+fn kuryr_there(args: &[&str]) -> Output {
+    run(Command::new("nsenter")
+        .arg(format!("--net=/var/run/netns/{CHASSIS}"))
+        .arg(KURYR)
+        .args(args)
+        .args(["--ovsdb", CHASSIS_DB]))
+}
+
+fn vsctl(db: &str, args: &[&str]) -> String {
+    let out = run(Command::new("ovs-vsctl")
+        .arg("--timeout=5")
+        .arg(format!("--db={db}"))
+        .args(args));
+    ok(out, &format!("ovs-vsctl {}", args.join(" ")))
+        .trim_matches('"')
+        .to_string()
+}
+
+const MAIN_DB: &str = "unix:/var/run/openvswitch/db.sock";
+
+/// The type of the tunnel port ovn-controller made in `db`'s br-int towards `remote`.
+fn tunnel_type(db: &str, remote: &str) -> String {
+    vsctl(
+        db,
+        &[
+            "--bare",
+            "--columns=type",
+            "find",
+            "Interface",
+            &format!("options:remote_ip=\"{remote}\""),
+        ],
+    )
+}
+
+fn ns_pings(ns: &str, ip: &str) -> bool {
+    Command::new("ip")
+        .args(["netns", "exec", ns, "ping", "-c", "1", "-W", "2", ip])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// The chassis a logical port is bound to, from the Southbound.
+fn bound_chassis(port: &str) -> String {
+    let sb = |args: &[&str]| {
+        ok(
+            run(Command::new("ovn-sbctl")
+                .args([
+                    "--timeout=5",
+                    "--db=unix:/var/run/ovn/ovnsb_db.sock",
+                    "--bare",
+                ])
+                .args(args)),
+            "ovn-sbctl",
+        )
+    };
+    let uuid = sb(&[
+        "--columns=chassis",
+        "find",
+        "Port_Binding",
+        &format!("logical_port=\"{port}\""),
+    ]);
+    if uuid.is_empty() {
+        return String::new();
+    }
+    sb(&["--columns=name", "list", "Chassis", &uuid])
+}
+
+/// The chassis lab, brought up by this test when it was not running and then taken down
+/// again (also when the test fails); left alone when someone else brought it up.
+struct ChassisLab {
+    made: bool,
+}
+
+impl ChassisLab {
+    fn ensure() -> ChassisLab {
+        let ready = Command::new(CHASSIS_SH)
+            .arg("status")
+            .env("LAB_CHASSIS", "1")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if ready {
+            return ChassisLab { made: false };
+        }
+        let start = Instant::now();
+        let lab = ChassisLab { made: true };
+        let out = run(Command::new(CHASSIS_SH)
+            .arg("up")
+            .env("LAB_CHASSIS", "1")
+            .env("KURYR", KURYR));
+        ok(out, "lab/chassis.sh up (see /var/log/kuryr-lab/chassis-1/)");
+        eprintln!("chassis lab up in {:?}", start.elapsed());
+        lab
+    }
+}
+
+impl Drop for ChassisLab {
+    fn drop(&mut self) {
+        if self.made {
+            let out = Command::new(CHASSIS_SH).arg("down").output();
+            if let Ok(o) = out {
+                if !o.status.success() {
+                    eprintln!(
+                        "lab/chassis.sh down: {}",
+                        String::from_utf8_lossy(&o.stderr)
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Puts both chassis' encapsulation back as it was found.
+struct EncapGuard {
+    main: String,
+    there: String,
+}
+
+impl EncapGuard {
+    fn new() -> EncapGuard {
+        let get = |db| {
+            vsctl(
+                db,
+                &["get", "Open_vSwitch", ".", "external_ids:ovn-encap-type"],
+            )
+        };
+        EncapGuard {
+            main: get(MAIN_DB),
+            there: get(CHASSIS_DB),
+        }
+    }
+}
+
+impl Drop for EncapGuard {
+    fn drop(&mut self) {
+        let _ = kuryr(&["host", "set-encap", &self.main]);
+        let _ = kuryr(&["host", "set-encap", &self.there, "--ovsdb", CHASSIS_DB]);
+    }
+}
+
+/// What the test made with the command line, removed even when it fails: the network
+/// containers on the other chassis (unplugged there), then the networks with --force.
+struct Cleanup {
+    netns: Vec<String>,
+    networks: Vec<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for ns in &self.netns {
+            let _ = kuryr_there(&["container", "delete", ns]);
+            if std::path::Path::new(&format!("/var/run/netns/{ns}")).exists() {
+                let _ = Command::new("ip").args(["netns", "delete", ns]).output();
+            }
+        }
+        for n in &self.networks {
+            let _ = kuryr(&["network", "delete", "--force", n]);
+        }
+    }
+}
+
+/// An endpoint name whose first 11 characters (they make interface names) are unique.
+fn ep_name(i: u32) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("m{i}{nanos:08x}{}", std::process::id())
+}
+
+/// Two /24s no other test uses at the same time: 10.M.N.0/24 and 10.M.N+1.0/24.
+fn cidrs() -> [(String, String); 2] {
+    let n = std::process::id() % 100 * 2 + 20;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let m = 100 + (nanos / 1000) % 100;
+    [n, n + 1].map(|k| (format!("10.{m}.{k}.0/24"), format!("10.{m}.{k}.")))
+}
+
+/// The address part of `endpoint create`'s answer (`NAME IP/LEN MAC`).
+fn endpoint_ip(created: &str) -> String {
+    created
+        .split_whitespace()
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .unwrap_or_else(|| panic!("endpoint create printed no address: {created:?}"))
+        .to_string()
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn containers_on_two_chassis_ping_over_geneve_and_vxlan_and_other_networks_stay_apart() {
+    require_lab();
+    let _lab = ChassisLab::ensure();
+    let _encap = EncapGuard::new();
+    let d = Daemon::start(&[]);
+    let [(subnet, _), (subnet2, _)] = cidrs();
+    let (net, other) = (unique("mc"), unique("mco"));
+    let (ep, ep2) = (ep_name(0), ep_name(1));
+    let (ns, ns2) = (unique("kmc"), unique("kmco"));
+    let _cleanup = Cleanup {
+        netns: vec![ns.clone(), ns2.clone()],
+        networks: vec![net.clone(), other.clone()],
+    };
+
+    // The network, and a Docker container on it on the main host.
+    ok(
+        kuryr(&["network", "create", &net, &subnet]),
+        "network create",
+    );
+    let dnet = d.network(&["--subnet", &subnet, "-o", &format!("kuryr.net.name={net}")]);
+    let c = Container::run(&dnet, &[]);
+    let cip = c.ip(&dnet);
+
+    // A network container on the other chassis, plugged into that chassis' br-int.
+    let ip = endpoint_ip(&ok(
+        kuryr_there(&["endpoint", "create", &net, &ep]),
+        "endpoint create on the other chassis",
+    ));
+    let start = Instant::now();
+    ok(
+        kuryr_there(&["container", "create", "--network", &ep, "--netns", &ns]),
+        "container create on the other chassis",
+    );
+    eprintln!("network container on {CHASSIS} in {:?}", start.elapsed());
+    assert_eq!(bound_chassis(&ep), CHASSIS, "the port is bound there");
+
+    // Geneve (what both chassis start with).
+    ok(kuryr(&["host", "set-encap", "geneve"]), "set-encap geneve");
+    ok(
+        kuryr(&["host", "set-encap", "geneve", "--ovsdb", CHASSIS_DB]),
+        "set-encap geneve there",
+    );
+    wait_until("geneve tunnels", Duration::from_secs(20), || {
+        tunnel_type(MAIN_DB, CHASSIS_TEP) == "geneve"
+            && tunnel_type(CHASSIS_DB, MAIN_TEP) == "geneve"
+    });
+    let start = Instant::now();
+    wait_until(
+        "the Docker container pings the other chassis over geneve",
+        Duration::from_secs(20),
+        || c.pings(&ip),
+    );
+    eprintln!("first ping over geneve after {:?}", start.elapsed());
+    assert!(
+        ns_pings(&ns, &cip),
+        "the other chassis pings the Docker container over geneve"
+    );
+
+    // VXLAN: both chassis switched with `kuryr host set-encap`.
+    ok(kuryr(&["host", "set-encap", "vxlan"]), "set-encap vxlan");
+    ok(
+        kuryr(&["host", "set-encap", "vxlan", "--ovsdb", CHASSIS_DB]),
+        "set-encap vxlan there",
+    );
+    wait_until("vxlan tunnels", Duration::from_secs(20), || {
+        tunnel_type(MAIN_DB, CHASSIS_TEP) == "vxlan" && tunnel_type(CHASSIS_DB, MAIN_TEP) == "vxlan"
+    });
+    let start = Instant::now();
+    wait_until(
+        "the Docker container pings the other chassis over vxlan",
+        Duration::from_secs(20),
+        || c.pings(&ip),
+    );
+    eprintln!("first ping over vxlan after {:?}", start.elapsed());
+    assert!(
+        ns_pings(&ns, &cip),
+        "the other chassis pings the Docker container over vxlan"
+    );
+
+    // Another network on the other chassis: its container is up and bound there, and
+    // neither side reaches the other.
+    ok(
+        kuryr(&["network", "create", &other, &subnet2]),
+        "network create",
+    );
+    let ip2 = endpoint_ip(&ok(
+        kuryr_there(&["endpoint", "create", &other, &ep2]),
+        "endpoint create on the other chassis",
+    ));
+    ok(
+        kuryr_there(&["container", "create", "--network", &ep2, "--netns", &ns2]),
+        "container create on the other chassis",
+    );
+    assert_eq!(bound_chassis(&ep2), CHASSIS);
+    assert!(!c.pings(&ip2), "a container on another network was reached");
+    assert!(
+        !ns_pings(&ns2, &cip),
+        "a container on another network reached the Docker container"
+    );
+    // ... while the first network still works across the tunnel.
+    assert!(c.pings(&ip), "the same network stopped working");
+
+    // Deleting the network containers on that chassis leaves nothing of them there.
+    ok(
+        kuryr_there(&["container", "delete", &ns]),
+        "container delete",
+    );
+    ok(
+        kuryr_there(&["container", "delete", &ns2]),
+        "container delete",
+    );
+    for e in [&ep, &ep2] {
+        let left = vsctl(
+            CHASSIS_DB,
+            &[
+                "--bare",
+                "--columns=name",
+                "find",
+                "Interface",
+                &format!("external_ids:iface-id=\"{e}\""),
+            ],
+        );
+        assert!(left.is_empty(), "port {left} of {e} is left on {CHASSIS}");
+    }
+}
