@@ -37,7 +37,11 @@ fn kuryr_env(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Output {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for k in ENV {
+    // A proxy from the caller's shell would stand between doctor and the local test servers.
+    for k in ENV
+        .iter()
+        .chain(&["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"])
+    {
         cmd.env_remove(k);
     }
     for (k, v) in env {
@@ -394,5 +398,66 @@ fn doctor_names_what_is_broken_and_the_fix() {
             .unwrap_or("")
             .contains("kuryr host init --bridge br-nonexistent"),
         "{c}"
+    );
+}
+
+#[test]
+fn doctor_in_neutron_mode_checks_neutron_and_keystone_over_http() {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    // A stand-in Keystone that answers every GET; Neutron's port is closed.
+    let keystone = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let ks = keystone.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for mut s in keystone.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 300 Multiple Choices\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+            );
+        }
+    });
+    let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let neutron = closed.local_addr().expect("addr");
+    drop(closed);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("kuryr.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[neutron]\nauth_type = password\nauth_url = http://{ks}/v3\nendpoint = http://{neutron}\nusername = u\npassword = p\nproject_name = s\n"
+        ),
+    )
+    .expect("write");
+    let (out, checks) = doctor(
+        &["--config", conf.to_str().unwrap(), "--timeout", "2"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        checks.iter().all(|c| c["check"] != "northbound"),
+        "Neutron mode does not check Northbound: {checks:#?}"
+    );
+    let k = find(&checks, "keystone");
+    assert_eq!(k["status"], "ok", "{k}");
+    assert!(
+        k["detail"].as_str().unwrap_or("").contains("HTTP 300"),
+        "{k}"
+    );
+    let n = find(&checks, "neutron");
+    assert_eq!(n["status"], "fail", "{n}");
+    assert!(
+        n["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("[neutron] endpoint"),
+        "{n}"
+    );
+    assert!(
+        n["fix"]
+            .as_str()
+            .unwrap_or("")
+            .contains("[neutron] endpoint"),
+        "{n}"
     );
 }

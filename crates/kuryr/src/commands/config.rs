@@ -72,17 +72,22 @@ pub struct Generate {
     /// Keystone v3 URL (password login).
     #[arg(long, value_name = "URL", env = "OS_AUTH_URL")]
     pub auth_url: Option<String>,
+    /// Keystone user kuryr logs in as.
     #[arg(long, env = "OS_USERNAME")]
     pub username: Option<String>,
     /// Prefer OS_PASSWORD: a flag is visible to every user in `ps`.
     #[arg(long, env = "OS_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
+    /// Keystone project of that user (project_name).
     #[arg(long, value_name = "NAME", env = "OS_PROJECT_NAME")]
     pub project: Option<String>,
+    /// The user's Keystone domain (default Default).
     #[arg(long, value_name = "NAME", env = "OS_USER_DOMAIN_NAME")]
     pub user_domain: Option<String>,
+    /// The project's Keystone domain (default Default).
     #[arg(long, value_name = "NAME", env = "OS_PROJECT_DOMAIN_NAME")]
     pub project_domain: Option<String>,
+    /// Region whose Neutron endpoint the catalog gives.
     #[arg(long, value_name = "NAME", env = "OS_REGION_NAME")]
     pub region: Option<String>,
     /// Answered to Docker's GetCapabilities (global: Swarm-wide networks).
