@@ -332,7 +332,7 @@ pub async fn run(addr: &PluginAddr, subnet: &str) -> Result<Report, BenchError> 
             again.raw.trim().to_string(),
         );
         let ep_ref = json!({"NetworkID": network_id, "EndpointID": endpoint_id});
-        if let Some(v) = r.expect_ok("Join", "NetworkDriver.Join", &json!({"NetworkID": network_id, "EndpointID": endpoint_id, "SandboxKey": "/var/run/docker/netns/conformance", "Options": {}})).await? {
+        if let Some(v) = r.expect_ok("Join", "NetworkDriver.Join", &json!({"NetworkID": network_id, "EndpointID": endpoint_id, "SandboxKey": "/var/run/docker/netns/c0f0e0d0c0b0", "Options": {}})).await? {
             let src = v["InterfaceName"]["SrcName"].as_str().unwrap_or_default();
             let dst = v["InterfaceName"]["DstPrefix"].as_str().unwrap_or_default();
             r.check("Join names the interface to move (SrcName, DstPrefix)", true, !src.is_empty() && !dst.is_empty(), v.to_string());

@@ -108,6 +108,10 @@ pub fn run(cfg: &DockerBench) -> Result<DockerReport, BenchError> {
         ("bridge".into(), "bridge".into()),
     ];
     for (label, driver, subnet) in &cfg.drivers {
+        // An explicit gateway: kuryr-libnetwork fails `docker network create` without one.
+        let gateway = crate::protocol::first_host(subnet).ok_or_else(|| {
+            BenchError::Other(format!("--subnet {subnet}: not an IPv4 CIDR with hosts"))
+        })?;
         let (mut creates, mut rms) = (Vec::new(), Vec::new());
         for _ in 0..3 {
             let name = unique("kbench-tmp");
@@ -120,6 +124,8 @@ pub fn run(cfg: &DockerBench) -> Result<DockerReport, BenchError> {
                 driver,
                 "--subnet",
                 subnet,
+                "--gateway",
+                &gateway,
                 &name,
             ])?);
             rms.push(timed(&["network", "rm", &name])?);
@@ -138,6 +144,8 @@ pub fn run(cfg: &DockerBench) -> Result<DockerReport, BenchError> {
             driver,
             "--subnet",
             subnet,
+            "--gateway",
+            &gateway,
             &name,
         ])?;
         cleanup.networks.push(name.clone());

@@ -40,6 +40,19 @@ async fn timed(
     ok(method, r)
 }
 
+/// The first host address of an IPv4 CIDR (`10.1.0.0/24` -> `10.1.0.1`), the gateway
+/// `docker network create --gateway` would name; `None` for anything else.
+pub fn first_host(cidr: &str) -> Option<String> {
+    let (addr, len) = cidr.split_once('/')?;
+    let addr: std::net::Ipv4Addr = addr.parse().ok()?;
+    let len: u32 = len.parse().ok()?;
+    if len >= 31 {
+        return None;
+    }
+    let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+    Some(std::net::Ipv4Addr::from((u32::from(addr) & mask) + 1).to_string())
+}
+
 /// RequestPool, the gateway's RequestAddress and CreateNetwork.
 pub async fn create_network(
     c: &mut PluginClient,
@@ -56,11 +69,13 @@ pub async fn create_network(
     .await?;
     let pool_id = pool["PoolID"].as_str().unwrap_or_default().to_string();
     let cidr = pool["Pool"].as_str().unwrap_or(subnet).to_string();
+    // `docker network create --subnet S --gateway <S's first host>`: kuryr-libnetwork cannot
+    // pick a gateway before its subnet exists, so an empty Address fails there.
     let gw = timed(
         c,
         t,
         "IpamDriver.RequestAddress",
-        json!({"PoolID": pool_id, "Address": "", "Options": {"RequestAddressType": "com.docker.network.gateway"}}),
+        json!({"PoolID": pool_id, "Address": first_host(&cidr).unwrap_or_default(), "Options": {"RequestAddressType": "com.docker.network.gateway"}}),
     )
     .await?;
     let gateway = gw["Address"].as_str().unwrap_or_default().to_string();
@@ -145,7 +160,7 @@ pub async fn start_endpoint(
             c,
             t,
             "NetworkDriver.Join",
-            json!({"NetworkID": n.network_id, "EndpointID": endpoint_id, "SandboxKey": "/var/run/docker/netns/kuryr-bench", "Options": {}}),
+            json!({"NetworkID": n.network_id, "EndpointID": endpoint_id, "SandboxKey": "/var/run/docker/netns/b0e0c0d0a0f0", "Options": {}}),
         )
         .await?;
     }
@@ -326,4 +341,19 @@ pub async fn run(
         network_delete: summarize(&deletes),
         levels: out,
     })
+}
+
+#[cfg(test)]
+mod first_host_tests {
+    use super::first_host;
+
+    #[test]
+    fn first_host_of_a_cidr() {
+        assert_eq!(first_host("10.241.0.0/24").as_deref(), Some("10.241.0.1"));
+        assert_eq!(first_host("10.240.7.9/16").as_deref(), Some("10.240.0.1"));
+        assert_eq!(first_host("0.0.0.0/0").as_deref(), Some("0.0.0.1"));
+        assert_eq!(first_host("10.0.0.0/31"), None);
+        assert_eq!(first_host("fd00::/64"), None);
+        assert_eq!(first_host("nonsense"), None);
+    }
 }
