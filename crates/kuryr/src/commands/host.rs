@@ -16,6 +16,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod nics_to_bridge;
+
 const DB: &str = "Open_vSwitch";
 const TABLES: &[&str] = &["Open_vSwitch", "Bridge", "Port", "Interface"];
 const DEFAULT_OVSDB: &str = "unix:/var/run/openvswitch/db.sock";
@@ -32,7 +34,8 @@ pub const MODE_KEY: &str = "kuryr-mode";
   kuryr host set-tep 192.168.50.11
   kuryr host set-encap vxlan
   kuryr host show --format json
-  kuryr host show --ovsdb unix:/run/kuryr-lab/chassis-b/db.sock")]
+  kuryr host show --ovsdb unix:/run/kuryr-lab/chassis-1/db.sock
+  kuryr host nics-to-bridge eth0                # eth0's addresses and routes onto breth0")]
 pub struct Host {
     #[command(subcommand)]
     cmd: Cmd,
@@ -105,6 +108,23 @@ enum Cmd {
     SetNb { url: String },
     /// Set where ovn-controller finds OVN Southbound (ovn-remote).
     SetSb { url: String },
+    /// Move a NIC into an OVS bridge with its addresses and routes (all or nothing).
+    #[command(
+        after_help = "Examples:\n  kuryr host nics-to-bridge eth0                 # creates breth0\n  kuryr host nics-to-bridge eth1 --bridge br-phy --datapath netdev"
+    )]
+    NicsToBridge {
+        /// The NIC whose addresses and routes move.
+        nic: String,
+        /// The bridge to create (default: br<NIC>).
+        #[arg(long)]
+        bridge: Option<String>,
+        /// Datapath of the bridge (default: system if the kernel has the openvswitch module, else netdev).
+        #[arg(long, value_enum)]
+        datapath: Option<Datapath>,
+        /// Fail on purpose after this step, to check that the NIC is restored.
+        #[arg(long, value_enum, hide = true)]
+        fail_after: Option<nics_to_bridge::Step>,
+    },
     /// Show this chassis' settings.
     Show {
         #[arg(long, value_enum, default_value_t)]
@@ -229,6 +249,24 @@ impl Host {
         let rt = runtime()?;
         let remote = self.ovsdb.clone();
         rt.block_on(async move {
+            if let Cmd::NicsToBridge {
+                nic,
+                bridge,
+                datapath,
+                fail_after,
+            } = self.cmd
+            {
+                let done = nics_to_bridge::exec(
+                    &remote,
+                    &nic,
+                    bridge,
+                    datapath.map(Datapath::as_str),
+                    fail_after,
+                )
+                .await?;
+                println!("{done}");
+                return Ok(ExitCode::SUCCESS);
+            }
             let client = connect(&remote).await?;
             let one = |k: &str, v: String| BTreeMap::from([(k.to_string(), v)]);
             match self.cmd {
@@ -273,6 +311,7 @@ impl Host {
                     set_only(&client, one("ovn-remote", url)).await?
                 }
                 Cmd::Show { format } => print_show(&show(&client), format)?,
+                Cmd::NicsToBridge { .. } => unreachable!("handled above"),
             }
             Ok(ExitCode::SUCCESS)
         })
