@@ -92,8 +92,9 @@ lab-kuryr-libnetwork-status:
 	lab/kuryr-libnetwork.sh status
 
 # Extra OVN chassis in network namespaces (own OVS + ovn-controller, Geneve/VXLAN over a
-# veth between br-phy bridges), configured with `kuryr host init --ovsdb`. Idempotent;
-# LAB_CHASSIS=2 for two. The multi-chassis test brings it up (and down) itself if needed.
+# veth between br-phy bridges), configured with `kuryr host init --ovsdb`. Idempotent; two
+# by default (LAB_CHASSIS=N for another count). The multi-chassis test brings it up (and
+# down again) itself when it is not running.
 KURYR_BIN = $${CARGO_TARGET_DIR:-target}/debug/kuryr
 
 lab-chassis: lab

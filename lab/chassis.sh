@@ -21,7 +21,7 @@
 # /run/kuryr-lab/chassis/main and restored by `down`.
 #
 # Each chassis is configured with `kuryr host init --ovsdb unix:<its db>`: KURYR names the
-# binary (default: `kuryr` on PATH). Knobs: LAB_CHASSIS (how many, default 1, at most 9),
+# binary (default: `kuryr` on PATH). Knobs: LAB_CHASSIS (how many, default 2, at most 9),
 # LAB_WAIT (seconds to wait for a daemon, default 60).
 set -euo pipefail
 PATH=$PATH:/usr/sbin:/sbin
@@ -37,7 +37,7 @@ readonly MAIN_IP=$NET.1
 readonly PHY=br-phy
 readonly MARK=external_ids:kuryr-lab=chassis
 
-COUNT=${LAB_CHASSIS:-1}
+COUNT=${LAB_CHASSIS:-2}
 WAIT=${LAB_WAIT:-60}
 KURYR=${KURYR:-kuryr}
 
@@ -174,7 +174,9 @@ down_main() {
 ctl_ovsdb() { echo "$(dir "$1")/ovsdb-server.ctl"; }
 ctl_vswitchd() { echo "$(dir "$1")/ovs-vswitchd.ctl"; }
 
-ovsdb_running() { pidfile_alive "$(dir "$1")/ovsdb-server.pid" ovsdb-server && vsctl "$1" show >/dev/null 2>&1; }
+# list-dbs, not `ovs-vsctl show`: on a fresh database (no Open_vSwitch row yet) show waits
+# for its timeout.
+ovsdb_running() { pidfile_alive "$(dir "$1")/ovsdb-server.pid" ovsdb-server && ovsdb-client --timeout=5 list-dbs "$(db "$1")" >/dev/null 2>&1; }
 vswitchd_running() {
     pidfile_alive "$(dir "$1")/ovs-vswitchd.pid" ovs-vswitchd &&
         ovs-appctl -T 5 -t "$(ctl_vswitchd "$1")" version >/dev/null 2>&1

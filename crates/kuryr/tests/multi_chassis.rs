@@ -123,10 +123,7 @@ impl ChassisLab {
         }
         let start = Instant::now();
         let lab = ChassisLab { made: true };
-        let out = run(Command::new(CHASSIS_SH)
-            .arg("up")
-            .env("LAB_CHASSIS", "1")
-            .env("KURYR", KURYR));
+        let out = run(Command::new(CHASSIS_SH).arg("up").env("KURYR", KURYR));
         ok(out, "lab/chassis.sh up (see /var/log/kuryr-lab/chassis-1/)");
         eprintln!("chassis lab up in {:?}", start.elapsed());
         lab
