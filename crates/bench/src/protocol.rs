@@ -96,12 +96,22 @@ pub async fn create_network(
     })
 }
 
-/// `docker network rm`: the gateway's ReleaseAddress, ReleasePool, DeleteNetwork.
+/// `docker network rm`: DeleteNetwork, the gateway's ReleaseAddress, ReleasePool.
 pub async fn delete_network(
     c: &mut PluginClient,
     t: &mut Timings,
     n: &ProtoNetwork,
 ) -> Result<(), BenchError> {
+    // Docker's order (libnetwork's network.delete): the driver first, then the IPAM
+    // releases. kuryr-libnetwork deletes its subnet in DeleteNetwork, so a ReleasePool
+    // before it fails with "Subnet pool has existing allocations".
+    timed(
+        c,
+        t,
+        "NetworkDriver.DeleteNetwork",
+        json!({"NetworkID": n.network_id}),
+    )
+    .await?;
     let gw = n.gateway.split('/').next().unwrap_or_default();
     timed(
         c,
@@ -111,13 +121,6 @@ pub async fn delete_network(
     )
     .await?;
     timed(c, t, "IpamDriver.ReleasePool", json!({"PoolID": n.pool_id})).await?;
-    timed(
-        c,
-        t,
-        "NetworkDriver.DeleteNetwork",
-        json!({"NetworkID": n.network_id}),
-    )
-    .await?;
     Ok(())
 }
 
