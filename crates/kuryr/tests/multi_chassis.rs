@@ -6,7 +6,8 @@
 mod common;
 
 use common::*;
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const CHASSIS_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../lab/chassis.sh");
@@ -105,13 +106,53 @@ fn bound_chassis(port: &str) -> String {
 }
 
 /// The chassis lab, brought up by this test when it was not running and then taken down
-/// again (also when the test fails); left alone when someone else brought it up.
+/// again (also when the test fails); left alone when someone else brought it up. Runs of
+/// this test in other processes (another `make test` on the machine) wait for the lock, so
+/// one never takes the lab down under another or switches its encapsulation.
 struct ChassisLab {
     made: bool,
+    _lock: TestLock,
+}
+
+/// An exclusive lock held by a `flock ... cat` child for as long as this value lives (or,
+/// if the test process dies, until the child sees its stdin close).
+struct TestLock(Child);
+
+const TEST_LOCK: &str = "/run/kuryr-lab/chassis/test.lock";
+
+impl TestLock {
+    fn take() -> TestLock {
+        std::fs::create_dir_all("/run/kuryr-lab/chassis").expect("create /run/kuryr-lab/chassis");
+        let mut child = Command::new("flock")
+            .args(["-w", "600", TEST_LOCK, "sh", "-c", "echo locked; exec cat"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run flock (util-linux)");
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = BufReader::new(out).read_line(&mut line);
+        }
+        let lock = TestLock(child);
+        assert_eq!(
+            line.trim(),
+            "locked",
+            "another multi-chassis test held {TEST_LOCK} for 10 minutes"
+        );
+        lock
+    }
+}
+
+impl Drop for TestLock {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 impl ChassisLab {
     fn ensure() -> ChassisLab {
+        let lock = TestLock::take();
         let ready = Command::new(CHASSIS_SH)
             .arg("status")
             .env("LAB_CHASSIS", "1")
@@ -119,10 +160,16 @@ impl ChassisLab {
             .map(|o| o.status.success())
             .unwrap_or(false);
         if ready {
-            return ChassisLab { made: false };
+            return ChassisLab {
+                made: false,
+                _lock: lock,
+            };
         }
         let start = Instant::now();
-        let lab = ChassisLab { made: true };
+        let lab = ChassisLab {
+            made: true,
+            _lock: lock,
+        };
         let out = run(Command::new(CHASSIS_SH).arg("up").env("KURYR", KURYR));
         ok(out, "lab/chassis.sh up (see /var/log/kuryr-lab/chassis-1/)");
         eprintln!("chassis lab up in {:?}", start.elapsed());
