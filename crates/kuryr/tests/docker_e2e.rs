@@ -366,7 +366,9 @@ fn dockerd_restarted_under_running_containers_keeps_their_addresses_and_connecti
         !std::path::Path::new(&format!("/proc/{pid}")).exists()
     });
     let lab = concat!(env!("CARGO_MANIFEST_DIR"), "/../../lab/lab.sh");
-    let up = run(std::process::Command::new("bash").args([lab, "up"]));
+    // Docker looks for the plugin of every network it knows at start, ~15 s per plugin that is
+    // gone (networks a killed test run left behind): give it time.
+    let up = run(std::process::Command::new("bash").args([lab, "up"]).env("LAB_WAIT", "300"));
     assert!(
         up.status.success(),
         "lab.sh up: {}",
