@@ -368,7 +368,9 @@ fn dockerd_restarted_under_running_containers_keeps_their_addresses_and_connecti
     let lab = concat!(env!("CARGO_MANIFEST_DIR"), "/../../lab/lab.sh");
     // Docker looks for the plugin of every network it knows at start, ~15 s per plugin that is
     // gone (networks a killed test run left behind): give it time.
-    let up = run(std::process::Command::new("bash").args([lab, "up"]).env("LAB_WAIT", "300"));
+    let up = run(std::process::Command::new("bash")
+        .args([lab, "up"])
+        .env("LAB_WAIT", "300"));
     assert!(
         up.status.success(),
         "lab.sh up: {}",
