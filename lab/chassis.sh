@@ -24,6 +24,8 @@
 # binary (default: `kuryr` on PATH). Knobs: LAB_CHASSIS (how many, default 2, at most 9),
 # LAB_WAIT (seconds to wait for a daemon, default 60).
 set -euo pipefail
+# shellcheck source=lab/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 PATH=$PATH:/usr/sbin:/sbin
 
 readonly STATE_DIR=/run/kuryr-lab
@@ -41,44 +43,14 @@ COUNT=${LAB_CHASSIS:-2}
 WAIT=${LAB_WAIT:-60}
 KURYR=${KURYR:-kuryr}
 
-say() { printf '%s: %s\n' "$1" "$2"; }
 
-fail() {
-    local component=$1 message=$2 log
-    shift 2
-    printf '%s: FAILED: %s\n' "$component" "$message" >&2
-    for log in "$@"; do
-        printf '  read %s; it ends with:\n' "$log" >&2
-        tail -n 15 "$log" 2>/dev/null | sed 's/^/    | /' >&2 || true
-    done
-    exit 1
-}
 
-wait_for() {
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.2
-    done
-}
 
-pidfile_alive() {
-    local pid
-    pid=$(cat "$1" 2>/dev/null) && [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == "$2" ]]
-}
 
-need_root() {
-    if [[ $(id -u) != 0 ]]; then
-        echo "chassis.sh: must run as root (it creates namespaces, veths and OVS bridges)" >&2
-        exit 1
-    fi
-}
 
 take_lock() {
     mkdir -p "$STATE_DIR/chassis" "$LOG_ROOT"
-    exec 9>"$STATE_DIR/chassis/lock"
-    flock -w 600 9 || fail chassis "another chassis.sh is still running (lock $STATE_DIR/chassis/lock)"
+    lock_or_fail "$STATE_DIR/chassis/lock" 600 chassis
 }
 
 check_count() {

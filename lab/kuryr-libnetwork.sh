@@ -25,6 +25,8 @@
 #            plugin after its spec file, so the driver is `kuryr-libnetwork` and does not clash
 #            with kuryr-rs' `kuryr` (kuryr-libnetwork's own packaging installs `kuryr.spec`)
 set -euo pipefail
+# shellcheck source=lab/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 PATH=$PATH:/usr/sbin:/sbin
 
 readonly VERSION=18.0.0
@@ -47,39 +49,9 @@ readonly NEUTRON=http://127.0.0.1:$NEUTRON_PORT
 readonly NEUTRON_PIDFILE=$STATE_DIR/kuryr-libnetwork-neutron.pid
 WAIT=${LAB_WAIT:-60}
 
-say() { printf '%s: %s\n' "$1" "$2"; }
-fail() {
-    local component=$1 message=$2 log
-    shift 2
-    printf '%s: FAILED: %s\n' "$component" "$message" >&2
-    for log in "$@"; do
-        printf '  read %s; it ends with:\n' "$log" >&2
-        tail -n 20 "$log" 2>/dev/null | sed 's/^/    | /' >&2 || true
-    done
-    exit 1
-}
-wait_for() {
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.2
-    done
-}
-need_root() {
-    [[ $(id -u) == 0 ]] || { echo "kuryr-libnetwork.sh: must run as root" >&2; exit 1; }
-}
 take_lock() {
     mkdir -p "$STATE_DIR" "$LOG_DIR" "$DIR/etc"
-    exec 9>"$STATE_DIR/kuryr-libnetwork.lock"
-    flock -w 300 9 || fail kuryr-libnetwork "another kuryr-libnetwork.sh is still running"
-}
-recorded() { [[ -f $STATE_FILE ]] && grep -qxF -- "$1" "$STATE_FILE"; }
-record() { recorded "$1" || echo "$1" >>"$STATE_FILE"; }
-forget() {
-    [[ -f $STATE_FILE ]] || return 0
-    grep -vxF -- "$1" "$STATE_FILE" >"$STATE_FILE.new" || true
-    mv "$STATE_FILE.new" "$STATE_FILE"
+    lock_or_fail "$STATE_DIR/kuryr-libnetwork.lock" 300 kuryr-libnetwork
 }
 
 # The pid file names a live kuryr-server of this venv.

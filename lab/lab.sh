@@ -17,6 +17,8 @@
 # LAB_ENCAP_IP (default 127.0.0.1, only used if none is set yet), LAB_WAIT (seconds to
 # wait for a daemon to answer, default 60).
 set -euo pipefail
+# shellcheck source=lab/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # `su` without `-` and some CI runners drop the sbin directories, where dockerd,
 # ovsdb-server and ovs-vswitchd live.
@@ -70,37 +72,9 @@ readonly DAEMONS=(dockerd ovsdb-server ovs-vswitchd ovn-nb ovn-sb ovn-northd ovn
 # ---------------------------------------------------------------------------------------
 # Helpers
 
-say() { printf '%s: %s\n' "$1" "$2"; }
 
-# fail COMPONENT MESSAGE [LOG...]: say what failed, show the end of the logs that
-# explain it, and stop.
-fail() {
-    local component=$1 message=$2 log
-    shift 2
-    printf '%s: FAILED: %s\n' "$component" "$message" >&2
-    for log in "$@"; do
-        printf '  read %s; it ends with:\n' "$log" >&2
-        tail -n 15 "$log" 2>/dev/null | sed 's/^/    | /' >&2 || true
-    done
-    exit 1
-}
 
-# wait_for SECONDS COMMAND...: poll until COMMAND succeeds; false once SECONDS passed.
-wait_for() {
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.2
-    done
-}
 
-# pidfile_alive PIDFILE COMM: the pid file names a live process called COMM. Checking
-# the name matters after a reboot or kill: a stale pid may now belong to anything.
-pidfile_alive() {
-    local pid
-    pid=$(cat "$1" 2>/dev/null) && [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == "$2" ]]
-}
 
 pid_gone() { ! kill -0 "$1" 2>/dev/null; }
 
@@ -114,13 +88,6 @@ clear_stale_pidfile() {
     fi
 }
 
-recorded() { [[ -f $STATE_FILE ]] && grep -qxF -- "$1" "$STATE_FILE"; }
-record() { recorded "$1" || echo "$1" >>"$STATE_FILE"; }
-forget() {
-    [[ -f $STATE_FILE ]] || return 0
-    grep -vxF -- "$1" "$STATE_FILE" >"$STATE_FILE.new" || true
-    mv "$STATE_FILE.new" "$STATE_FILE"
-}
 
 # is_running NAME: the daemon answers on its socket (not merely: a pid file exists).
 is_running() {
@@ -164,23 +131,13 @@ report_start() {
     fi
 }
 
-# spawn COMMAND...: run something that leaves a daemon behind without handing it the
-# lock's file descriptor; a daemon holding it would block every later lab.sh forever.
-spawn() { "$@" 9>&-; }
 
-need_root() {
-    if [[ $(id -u) != 0 ]]; then
-        echo "lab.sh: must run as root (it installs packages and starts system daemons)" >&2
-        exit 1
-    fi
-}
 
 # Serialize concurrent `make lab` runs: two ovs-ctl starts racing each other is how a
 # lab ends up with two ovsdb-servers fighting over one database file.
 take_lock() {
     mkdir -p "$STATE_DIR" "$LOG_DIR"
-    exec 9>"$STATE_DIR/lock"
-    flock -w 600 9 || fail lab "another lab.sh is still running (lock $STATE_DIR/lock)"
+    lock_or_fail "$STATE_DIR/lock" 600 lab
 }
 
 # ---------------------------------------------------------------------------------------

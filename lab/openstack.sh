@@ -17,6 +17,8 @@
 # Nothing here is cached outside this script: a fresh machine installs everything (about
 # 2 minutes of apt-get and pip), a machine where it all runs changes nothing.
 set -euo pipefail
+# shellcheck source=lab/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 PATH=$PATH:/usr/sbin:/sbin
 
 readonly STATE_DIR=/run/kuryr-lab
@@ -40,40 +42,9 @@ readonly APPCRED_NAME=kuryr-lab-appcred APPCRED_SECRET=kuryrlab-appcred-secret
 readonly PACKAGES=(mariadb-server uwsgi-core uwsgi-plugin-python3 python3-venv)
 readonly DAEMONS=(mariadb keystone neutron-noauth neutron-keystone)
 
-say() { printf '%s: %s\n' "$1" "$2"; }
-fail() {
-    local component=$1 message=$2 log
-    shift 2
-    printf '%s: FAILED: %s\n' "$component" "$message" >&2
-    for log in "$@"; do
-        printf '  read %s; it ends with:\n' "$log" >&2
-        tail -n 20 "$log" 2>/dev/null | sed 's/^/    | /' >&2 || true
-    done
-    exit 1
-}
-wait_for() {
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.3
-    done
-}
-need_root() {
-    [[ $(id -u) == 0 ]] || { echo "openstack.sh: must run as root" >&2; exit 1; }
-}
 take_lock() {
     mkdir -p "$STATE_DIR" "$LOG_DIR" "$RUN_DIR"
-    exec 9>"$STATE_DIR/openstack.lock"
-    flock -w 900 9 || fail openstack "another openstack.sh is still running"
-}
-spawn() { "$@" 9>&-; }
-recorded() { [[ -f $STATE_FILE ]] && grep -qxF -- "$1" "$STATE_FILE"; }
-record() { recorded "$1" || echo "$1" >>"$STATE_FILE"; }
-forget() {
-    [[ -f $STATE_FILE ]] || return 0
-    grep -vxF -- "$1" "$STATE_FILE" >"$STATE_FILE.new" || true
-    mv "$STATE_FILE.new" "$STATE_FILE"
+    lock_or_fail "$STATE_DIR/openstack.lock" 900 openstack
 }
 
 pidfile() {

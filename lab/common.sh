@@ -1,0 +1,60 @@
+# shellcheck shell=bash
+# Helpers every lab script shares; sourced, not run. The sourcing script sets STATE_FILE
+# (what it started, one name per line) before calling record/recorded/forget.
+
+say() { printf '%s: %s\n' "$1" "$2"; }
+
+# fail COMPONENT MESSAGE [LOG...]: say what failed, show the end of the logs that explain it,
+# and stop.
+fail() {
+    local component=$1 message=$2 log
+    shift 2
+    printf '%s: FAILED: %s\n' "$component" "$message" >&2
+    for log in "$@"; do
+        printf '  read %s; it ends with:\n' "$log" >&2
+        tail -n 20 "$log" 2>/dev/null | sed 's/^/    | /' >&2 || true
+    done
+    exit 1
+}
+
+# wait_for SECONDS COMMAND...: poll until COMMAND succeeds; false once SECONDS passed.
+wait_for() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.2
+    done
+}
+
+# pidfile_alive PIDFILE COMM: the pid file names a live process called COMM. Checking the
+# name matters after a reboot or kill: a stale pid may now belong to anything.
+pidfile_alive() {
+    local pid
+    pid=$(cat "$1" 2>/dev/null) && [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == "$2" ]]
+}
+
+# Start a daemon without the lock's file descriptor, or it would hold the lock for its life.
+spawn() { "$@" 9>&-; }
+
+recorded() { [[ -f $STATE_FILE ]] && grep -qxF -- "$1" "$STATE_FILE"; }
+record() { recorded "$1" || echo "$1" >>"$STATE_FILE"; }
+forget() {
+    [[ -f $STATE_FILE ]] || return 0
+    grep -vxF -- "$1" "$STATE_FILE" >"$STATE_FILE.new" || true
+    mv "$STATE_FILE.new" "$STATE_FILE"
+}
+
+need_root() {
+    if [[ $(id -u) != 0 ]]; then
+        echo "$(basename "$0"): must run as root (it installs packages, starts daemons, creates interfaces)" >&2
+        exit 1
+    fi
+}
+
+# lock_or_fail LOCKFILE SECONDS COMPONENT: one run of a lab script at a time.
+lock_or_fail() {
+    mkdir -p "$(dirname "$1")"
+    exec 9>"$1"
+    flock -w "$2" 9 || fail "$3" "another $(basename "$0") is still running (lock $1)"
+}
