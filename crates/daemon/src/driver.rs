@@ -29,6 +29,8 @@ pub struct Driver<Bk: Backend, Bd: Binding> {
     /// The containers' MTU when the backend does not know the network's.
     mtu: u32,
     ready_timeout: Duration,
+    /// `[DEFAULT] process_external_connectivity`: whether `--expose` opens ports.
+    external_connectivity: bool,
 }
 
 /// Maps a backend error to what Docker shows, keeping its message.
@@ -72,6 +74,7 @@ impl<Bk: Backend, Bd: Binding> Driver<Bk, Bd> {
             dst_prefix: config.veth_dst_prefix.clone(),
             mtu,
             ready_timeout: config.port_ready_timeout,
+            external_connectivity: config.neutron.process_external_connectivity,
         }
     }
 
@@ -269,6 +272,10 @@ impl<Bk: Backend, Bd: Binding> NetworkDriver for Driver<Bk, Bd> {
         &self,
         req: ProgramExternalConnectivity,
     ) -> Result<(), PluginError> {
+        if !self.external_connectivity {
+            // kuryr.conf turned it off: exposed ports stay closed, as the operator asked.
+            return Ok(());
+        }
         let ports: Vec<ExposedPort> = req
             .options
             .exposed_ports
@@ -294,6 +301,9 @@ impl<Bk: Backend, Bd: Binding> NetworkDriver for Driver<Bk, Bd> {
         &self,
         req: RevokeExternalConnectivity,
     ) -> Result<(), PluginError> {
+        if !self.external_connectivity {
+            return Ok(());
+        }
         self.backend
             .unexpose(req.endpoint_id.as_str())
             .await

@@ -11,23 +11,94 @@ use std::time::{Duration, Instant};
 
 const NEUTRON: &str = "http://127.0.0.1:9696";
 
-/// GET on the lab's noauth Neutron.
-fn neutron_get(path: &str) -> Value {
-    let out = Command::new("curl")
-        .args(["-sS", "-m", "20", &format!("{NEUTRON}/v2.0{path}")])
+/// One request to the lab's noauth Neutron: the status and the JSON answer (null when empty).
+fn neutron(method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-m", "30", "-X", method, "-w", "\n%{http_code}"]);
+    if let Some(b) = body {
+        cmd.args(["-H", "Content-Type: application/json", "-d", &b.to_string()]);
+    }
+    let out = cmd
+        .arg(format!("{NEUTRON}/v2.0{path}"))
         .output()
         .expect("run curl");
     assert!(
         out.status.success(),
-        "GET {path}: {}",
+        "{method} {path}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "GET {path}: not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (json, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let status: u16 = status.trim().parse().unwrap_or(0);
+    let value = if json.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(json)
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {json}"))
+    };
+    (status, value)
+}
+
+/// GET on the lab's noauth Neutron.
+fn neutron_get(path: &str) -> Value {
+    let (status, v) = neutron("GET", path, None);
+    assert!(status == 200 || status == 404, "GET {path}: {status} {v}");
+    v
+}
+
+/// Creates a Neutron object (`network`, `subnet`, `port`, ...) and returns it.
+fn neutron_create(kind: &str, body: Value) -> Value {
+    let path = if kind == "subnetpool" {
+        "/subnetpools".to_string()
+    } else if kind == "security_group_rule" {
+        "/security-group-rules".to_string()
+    } else if kind == "security_group" {
+        "/security-groups".to_string()
+    } else {
+        format!("/{kind}s")
+    };
+    let (status, v) = neutron("POST", &path, Some(&serde_json::json!({ kind: body })));
+    assert_eq!(status, 201, "create {kind}: {v}");
+    v[kind].clone()
+}
+
+fn id_of(v: &Value) -> String {
+    v["id"].as_str().unwrap_or_default().to_string()
+}
+
+/// Undo steps run in reverse order when dropped, also when the test fails: Neutron objects
+/// the test made itself.
+#[derive(Default)]
+struct Cleanup(Vec<Box<dyn FnOnce()>>);
+
+impl Cleanup {
+    fn delete(&mut self, path: String) {
+        self.0.push(Box::new(move || {
+            let _ = neutron("DELETE", &path, None);
+        }));
+    }
+    fn then(&mut self, f: impl FnOnce() + 'static) {
+        self.0.push(Box::new(f));
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        while let Some(f) = self.0.pop() {
+            f();
+        }
+    }
+}
+
+fn tags_of(v: &Value) -> Vec<String> {
+    v["tags"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn require_neutron() {
@@ -281,5 +352,491 @@ fn neutron_down_gives_a_clear_error_naming_neutron() {
     assert!(
         err.contains("cannot reach Neutron at http://127.0.0.1:9"),
         "{err}"
+    );
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn an_existing_neutron_network_is_used_by_uuid_and_by_name_and_left_as_it_was() {
+    let d = NeutronDaemon::start("");
+    let mut undo = Cleanup::default();
+    let name = unique("kneu-ext");
+    let net = neutron_create("network", serde_json::json!({"name": name}));
+    let nid = id_of(&net);
+    undo.delete(format!("/networks/{nid}"));
+    let sub = neutron_create(
+        "subnet",
+        serde_json::json!({"network_id": nid, "cidr": "10.72.0.0/24", "ip_version": 4,
+            "name": unique("kneu-ext-sub")}),
+    );
+    let sid = id_of(&sub);
+
+    for option in [
+        format!("neutron.net.uuid={nid}"),
+        format!("neutron.net.name={name}"),
+    ] {
+        let docker_net = d.network(&["--subnet", "10.72.0.0/24", "-o", &option]);
+        let tags = tags_of(&neutron_get(&format!("/networks/{nid}"))["network"]);
+        for want in [
+            format!("kuryr.net.uuid.lh:{}", &docker_net.id[..32]),
+            format!("kuryr.net.uuid.uh:{}", &docker_net.id[32..]),
+            format!("kuryr.net.existing:{}", &docker_net.id[..12]),
+        ] {
+            assert!(tags.contains(&want), "{option}: {want} not in {tags:?}");
+        }
+        // The network's own subnet is used, not a new kuryr-subnet.
+        let subnets = neutron_get(&format!("/subnets?network_id={nid}"))["subnets"].clone();
+        assert_eq!(subnets.as_array().map(Vec::len), Some(1), "{subnets}");
+        {
+            let a = Container::run(&docker_net, &[]);
+            let b = Container::run(&docker_net, &[]);
+            let (ia, ib) = (a.ip(&docker_net), b.ip(&docker_net));
+            assert!(
+                ia.starts_with("10.72.0.") && ib.starts_with("10.72.0."),
+                "{ia} {ib}"
+            );
+            assert!(a.pings(&ib), "{option}: a cannot ping b\n{}", d.log_text());
+            let ports = neutron_get(&format!(
+                "/ports?network_id={nid}&device_owner=compute:kuryr"
+            ))["ports"]
+                .clone();
+            assert_eq!(ports.as_array().map(Vec::len), Some(2), "{ports}");
+            assert!(
+                ports
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .all(|p| p["fixed_ips"][0]["subnet_id"] == sid.as_str()),
+                "{ports}"
+            );
+        }
+        drop(docker_net);
+        // The network and its subnet stay; kuryr's tags and ports go.
+        let left = neutron_get(&format!("/networks/{nid}"))["network"].clone();
+        assert_eq!(
+            left["id"],
+            nid.as_str(),
+            "{option}: the existing network was deleted"
+        );
+        assert!(tags_of(&left).is_empty(), "{option}: tags left: {left}");
+        let subnet = neutron_get(&format!("/subnets/{sid}"))["subnet"].clone();
+        assert_eq!(
+            subnet["id"],
+            sid.as_str(),
+            "{option}: its subnet was deleted"
+        );
+        assert!(
+            tags_of(&subnet).is_empty(),
+            "{option}: subnet tags left: {subnet}"
+        );
+        let ports = neutron_get(&format!(
+            "/ports?network_id={nid}&device_owner=compute:kuryr"
+        ))["ports"]
+            .clone();
+        assert_eq!(ports.as_array().map(Vec::len), Some(0), "{option}: {ports}");
+    }
+    let pools = neutron_get("/subnetpools?name=kuryrPool-10.72.0.0/24")["subnetpools"].clone();
+    assert_eq!(
+        pools.as_array().map(Vec::len),
+        Some(0),
+        "pool left behind: {pools}"
+    );
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn docker_run_ip_adopts_an_unowned_port_and_hands_it_back_intact() {
+    let d = NeutronDaemon::start("");
+    let net = d.network(&["--subnet", "10.73.0.0/24", "--gateway", "10.73.0.1"]);
+    // Its ports go before the Docker network does (Neutron keeps a network with ports).
+    let mut undo = Cleanup::default();
+    let docker_id = net.id.clone();
+    let nid = id_of(&neutron_network(&net.id)[0]);
+    let port = neutron_create(
+        "port",
+        serde_json::json!({"network_id": nid, "name": unique("kneu-adopt"),
+            "fixed_ips": [{"ip_address": "10.73.0.50"}]}),
+    );
+    let pid = id_of(&port);
+    undo.delete(format!("/ports/{pid}"));
+    // A port some other service owns is not taken.
+    let dhcp_like = neutron_create(
+        "port",
+        serde_json::json!({"network_id": nid, "name": unique("kneu-owned"),
+            "device_owner": "network:kuryr-test", "fixed_ips": [{"ip_address": "10.73.0.60"}]}),
+    );
+    undo.delete(format!("/ports/{}", id_of(&dhcp_like)));
+    let err = docker_err(&[
+        "run",
+        "-d",
+        "--name",
+        &unique("kctr"),
+        "--net",
+        &net.name,
+        "--ip",
+        "10.73.0.60",
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    assert!(
+        err.contains("10.73.0.60") && err.contains("network:kuryr-test"),
+        "{err}"
+    );
+
+    {
+        let a = Container::run(&net, &["--ip", "10.73.0.50"]);
+        let b = Container::run(&net, &[]);
+        assert_eq!(a.ip(&net), "10.73.0.50");
+        let mac = docker_ok(&[
+            "inspect",
+            "-f",
+            &format!(
+                "{{{{(index .NetworkSettings.Networks \"{}\").MacAddress}}}}",
+                net.name
+            ),
+            &a.name,
+        ]);
+        assert_eq!(
+            mac,
+            port["mac_address"].as_str().unwrap_or_default(),
+            "the port's MAC"
+        );
+        let used = neutron_get(&format!("/ports/{pid}"))["port"].clone();
+        assert_eq!(used["device_owner"], "compute:kuryr", "{used}");
+        assert_eq!(used["device_id"].as_str().map(str::len), Some(64), "{used}");
+        assert!(
+            tags_of(&used).contains(&"kuryr.port.existing".to_string()),
+            "{used}"
+        );
+        assert!(
+            b.pings("10.73.0.50"),
+            "b cannot ping the adopted port\n{}",
+            d.log_text()
+        );
+        // Its address is taken while it is in use.
+        let err = docker_err(&[
+            "run",
+            "-d",
+            "--name",
+            &unique("kctr"),
+            "--net",
+            &net.name,
+            "--ip",
+            "10.73.0.50",
+            IMAGE,
+            "sleep",
+            "60",
+        ]);
+        assert!(
+            err.contains("10.73.0.50") && err.contains("in use"),
+            "{err}"
+        );
+    }
+    let back = neutron_get(&format!("/ports/{pid}"))["port"].clone();
+    for key in [
+        "id",
+        "name",
+        "mac_address",
+        "fixed_ips",
+        "security_groups",
+        "admin_state_up",
+        "tags",
+    ] {
+        assert_eq!(back[key], port[key], "{key} changed: {back}");
+    }
+    for key in ["device_owner", "device_id", "binding:host_id"] {
+        assert_eq!(back[key], "", "{key} not given back: {back}");
+    }
+    // With the test's own ports gone, the network leaves nothing behind.
+    drop(undo);
+    drop(net);
+    assert_eq!(neutron_network(&docker_id), Vec::<Value>::new());
+    let pools = neutron_get("/subnetpools?name=kuryrPool-10.73.0.0/24")["subnetpools"].clone();
+    assert_eq!(
+        pools.as_array().map(Vec::len),
+        Some(0),
+        "pool left behind: {pools}"
+    );
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn overlapping_cidrs_live_in_named_pools() {
+    let d = NeutronDaemon::start("");
+    let mut undo = Cleanup::default();
+    let mut pools = Vec::new();
+    for _ in 0..2 {
+        let name = unique("kneu-pool");
+        let p = neutron_create(
+            "subnetpool",
+            serde_json::json!({"name": name, "prefixes": ["10.74.0.0/16"], "default_prefixlen": 24}),
+        );
+        undo.delete(format!("/subnetpools/{}", id_of(&p)));
+        pools.push((name, id_of(&p)));
+    }
+    let mut nets = Vec::new();
+    for (name, _) in &pools {
+        let opt = format!("neutron.pool.name={name}");
+        nets.push(d.network(&["--subnet", "10.74.1.0/24", "--ipam-opt", &opt, "-o", &opt]));
+    }
+    {
+        let a1 = Container::run(&nets[0], &[]);
+        let a2 = Container::run(&nets[0], &[]);
+        let b1 = Container::run(&nets[1], &[]);
+        let (ia1, ia2, ib1) = (a1.ip(&nets[0]), a2.ip(&nets[0]), b1.ip(&nets[1]));
+        for ip in [&ia1, &ia2, &ib1] {
+            assert!(ip.starts_with("10.74.1."), "{ip}");
+        }
+        assert!(a1.pings(&ia2), "a1 cannot ping a2\n{}", d.log_text());
+        // Each network's subnet comes from its own pool.
+        for (net, (_, pool_id)) in nets.iter().zip(&pools) {
+            let nid = id_of(&neutron_network(&net.id)[0]);
+            let subnets = neutron_get(&format!("/subnets?network_id={nid}"))["subnets"].clone();
+            assert_eq!(subnets[0]["subnetpool_id"], pool_id.as_str(), "{subnets}");
+            assert_eq!(subnets[0]["cidr"], "10.74.1.0/24", "{subnets}");
+        }
+        // The other network's identical address range is not reachable.
+        if ib1 != ia2 {
+            assert!(!b1.pings(&ia2), "b1 reached {ia2} on the other network");
+        }
+    }
+    nets.clear();
+    for (name, id) in &pools {
+        let p = neutron_get(&format!("/subnetpools/{id}"))["subnetpool"].clone();
+        assert_eq!(p["name"], name.as_str(), "pool {name} was deleted: {p}");
+        assert!(tags_of(&p).is_empty(), "pool {name} kept kuryr's tag: {p}");
+        let subnets = neutron_get(&format!("/subnets?subnetpool_id={id}"))["subnets"].clone();
+        assert_eq!(subnets.as_array().map(Vec::len), Some(0), "{subnets}");
+    }
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn dual_stack_containers_ping_over_ipv4_and_ipv6_with_one_port_each() {
+    let d = NeutronDaemon::start("");
+    let net = d.network(&[
+        "--ipv6",
+        "--subnet",
+        "10.75.0.0/24",
+        "--gateway",
+        "10.75.0.1",
+        "--subnet",
+        "fd75:0:0:1::/64",
+        "--gateway",
+        "fd75:0:0:1::1",
+    ]);
+    let nid = id_of(&neutron_network(&net.id)[0]);
+    {
+        let a = Container::run(&net, &[]);
+        let b = Container::run(&net, &[]);
+        let (a4, b4, a6, b6) = (a.ip(&net), b.ip(&net), a.ipv6(&net), b.ipv6(&net));
+        assert!(
+            a4.starts_with("10.75.0.") && b4.starts_with("10.75.0."),
+            "{a4} {b4}"
+        );
+        assert!(
+            a6.starts_with("fd75:0:0:1:") && b6.starts_with("fd75:0:0:1:"),
+            "{a6} {b6}"
+        );
+        assert!(a.pings(&b4), "IPv4 ping failed\n{}", d.log_text());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !a.pings(&b6) {
+            assert!(
+                Instant::now() < deadline,
+                "IPv6 ping failed\n{}",
+                d.log_text()
+            );
+        }
+        let ports = neutron_get(&format!(
+            "/ports?network_id={nid}&device_owner=compute:kuryr"
+        ))["ports"]
+            .clone();
+        let ports = ports.as_array().cloned().unwrap_or_default();
+        assert_eq!(ports.len(), 2, "one port per container: {ports:?}");
+        for p in &ports {
+            assert_eq!(p["fixed_ips"].as_array().map(Vec::len), Some(2), "{p}");
+        }
+    }
+    wait_until("the ports to go", Duration::from_secs(20), || {
+        neutron_get(&format!(
+            "/ports?network_id={nid}&device_owner=compute:kuryr"
+        ))["ports"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    });
+    drop(net);
+    for name in ["kuryrPool-10.75.0.0/24", "kuryrPool-fd75:0:0:1::/64"] {
+        let pools = neutron_get(&format!("/subnetpools?name={name}"))["subnetpools"].clone();
+        assert_eq!(
+            pools.as_array().map(Vec::len),
+            Some(0),
+            "{name} left: {pools}"
+        );
+    }
+}
+
+/// A container serving HTTP on 8080 and 8081, exposing `expose`.
+fn web_server(net: &Network, expose: &[&str]) -> Container {
+    let name = unique("kweb");
+    let mut args = vec!["run", "-d", "--name", &name, "--net", &net.name];
+    for e in expose {
+        args.extend_from_slice(&["--expose", e]);
+    }
+    args.extend_from_slice(&[
+        IMAGE,
+        "sh",
+        "-c",
+        "mkdir -p /www && echo ok >/www/index.html && httpd -p 8080 -h /www && httpd -p 8081 -h /www && sleep 600",
+    ]);
+    docker_ok(&args);
+    Container { name }
+}
+
+/// Whether `client` gets the page on `ip:port` (a connection that is not let through times out).
+fn fetches(client: &Container, ip: &str, port: u16) -> bool {
+    // busybox nc, not wget: the static busybox's wget crashes resolving even an address.
+    let request = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {ip} {port}");
+    let out = client.exec(&["sh", "-c", &request]);
+    out.status.success() && String::from_utf8_lossy(&out.stdout).lines().last() == Some("ok")
+}
+
+/// The kuryr port of the only container with an address on Neutron network `nid` matching `ip`.
+fn port_with_ip(nid: &str, ip: &str) -> Value {
+    let ports = neutron_get(&format!(
+        "/ports?network_id={nid}&fixed_ips=ip_address%3D{ip}"
+    ))["ports"]
+        .clone();
+    assert_eq!(ports.as_array().map(Vec::len), Some(1), "{ports}");
+    ports[0].clone()
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn expose_opens_8080_to_a_client_behind_a_router_and_not_8081() {
+    let d = NeutronDaemon::start("");
+    let mut sgs = Cleanup::default();
+    let srv_net = d.network(&["--subnet", "10.76.1.0/24", "--gateway", "10.76.1.1"]);
+    let cli_net = d.network(&["--subnet", "10.76.2.0/24", "--gateway", "10.76.2.1"]);
+    let srv_nid = id_of(&neutron_network(&srv_net.id)[0]);
+    let cli_nid = id_of(&neutron_network(&cli_net.id)[0]);
+    // A Neutron router joins the two networks; it goes before the networks do.
+    let mut routing = Cleanup::default();
+    let router = neutron_create("router", serde_json::json!({"name": unique("kneu-rtr")}));
+    let rid = id_of(&router);
+    routing.delete(format!("/routers/{rid}"));
+    for nid in [&srv_nid, &cli_nid] {
+        let subnet = id_of(&neutron_get(&format!("/subnets?network_id={nid}"))["subnets"][0]);
+        let body = serde_json::json!({ "subnet_id": subnet });
+        let (status, v) = neutron(
+            "PUT",
+            &format!("/routers/{rid}/add_router_interface"),
+            Some(&body),
+        );
+        assert_eq!(status, 200, "add router interface: {v}");
+        let rid = rid.clone();
+        routing.then(move || {
+            let _ = neutron(
+                "PUT",
+                &format!("/routers/{rid}/remove_router_interface"),
+                Some(&body),
+            );
+        });
+    }
+    // The client's own security group: it lets everything out and nothing in.
+    let client_sg = neutron_create(
+        "security_group",
+        serde_json::json!({"name": unique("kneu-client-sg")}),
+    );
+    sgs.delete(format!("/security-groups/{}", id_of(&client_sg)));
+
+    let server_port_id;
+    {
+        let server = web_server(&srv_net, &["8080/tcp"]);
+        let client = Container::run(&cli_net, &[]);
+        let srv_ip = server.ip(&srv_net);
+        let server_port = port_with_ip(&srv_nid, &srv_ip);
+        server_port_id = id_of(&server_port);
+        let exposed = format!("{server_port_id}-exposed_ports");
+        let sg =
+            neutron_get(&format!("/security-groups?name={exposed}"))["security_groups"][0].clone();
+        assert_eq!(sg["name"], exposed.as_str(), "no {exposed}: {sg}");
+        assert!(
+            server_port["security_groups"]
+                .as_array()
+                .is_some_and(|g| g.contains(&sg["id"])),
+            "{server_port}"
+        );
+        let rules: Vec<&Value> = sg["security_group_rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["direction"] == "ingress")
+            .collect();
+        assert_eq!(rules.len(), 1, "{sg}");
+        assert_eq!(
+            (
+                &rules[0]["protocol"],
+                &rules[0]["port_range_min"],
+                &rules[0]["port_range_max"]
+            ),
+            (&Value::from("tcp"), &Value::from(8080), &Value::from(8080)),
+            "{sg}"
+        );
+        let client_port = port_with_ip(&cli_nid, &client.ip(&cli_net));
+        let body = serde_json::json!({"port": {"security_groups": [id_of(&client_sg)]}});
+        let (status, v) = neutron(
+            "PUT",
+            &format!("/ports/{}", id_of(&client_port)),
+            Some(&body),
+        );
+        assert_eq!(status, 200, "move the client to its own group: {v}");
+
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !fetches(&client, &srv_ip, 8080) {
+            assert!(
+                Instant::now() < deadline,
+                "the client cannot reach exposed 8080 on {srv_ip}\n{}",
+                d.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        assert!(
+            !fetches(&client, &srv_ip, 8081),
+            "8081 is open but was not exposed"
+        );
+        // The server listens on 8081 indeed: it answers itself.
+        assert!(
+            fetches(&server, "127.0.0.1", 8081),
+            "the server does not serve 8081"
+        );
+    }
+    // Revoked with the container: the group is gone.
+    let left = neutron_get(&format!(
+        "/security-groups?name={server_port_id}-exposed_ports"
+    ))["security_groups"]
+        .clone();
+    assert_eq!(left.as_array().map(Vec::len), Some(0), "{left}");
+    drop(routing);
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn process_external_connectivity_false_leaves_exposed_ports_closed() {
+    let d = NeutronDaemon::start("process_external_connectivity = false");
+    let net = d.network(&["--subnet", "10.77.0.0/24", "--gateway", "10.77.0.1"]);
+    let nid = id_of(&neutron_network(&net.id)[0]);
+    let server = web_server(&net, &["8080/tcp"]);
+    let port = port_with_ip(&nid, &server.ip(&net));
+    let sgs = neutron_get(&format!(
+        "/security-groups?name={}-exposed_ports",
+        id_of(&port)
+    ))["security_groups"]
+        .clone();
+    assert_eq!(sgs.as_array().map(Vec::len), Some(0), "{sgs}");
+    assert_eq!(
+        port["security_groups"].as_array().map(Vec::len),
+        Some(1),
+        "{port}"
     );
 }

@@ -64,6 +64,8 @@ struct Cache {
     ports_by_ip: HashMap<IpAddr, Port>,
     /// Endpoint id -> its (bound) port.
     endpoints: HashMap<String, Port>,
+    /// Subnet id -> the pool ids kuryr tagged it with (subnets kuryr did not create).
+    pool_tags: HashMap<String, Vec<String>>,
 }
 
 pub struct NeutronBackend {
@@ -206,11 +208,24 @@ impl NeutronBackend {
         if let Some(s) = self.cache().pool_subnets.get(pool_id) {
             return Ok(Some(s.clone()));
         }
-        let subnets = self
+        let mut subnets = self
             .client
             .subnets(&[("subnetpool_id", pool_id)])
             .await
             .map_err(|e| fail(format!("find the subnet of pool {pool_id}"), e))?;
+        if subnets.is_empty() {
+            // A subnet not made from the pool (an existing network's) carries its id as a tag.
+            subnets = self
+                .client
+                .subnets(&[("tags", pool_id)])
+                .await
+                .map_err(|e| fail(format!("find the subnet tagged with pool {pool_id}"), e))?;
+            for s in &subnets {
+                self.note_pool_tag(&s.id, pool_id);
+            }
+        }
+        // Only a pool with one subnet maps to it for good; otherwise the address decides.
+        let single = subnets.len() == 1;
         let chosen = match (subnets.len(), address, self.cache().pool_cidrs.get(pool_id)) {
             (0, _, _) => return Ok(None),
             (1, _, _) => subnets.into_iter().next(),
@@ -225,12 +240,22 @@ impl NeutronBackend {
         };
         if let Some(s) = &chosen {
             let mut c = self.cache();
-            if self_single(&c, pool_id) {
+            if single {
                 c.pool_subnets.insert(pool_id.to_string(), s.clone());
             }
             c.subnets.insert(s.id.clone(), s.clone());
         }
         Ok(chosen)
+    }
+
+    /// Remembers that kuryr tagged `subnet` with `pool_id`, to take the tag back in
+    /// DeleteNetwork (Docker releases the pool before it deletes the network).
+    fn note_pool_tag(&self, subnet: &str, pool_id: &str) {
+        let mut c = self.cache();
+        let tags = c.pool_tags.entry(subnet.to_string()).or_default();
+        if !tags.iter().any(|t| t == pool_id) {
+            tags.push(pool_id.to_string());
+        }
     }
 
     async fn subnet(&self, id: &str) -> Result<Subnet, BackendError> {
@@ -399,53 +424,76 @@ impl NeutronBackend {
         Some(format!("{lh}{uh}"))
     }
 
+    /// The subnet pool a Docker subnet's addresses come from: the one named by
+    /// `neutron.pool[.v6].uuid|name`, else the `<prefix>-<cidr>` pool kuryr's IPAM made.
+    async fn subnet_pool_id(
+        &self,
+        cidr: &IpNet,
+        options: &KuryrOptions,
+    ) -> Result<String, BackendError> {
+        if let Some(p) = self.named_pool(options, cidr.addr().is_ipv6()).await? {
+            return Ok(p.id);
+        }
+        let name = names::pool_name(&self.settings.pool_prefix, cidr);
+        Ok(self
+            .pool_by_name(&name, "the pool kuryr's IPAM created")
+            .await?
+            .id)
+    }
+
+    /// The subnet of a Docker subnet, its pool and whether this call created it. A subnet
+    /// kuryr did not create (named with `neutron.subnet.*`, or an existing network's subnet of
+    /// the same CIDR) is tagged with the pool's id, as kuryr-libnetwork does, so that the
+    /// pool's addresses are found in it.
     async fn create_subnet(
         &self,
         net: &Network,
         spec: &kuryr_core::SubnetSpec,
         options: &KuryrOptions,
         existing_net: bool,
-    ) -> Result<(Subnet, bool), BackendError> {
+    ) -> Result<(Subnet, bool, String), BackendError> {
         let v6 = spec.cidr.addr().is_ipv6();
         let (sub_uuid, sub_name) = subnet_keys(v6);
-        if let Some(id) = options.get(sub_uuid) {
-            let s = self.subnet(id).await?;
-            return Ok((s, false));
-        }
-        if let Some(name) = options.get(sub_name) {
+        let cidr = spec.cidr.to_string();
+        let pool_id = self.subnet_pool_id(&spec.cidr, options).await?;
+        let found = if let Some(id) = options.get(sub_uuid) {
+            Some(self.subnet(id).await?)
+        } else if let Some(name) = options.get(sub_name) {
             let mut found = self
                 .client
                 .subnets(&[("name", name), ("network_id", &net.id)])
                 .await
                 .map_err(|e| fail(format!("find subnet {name}"), e))?;
-            return match found.pop() {
-                Some(s) => Ok((s, false)),
-                None => Err(BackendError::NotFound(format!(
-                    "network {} has no subnet named {name} ({sub_name})",
-                    net.id
-                ))),
-            };
-        }
-        let cidr = spec.cidr.to_string();
-        if existing_net {
+            match found.pop() {
+                Some(s) => Some(s),
+                None => {
+                    return Err(BackendError::NotFound(format!(
+                        "network {} has no subnet named {name} ({sub_name})",
+                        net.id
+                    )))
+                }
+            }
+        } else if existing_net {
             let mut same = self
                 .client
                 .subnets(&[("network_id", &net.id), ("cidr", &cidr)])
                 .await
                 .map_err(|e| fail(format!("find subnet {cidr} of network {}", net.id), e))?;
-            if let Some(s) = same.pop() {
-                return Ok((s, false));
-            }
-        }
-        let pool_id = match self.named_pool(options, v6).await? {
-            Some(p) => p.id,
-            None => {
-                let name = names::pool_name(&self.settings.pool_prefix, &spec.cidr);
-                self.pool_by_name(&name, "the pool kuryr's IPAM created")
-                    .await?
-                    .id
-            }
+            same.pop()
+        } else {
+            None
         };
+        if let Some(mut s) = found {
+            if s.subnetpool_id.as_deref() != Some(pool_id.as_str()) && !s.tags.contains(&pool_id) {
+                self.client
+                    .add_tag("subnets", &s.id, &pool_id)
+                    .await
+                    .map_err(|e| fail(format!("tag subnet {} with pool {pool_id}", s.id), e))?;
+                s.tags.push(pool_id.clone());
+            }
+            self.note_pool_tag(&s.id, &pool_id);
+            return Ok((s, false, pool_id));
+        }
         let mut body = json!({
             "network_id": net.id,
             "ip_version": if v6 { 6 } else { 4 },
@@ -457,23 +505,23 @@ impl NeutronBackend {
         if let Some(gw) = spec.gateway {
             body["gateway_ip"] = json!(gw.to_string());
         }
-        let s = self
-            .client
-            .create_subnet(body)
-            .await
-            .map_err(|e| fail(format!("create subnet {cidr} on network {}", net.id), e))?;
+        let s = self.client.create_subnet(body).await.map_err(|e| {
+            if e.to_string().contains("Cannot allocate requested subnet") {
+                // The pool is shared by CIDR name: another network already has this range.
+                return BackendError::Conflict(format!(
+                    "create subnet {cidr} on network {}: another network already uses {cidr} from pool {pool_id}; choose another --subnet, or give each network its own pool (--ipam-opt neutron.pool.name=... -o neutron.pool.name=...) to overlap",
+                    net.id
+                ));
+            }
+            fail(format!("create subnet {cidr} on network {}", net.id), e)
+        })?;
         // kuryr-libnetwork tags its subnets with the pool's id.
         self.client
             .add_tag("subnets", &s.id, &pool_id)
             .await
             .map_err(|e| fail(format!("tag subnet {}", s.id), e))?;
-        Ok((s, true))
+        Ok((s, true, pool_id))
     }
-}
-
-/// Whether the pool's subnet may be cached: one network per pool (the usual case).
-fn self_single(_c: &Cache, _pool_id: &str) -> bool {
-    true
 }
 
 impl Backend for NeutronBackend {
@@ -644,27 +692,34 @@ impl Backend for NeutronBackend {
             return with_prefix(ip, &cidr.to_string());
         };
         if let Some(ip) = req.preferred {
-            if let Some(port) = self.port_by_ip(&subnet.network_id, ip).await? {
-                if port.device_owner == DEVICE_OWNER && !port.device_id.is_empty() {
+            if let Some(mut port) = self.port_by_ip(&subnet.network_id, ip).await? {
+                let ours = port.device_owner == DEVICE_OWNER;
+                let bound = port.host_id.as_deref().is_some_and(|h| !h.is_empty());
+                if !port.device_id.is_empty() || bound {
+                    let user = if ours {
+                        format!("endpoint {}", short(&port.device_id))
+                    } else if port.device_id.is_empty() {
+                        "a port bound to a host".to_string()
+                    } else {
+                        format!("device {} ({})", port.device_id, port.device_owner)
+                    };
                     return Err(BackendError::Conflict(format!(
-                        "address {ip} is in use by port {} (endpoint {})",
-                        port.id,
-                        short(&port.device_id)
+                        "address {ip} is in use by port {} ({user}): choose another --ip",
+                        port.id
                     )));
                 }
-                if port.device_owner != DEVICE_OWNER
-                    && !port.tags.iter().any(|t| t == PORT_EXISTING)
-                {
+                if !ours && !port.device_owner.is_empty() {
+                    return Err(BackendError::Conflict(format!(
+                        "address {ip} belongs to port {} of {}: kuryr adopts only ports without an owner (device_owner empty)",
+                        port.id, port.device_owner
+                    )));
+                }
+                if !ours && !port.tags.iter().any(|t| t == PORT_EXISTING) {
                     // Adopt a port made outside kuryr; it is given back in ReleaseAddress.
                     self.client
                         .add_tag("ports", &port.id, PORT_EXISTING)
                         .await
                         .map_err(|e| fail(format!("adopt port {} holding {ip}", port.id), e))?;
-                }
-                let mut port = port;
-                if !port.tags.iter().any(|t| t == PORT_EXISTING)
-                    && port.device_owner != DEVICE_OWNER
-                {
                     port.tags.push(PORT_EXISTING.into());
                     port.revision_number += 1;
                 }
@@ -857,14 +912,12 @@ impl Backend for NeutronBackend {
         let mut created = Vec::new();
         for sub in [&spec.ipv4, &spec.ipv6].into_iter().flatten() {
             match self.create_subnet(&net, sub, o, reused).await {
-                Ok((s, new)) => {
+                Ok((s, new, pool_id)) => {
                     if new {
                         created.push(s.id.clone());
                     }
                     let mut c = self.cache();
-                    if let Some(p) = &s.subnetpool_id {
-                        c.pool_subnets.insert(p.clone(), s.clone());
-                    }
+                    c.pool_subnets.insert(pool_id, s.clone());
                     c.subnets.insert(s.id.clone(), s);
                 }
                 Err(e) => {
@@ -894,26 +947,45 @@ impl Backend for NeutronBackend {
         );
         let existing_tag = names::existing_network_tag(network_id);
         if net.tags.contains(&existing_tag) {
-            // Not kuryr's: take back only kuryr's subnets and tags.
+            // Not kuryr's: take back only kuryr's subnets and tags. Another Docker network
+            // (another host's) may use the same Neutron network: what it still uses stays.
+            let fresh = self
+                .client
+                .network(&net.id)
+                .await
+                .map_err(|e| fail(what.clone(), e))?;
+            let mut tags = names::id_tags(network_id);
+            tags.push(existing_tag);
+            let others = fresh
+                .tags
+                .iter()
+                .any(|t| t.starts_with(names::NET_EXISTING) && !tags.contains(t));
             let subnets = self
                 .client
                 .subnets(&[("network_id", &net.id)])
                 .await
                 .map_err(|e| fail(what.clone(), e))?;
-            for s in subnets
-                .iter()
-                .filter(|s| s.name.starts_with(names::SUBNET_NAME_PREFIX))
-            {
-                self.client
-                    .delete_subnet(&s.id)
-                    .await
-                    .map_err(|e| fail(what.clone(), e))?;
+            for s in &subnets {
+                let pools = self.cache().pool_tags.remove(&s.id).unwrap_or_default();
+                if s.name.starts_with(names::SUBNET_NAME_PREFIX) {
+                    match self.client.delete_subnet(&s.id).await {
+                        Err(e) if e.is_conflict() => {
+                            tracing::info!(subnet = %s.id, "subnet still has ports; kept")
+                        }
+                        r => r.map_err(|e| fail(what.clone(), e))?,
+                    }
+                } else if !others {
+                    for p in pools.iter().filter(|p| s.tags.contains(p)) {
+                        self.client
+                            .remove_tag("subnets", &s.id, p)
+                            .await
+                            .map_err(|e| fail(what.clone(), e))?;
+                    }
+                }
             }
-            let mut tags = names::id_tags(network_id);
-            tags.push(existing_tag);
-            for t in tags {
+            for t in tags.iter().filter(|t| fresh.tags.contains(t)) {
                 self.client
-                    .remove_tag("networks", &net.id, &t)
+                    .remove_tag("networks", &net.id, t)
                     .await
                     .map_err(|e| fail(what.clone(), e))?;
             }
@@ -1190,8 +1262,15 @@ impl Backend for NeutronBackend {
         let mut rules = Vec::new();
         for (proto, min, max) in port_ranges(ports) {
             for fam in &families {
+                // Named as kuryr-libnetwork names them; others by number.
+                let protocol = match proto {
+                    1 => "icmp".to_string(),
+                    6 => "tcp".to_string(),
+                    17 => "udp".to_string(),
+                    n => n.to_string(),
+                };
                 let mut r = json!({"security_group_id": sg.id, "direction": "ingress",
-                    "ethertype": fam, "protocol": proto.to_string()});
+                    "ethertype": fam, "protocol": protocol});
                 if proto == 6 || proto == 17 {
                     r["port_range_min"] = json!(min);
                     r["port_range_max"] = json!(max);
