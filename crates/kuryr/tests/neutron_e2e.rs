@@ -132,6 +132,11 @@ struct NeutronDaemon {
 
 impl NeutronDaemon {
     fn start(extra_conf: &str) -> NeutronDaemon {
+        NeutronDaemon::start_with(extra_conf, NEUTRON)
+    }
+
+    /// A daemon that reaches Neutron at `endpoint` (a proxy in front of the lab's).
+    fn start_with(extra_conf: &str, endpoint: &str) -> NeutronDaemon {
         require_neutron();
         let name = unique("kuryrneu");
         let dir = tempfile::tempdir().expect("tempdir");
@@ -139,7 +144,7 @@ impl NeutronDaemon {
         std::fs::write(
             &conf,
             format!(
-                "[DEFAULT]\n{extra_conf}\n[neutron]\nauth_type = none\nendpoint = {NEUTRON}\nvif_plugging_timeout = 20\n"
+                "[DEFAULT]\n{extra_conf}\n[neutron]\nauth_type = none\nendpoint = {endpoint}\nvif_plugging_timeout = 20\n"
             ),
         )
         .expect("write kuryr.conf");
@@ -839,4 +844,213 @@ fn process_external_connectivity_false_leaves_exposed_ports_closed() {
         Some(1),
         "{port}"
     );
+}
+
+/// A TCP proxy in front of the lab's Neutron that the test can switch off and on (Neutron
+/// "down" for this daemon only: other tests keep theirs) and that counts how many
+/// connections were open at once.
+struct Proxy {
+    port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    most: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Proxy {
+    fn start() -> Proxy {
+        use std::sync::atomic::{AtomicBool, AtomicUsize};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let p = Proxy {
+            port,
+            up: Arc::new(AtomicBool::new(true)),
+            open: Arc::new(AtomicUsize::new(0)),
+            most: Arc::new(AtomicUsize::new(0)),
+            conns: Arc::new(Mutex::new(Vec::new())),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let (up, open, most, conns, stop) = (
+            p.up.clone(),
+            p.open.clone(),
+            p.most.clone(),
+            p.conns.clone(),
+            p.stop.clone(),
+        );
+        std::thread::spawn(move || {
+            use std::sync::atomic::Ordering::SeqCst;
+            let mut listener = Some(listener);
+            while !stop.load(SeqCst) {
+                if !up.load(SeqCst) {
+                    // Down: nobody listens, so connecting is refused.
+                    listener = None;
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+                let l = match &listener {
+                    Some(l) => l,
+                    None => match std::net::TcpListener::bind(("127.0.0.1", port)) {
+                        Ok(l) => listener.insert(l),
+                        Err(_) => {
+                            std::thread::sleep(Duration::from_millis(20));
+                            continue;
+                        }
+                    },
+                };
+                let _ = l.set_nonblocking(true);
+                let client = match l.accept() {
+                    Ok((c, _)) => c,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                };
+                let _ = client.set_nonblocking(false);
+                let Ok(server) = std::net::TcpStream::connect("127.0.0.1:9696") else {
+                    continue;
+                };
+                let now = open.fetch_add(1, SeqCst) + 1;
+                most.fetch_max(now, SeqCst);
+                if let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) {
+                    if let Ok(mut v) = conns.lock() {
+                        v.push(c2);
+                        v.push(s2);
+                    }
+                }
+                let (mut c_in, mut s_out) = match (client.try_clone(), server.try_clone()) {
+                    (Ok(c), Ok(s)) => (c, s),
+                    _ => continue,
+                };
+                let (mut s_in, mut c_out) = (server, client);
+                let open = open.clone();
+                std::thread::spawn(move || {
+                    let back = std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut s_in, &mut c_out);
+                        let _ = c_out.shutdown(std::net::Shutdown::Both);
+                    });
+                    let _ = std::io::copy(&mut c_in, &mut s_out);
+                    let _ = s_out.shutdown(std::net::Shutdown::Both);
+                    let _ = back.join();
+                    open.fetch_sub(1, SeqCst);
+                });
+            }
+        });
+        p
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Neutron "goes down": connections in flight are cut, new ones refused.
+    fn down(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut v) = self.conns.lock() {
+            for c in v.drain(..) {
+                let _ = c.shutdown(std::net::Shutdown::Both);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    fn up(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn reset_most(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.most.store(self.open.load(SeqCst), SeqCst);
+    }
+
+    fn most(&self) -> usize {
+        self.most.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.up();
+    }
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn neutron_down_for_a_moment_fails_calls_clearly_then_they_work_again() {
+    let proxy = Proxy::start();
+    let d = NeutronDaemon::start_with("", &proxy.url());
+    let net = d.network(&["--subnet", "10.79.0.0/24", "--gateway", "10.79.0.1"]);
+    let nid = id_of(&neutron_network(&net.id)[0]);
+    let a = Container::run(&net, &[]);
+    proxy.down();
+    let name = unique("kctr");
+    let err = docker_err(&[
+        "run", "-d", "--name", &name, "--net", &net.name, IMAGE, "sleep", "600",
+    ]);
+    let _ = docker(&["rm", "-f", &name]);
+    assert!(
+        err.contains("Neutron") && err.contains(&proxy.url()),
+        "the error does not say Neutron at {} cannot be reached: {err}",
+        proxy.url()
+    );
+    proxy.up();
+    let b = Container::run(&net, &[]);
+    assert!(
+        a.pings(&b.ip(&net)),
+        "a cannot ping b after Neutron came back\n{}",
+        d.log_text()
+    );
+    // The failed run left no port behind.
+    let ports = neutron_get(&format!(
+        "/ports?network_id={nid}&device_owner=compute:kuryr"
+    ))["ports"]
+        .clone();
+    assert_eq!(ports.as_array().map(Vec::len), Some(2), "{ports}");
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn parallel_docker_runs_reach_neutron_in_parallel() {
+    let proxy = Proxy::start();
+    let d = NeutronDaemon::start_with("", &proxy.url());
+    let net = d.network(&["--subnet", "10.80.0.0/24", "--gateway", "10.80.0.1"]);
+    let net_name = net.name.clone();
+    proxy.reset_most();
+    let started = Instant::now();
+    let names: Vec<String> = (0..4).map(|_| unique("kctr")).collect();
+    let runs: Vec<_> = names
+        .iter()
+        .cloned()
+        .map(|name| {
+            let net_name = net_name.clone();
+            std::thread::spawn(move || {
+                docker(&[
+                    "run", "-d", "--name", &name, "--net", &net_name, IMAGE, "sleep", "600",
+                ])
+            })
+        })
+        .collect();
+    let outs: Vec<_> = runs.into_iter().map(|h| h.join()).collect();
+    let containers: Vec<Container> = names.into_iter().map(|name| Container { name }).collect();
+    let parallel = started.elapsed();
+    for out in outs {
+        let out = out.expect("docker run thread");
+        assert!(
+            out.status.success(),
+            "docker run: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    eprintln!(
+        "4 parallel docker runs: {parallel:?}, at most {} Neutron connections at once",
+        proxy.most()
+    );
+    assert!(
+        proxy.most() >= 2,
+        "kuryr never had two Neutron requests in flight at once: the runs were serialized"
+    );
+    let ips: std::collections::HashSet<String> = containers.iter().map(|c| c.ip(&net)).collect();
+    assert_eq!(ips.len(), 4, "{ips:?}");
 }
