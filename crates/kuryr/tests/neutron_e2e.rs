@@ -372,7 +372,8 @@ fn an_existing_neutron_network_is_used_by_uuid_and_by_name_and_left_as_it_was() 
     let sub = neutron_create(
         "subnet",
         serde_json::json!({"network_id": nid, "cidr": "10.72.0.0/24", "ip_version": 4,
-            "name": unique("kneu-ext-sub")}),
+            "name": unique("kneu-ext-sub"),
+            "host_routes": [{"destination": "192.168.72.0/24", "nexthop": "10.72.0.254"}]}),
     );
     let sid = id_of(&sub);
 
@@ -394,12 +395,22 @@ fn an_existing_neutron_network_is_used_by_uuid_and_by_name_and_left_as_it_was() 
         assert_eq!(subnets.as_array().map(Vec::len), Some(1), "{subnets}");
         {
             let a = Container::run(&docker_net, &[]);
-            let b = Container::run(&docker_net, &[]);
+            let b = Container::run(&docker_net, &["--mac-address", "02:42:0a:48:00:99"]);
             let (ia, ib) = (a.ip(&docker_net), b.ip(&docker_net));
             assert!(
                 ia.starts_with("10.72.0.") && ib.starts_with("10.72.0."),
                 "{ia} {ib}"
             );
+            // The subnet's gateway and host routes reach the container.
+            let routes = String::from_utf8_lossy(&a.exec(&["ip", "route"]).stdout).to_string();
+            assert!(routes.contains("default via 10.72.0.1"), "{routes}");
+            assert!(
+                routes.contains("192.168.72.0/24 via 10.72.0.254"),
+                "{routes}"
+            );
+            // Docker's MAC is the port's.
+            let b_port = port_with_ip(&nid, &ib);
+            assert_eq!(b_port["mac_address"], "02:42:0a:48:00:99", "{b_port}");
             assert!(a.pings(&ib), "{option}: a cannot ping b\n{}", d.log_text());
             let ports = neutron_get(&format!(
                 "/ports?network_id={nid}&device_owner=compute:kuryr"
