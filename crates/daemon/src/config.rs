@@ -128,6 +128,8 @@ pub struct Config {
     pub capability_scope: Scope,
     /// Also serve the plugin API over TCP here (what a kuryr-libnetwork plugin spec points at).
     pub kuryr_uri: Option<SocketAddr>,
+    /// `enable_ssl`: serve `kuryr_uri` over TLS with `ssl_cert_file` and `ssl_key_file`.
+    pub tls: Option<kuryr_docker::TlsFiles>,
     pub plugin_socket: PathBuf,
     pub debug: bool,
     /// This host's name in Northbound; default: the OVS system-id.
@@ -153,6 +155,7 @@ impl Default for Config {
             backend: BackendKind::Ovn,
             capability_scope: Scope::Local,
             kuryr_uri: None,
+            tls: None,
             plugin_socket: PathBuf::from("/run/docker/plugins/kuryr.sock"),
             debug: false,
             host: None,
@@ -204,6 +207,9 @@ const KNOWN: &[(&str, &[&str])] = &[
             "backend",
             "capability_scope",
             "kuryr_uri",
+            "enable_ssl",
+            "ssl_cert_file",
+            "ssl_key_file",
             "plugin_socket",
             "debug",
             "host",
@@ -433,6 +439,36 @@ impl Config {
         };
         if let Some(v) = r.raw("DEFAULT", "kuryr_uri") {
             c.kuryr_uri = Some(parse_uri(v).map_err(|p| r.err("DEFAULT", "kuryr_uri", v, p))?);
+        }
+        let mut enable_ssl = false;
+        r.bool("DEFAULT", "enable_ssl", &mut enable_ssl)?;
+        if enable_ssl {
+            // kuryr-libnetwork's defaults.
+            let cert = r
+                .path("DEFAULT", "ssl_cert_file")?
+                .unwrap_or_else(|| PathBuf::from("/var/lib/kuryr/certs/cert.pem"));
+            let key = r
+                .path("DEFAULT", "ssl_key_file")?
+                .unwrap_or_else(|| PathBuf::from("/var/lib/kuryr/certs/key.pem"));
+            for (k, f) in [("ssl_cert_file", &cert), ("ssl_key_file", &key)] {
+                if !f.is_file() {
+                    return Err(r.err(
+                        "DEFAULT",
+                        k,
+                        &f.display().to_string(),
+                        "no such file (enable_ssl = true needs it)",
+                    ));
+                }
+            }
+            if c.kuryr_uri.is_none() {
+                return Err(r.err(
+                    "DEFAULT",
+                    "enable_ssl",
+                    "true",
+                    "TLS is served on kuryr_uri: set kuryr_uri too",
+                ));
+            }
+            c.tls = Some(kuryr_docker::TlsFiles { cert, key });
         }
         if let Some(p) = r.path("DEFAULT", "plugin_socket")? {
             c.plugin_socket = p;
@@ -719,14 +755,13 @@ fn read_neutron(r: &Reader<'_>, n: &mut NeutronSection) -> Result<(), ConfigErro
 
 /// `http://127.0.0.1:23750` (kuryr-libnetwork's form) or `tcp://...` or `HOST:PORT`.
 fn parse_uri(v: &str) -> Result<SocketAddr, String> {
+    // The scheme does not choose TLS (`enable_ssl` does, as in kuryr-libnetwork).
     let rest = v
         .strip_prefix("http://")
+        .or_else(|| v.strip_prefix("https://"))
         .or_else(|| v.strip_prefix("tcp://"))
         .unwrap_or(v)
         .trim_end_matches('/');
-    if v.starts_with("https://") {
-        return Err("https is not supported yet: use http:// on a loopback address".into());
-    }
     let rest = rest.replace("localhost", "127.0.0.1");
     rest.parse()
         .map_err(|_| "expected http://IP:PORT".to_string())
@@ -829,6 +864,15 @@ mod tests {
                 "[DEFAULT] capability_scope = \"planet\": expected local or global",
             ),
             ("[DEFAULT]\nbackend = docker\n", "[DEFAULT] backend"),
+            (
+                "[DEFAULT]\nkuryr_uri = http://127.0.0.1:23750\nenable_ssl = true\nssl_cert_file = /nonexistent/cert.pem\n",
+                "[DEFAULT] ssl_cert_file = \"/nonexistent/cert.pem\": no such file",
+            ),
+            (
+                "[DEFAULT]\nenable_ssl = true\nssl_cert_file = /etc/hostname\nssl_key_file = /etc/hostname\n",
+                "set kuryr_uri too",
+            ),
+            ("[DEFAULT]\nenable_ssl = yes please\n", "[DEFAULT] enable_ssl"),
             ("[DEFAULT]\ndebug = maybe\n", "expected true or false"),
             (
                 "[DEFAULT]\nkuryr_uri = http://nowhere\n",

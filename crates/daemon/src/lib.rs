@@ -193,9 +193,10 @@ async fn serve<Bk: kuryr_core::Backend>(
     let mut server_config = ServerConfig::unix(&config.plugin_socket);
     if let Some(addr) = config.kuryr_uri {
         server_config = server_config.with_tcp(addr);
+        server_config.tls = config.tls.clone();
     }
     let server = PluginServer::bind(&server_config).await?;
-    tracing::info!(socket = %config.plugin_socket.display(), tcp = ?config.kuryr_uri, "serving Docker's network and IPAM plugin API");
+    tracing::info!(socket = %config.plugin_socket.display(), tcp = ?config.kuryr_uri, tls = config.tls.is_some(), "serving Docker's network and IPAM plugin API");
     server.serve(Arc::new(driver), shutdown).await?;
     Ok(())
 }
@@ -213,18 +214,5 @@ pub async fn run(
         return serve(&config, driver, shutdown).await;
     }
     let driver = ovn_driver(&config).await?;
-    let report = reconcile::reconcile(&driver.backend, &driver.binding).await;
-    tracing::info!(
-        removed = report.removed.len(),
-        missing = report.missing_host_side.len(),
-        "reconciled with the previous run"
-    );
-    let mut server_config = ServerConfig::unix(&config.plugin_socket);
-    if let Some(addr) = config.kuryr_uri {
-        server_config = server_config.with_tcp(addr);
-    }
-    let server = PluginServer::bind(&server_config).await?;
-    tracing::info!(socket = %config.plugin_socket.display(), tcp = ?config.kuryr_uri, "serving Docker's network and IPAM plugin API");
-    server.serve(Arc::new(driver), shutdown).await?;
-    Ok(())
+    serve(&config, driver, shutdown).await
 }

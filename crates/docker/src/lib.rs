@@ -27,6 +27,7 @@ pub mod error;
 pub mod reply;
 pub mod request;
 pub mod server;
+mod tls;
 pub mod types;
 pub mod wire;
 
@@ -42,7 +43,7 @@ pub use request::{
     NetworkOptions, PortBinding, ProgramExternalConnectivity, ReleaseAddress, ReleasePool,
     RequestAddress, RequestPool, RevokeExternalConnectivity, TransportPort,
 };
-pub use server::{router, PluginServer, ServerConfig, ServerError};
+pub use server::{router, PluginServer, ServerConfig, ServerError, TlsFiles};
 pub use types::{DockerId, MacAddr, Protocol};
 
 /// The network half of the plugin: Docker's `NetworkDriver` API.

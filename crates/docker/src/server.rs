@@ -50,6 +50,15 @@ pub struct ServerConfig {
     /// An extra TCP address (e.g. `127.0.0.1:23750`, for a `kuryr.spec` file); it has no
     /// authentication, so keep it on loopback.
     pub tcp: Option<SocketAddr>,
+    /// Serve the TCP address over TLS with this certificate (chain) and key, PEM files.
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files of the TLS server on the TCP address (`enable_ssl`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl ServerConfig {
@@ -58,6 +67,7 @@ impl ServerConfig {
         ServerConfig {
             socket_path: path.into(),
             tcp: None,
+            tls: None,
         }
     }
 
@@ -119,6 +129,9 @@ pub enum ServerError {
         /// The cause.
         source: io::Error,
     },
+    /// The TLS certificate or key cannot be used.
+    #[error("TLS for the plugin API: {0}")]
+    Tls(String),
     /// Binding the TCP address failed.
     #[error("listen on {addr}")]
     BindTcp {
@@ -141,11 +154,22 @@ pub enum ServerError {
 ///
 /// Binding first lets the caller report a taken socket before it announces readiness. The unix
 /// socket file is removed when the server is dropped, if it is still the one created here.
-#[derive(Debug)]
 pub struct PluginServer {
     unix: UnixListener,
     socket: SocketFile,
     tcp: Option<TcpListener>,
+    tls: Option<openssl::ssl::SslAcceptor>,
+}
+
+impl std::fmt::Debug for PluginServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginServer")
+            .field("unix", &self.unix)
+            .field("socket", &self.socket)
+            .field("tcp", &self.tcp)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
 }
 
 impl PluginServer {
@@ -165,7 +189,16 @@ impl PluginServer {
                 Some(listener)
             }
         };
-        Ok(PluginServer { unix, socket, tcp })
+        let tls = match &config.tls {
+            Some(files) if tcp.is_some() => Some(crate::tls::acceptor(files)?),
+            _ => None,
+        };
+        Ok(PluginServer {
+            unix,
+            socket,
+            tcp,
+            tls,
+        })
     }
 
     /// The unix socket path.
@@ -184,10 +217,15 @@ impl PluginServer {
         D: NetworkDriver + IpamDriver,
         F: Future<Output = ()> + Send + 'static,
     {
-        let PluginServer { unix, socket, tcp } = self;
+        let PluginServer {
+            unix,
+            socket,
+            tcp,
+            tls,
+        } = self;
         let app = router(driver);
         let tcp_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
-        info!(socket = %socket.path.display(), tcp = ?tcp_addr, "serving the Docker plugin API");
+        info!(socket = %socket.path.display(), tcp = ?tcp_addr, tls = tls.is_some(), "serving the Docker plugin API");
 
         // Dropping the sender tells every listener to stop.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
@@ -209,16 +247,24 @@ impl PluginServer {
             })
         };
         let tcp_task = async move {
-            match tcp {
-                None => Ok(()),
-                Some(listener) => axum::serve(listener, app)
-                    .with_graceful_shutdown(stopped(stop_rx))
-                    .await
-                    .map_err(|source| ServerError::Serve {
-                        listener: tcp_addr.map_or_else(|| "tcp".to_owned(), |a| a.to_string()),
-                        source,
-                    }),
-            }
+            let name = tcp_addr.map_or_else(|| "tcp".to_owned(), |a| a.to_string());
+            let served = match (tcp, tls) {
+                (None, _) => return Ok(()),
+                (Some(listener), None) => {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stopped(stop_rx))
+                        .await
+                }
+                (Some(listener), Some(acceptor)) => {
+                    axum::serve(crate::tls::TlsListener::new(listener, acceptor), app)
+                        .with_graceful_shutdown(stopped(stop_rx))
+                        .await
+                }
+            };
+            served.map_err(|source| ServerError::Serve {
+                listener: name,
+                source,
+            })
         };
         tokio::try_join!(signal, unix_task, tcp_task)?;
         info!(socket = %socket.path.display(), "stopped serving the Docker plugin API");

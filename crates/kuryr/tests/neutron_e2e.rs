@@ -1065,3 +1065,94 @@ fn parallel_docker_runs_reach_neutron_in_parallel() {
     let ips: std::collections::HashSet<String> = containers.iter().map(|c| c.ip(&net)).collect();
     assert_eq!(ips.len(), 4, "{ips:?}");
 }
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn enable_ssl_serves_kuryr_uri_over_tls_to_docker() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let d = NeutronDaemon::start(&format!(
+        "kuryr_uri = http://127.0.0.1:{port}\nenable_ssl = true\nssl_cert_file = {}\nssl_key_file = {}\n",
+        cert.display(),
+        key.display()
+    ));
+    // Plain HTTP is not answered; HTTPS with the certificate is.
+    let plain = Command::new("curl")
+        .args([
+            "-sS",
+            "-m",
+            "5",
+            "-X",
+            "POST",
+            &format!("http://127.0.0.1:{port}/Plugin.Activate"),
+        ])
+        .output()
+        .expect("curl");
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("Implements"));
+    // Docker finds the driver through a .json spec carrying a TLSConfig, as with kuryr-libnetwork.
+    let name = unique("kuryrtls");
+    let spec = PathBuf::from(format!("/etc/docker/plugins/{name}.json"));
+    std::fs::create_dir_all("/etc/docker/plugins").expect("mkdir /etc/docker/plugins");
+    std::fs::write(
+        &spec,
+        serde_json::json!({"Name": name, "Addr": format!("https://127.0.0.1:{port}"),
+            "TLSConfig": {"InsecureSkipVerify": false, "CAFile": cert.display().to_string(),
+                "CertFile": "", "KeyFile": ""}})
+        .to_string(),
+    )
+    .expect("write the plugin spec");
+    struct Remove(PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _spec = Remove(spec);
+    let net_name = unique("kneu");
+    let id = docker_ok(&[
+        "network",
+        "create",
+        "-d",
+        &name,
+        "--ipam-driver",
+        &name,
+        "--subnet",
+        "10.81.0.0/24",
+        "--gateway",
+        "10.81.0.1",
+        &net_name,
+    ]);
+    let net = Network { name: net_name, id };
+    let a = Container::run(&net, &[]);
+    let b = Container::run(&net, &[]);
+    assert!(
+        a.pings(&b.ip(&net)),
+        "no ping over a network served through TLS\n{}",
+        d.log_text()
+    );
+}
