@@ -191,6 +191,26 @@ impl NeutronDaemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Neutron requests the daemon has sent so far (its debug log has one line each).
+    fn neutron_requests(&self) -> usize {
+        self.log_text().matches("Neutron request").count()
+    }
+
+    /// Every Docker call so far succeeded (Docker ignores some failures, e.g. of
+    /// DeleteEndpoint, so a passing `docker rm` does not prove it).
+    fn assert_no_failed_calls(&self) {
+        let log = self.log_text();
+        let failed: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("plugin call failed"))
+            .collect();
+        assert!(
+            failed.is_empty(),
+            "failed plugin calls:\n{}",
+            failed.join("\n")
+        );
+    }
+
     fn network(&self, extra: &[&str]) -> Network {
         let name = unique("kneu");
         let mut args = vec![
@@ -329,6 +349,7 @@ fn two_containers_ping_over_a_neutron_network_named_and_tagged_as_kuryr_libnetwo
         Some(0),
         "pool left behind: {pools}"
     );
+    d.assert_no_failed_calls();
 }
 
 #[test]
@@ -451,6 +472,7 @@ fn an_existing_neutron_network_is_used_by_uuid_and_by_name_and_left_as_it_was() 
             .clone();
         assert_eq!(ports.as_array().map(Vec::len), Some(0), "{option}: {ports}");
     }
+    d.assert_no_failed_calls();
     let pools = neutron_get("/subnetpools?name=kuryrPool-10.72.0.0/24")["subnetpools"].clone();
     assert_eq!(
         pools.as_array().map(Vec::len),
@@ -682,6 +704,7 @@ fn dual_stack_containers_ping_over_ipv4_and_ipv6_with_one_port_each() {
             .is_some_and(Vec::is_empty)
     });
     drop(net);
+    d.assert_no_failed_calls();
     for name in ["kuryrPool-10.75.0.0/24", "kuryrPool-fd75:0:0:1::/64"] {
         let pools = neutron_get(&format!("/subnetpools?name={name}"))["subnetpools"].clone();
         assert_eq!(
@@ -1153,6 +1176,40 @@ fn enable_ssl_serves_kuryr_uri_over_tls_to_docker() {
     assert!(
         a.pings(&b.ip(&net)),
         "no ping over a network served through TLS\n{}",
+        d.log_text()
+    );
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn a_container_start_and_stop_costs_a_handful_of_neutron_calls() {
+    let d = NeutronDaemon::start("");
+    let net = d.network(&["--subnet", "10.82.0.0/24", "--gateway", "10.82.0.1"]);
+    // The first run fills the caches (network, subnet); the next ones show the steady state.
+    docker_ok(&["run", "--rm", "--net", &net.name, IMAGE, "true"]);
+    let mut counts = Vec::new();
+    for _ in 0..3 {
+        let before = d.neutron_requests();
+        docker_ok(&["run", "--rm", "--net", &net.name, IMAGE, "true"]);
+        // DeleteEndpoint and ReleaseAddress may still be under way when docker returns.
+        let mut after = d.neutron_requests();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(300));
+            let now = d.neutron_requests();
+            if now == after {
+                break;
+            }
+            after = now;
+        }
+        counts.push(after - before);
+    }
+    eprintln!("Neutron requests per docker run --rm (start and stop): {counts:?}; kuryr-libnetwork 18: 24");
+    d.assert_no_failed_calls();
+    // POST port, PUT bind, PUT tags, GET until ACTIVE (one or two), PUT unbind, DELETE.
+    assert!(
+        counts.iter().all(|&c| (6..=9).contains(&c)),
+        "{counts:?} Neutron requests per container start and stop\n{}",
         d.log_text()
     );
 }

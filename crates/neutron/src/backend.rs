@@ -15,7 +15,7 @@ use kuryr_core::{
     NetworkSpec, PoolGrant, PoolRequest,
 };
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -66,6 +66,10 @@ struct Cache {
     endpoints: HashMap<String, Port>,
     /// Subnet id -> the pool ids kuryr tagged it with (subnets kuryr did not create).
     pool_tags: HashMap<String, Vec<String>>,
+    /// Endpoints this process bound, and those of them it gave an exposed-ports group: for
+    /// the others RevokeExternalConnectivity has nothing to look up.
+    bound_here: HashSet<String>,
+    exposed: HashSet<String>,
 }
 
 pub struct NeutronBackend {
@@ -339,31 +343,35 @@ impl NeutronBackend {
         Ok(ports.pop())
     }
 
-    /// Updates a port under `If-Match`; when someone changed it meanwhile, reads it again
-    /// and applies the same change once more.
+    /// Updates a port under `If-Match`; when someone changed it meanwhile (Neutron itself
+    /// does, setting the port's status as OVN reports it up or down), reads it again and
+    /// applies the same change to the fresh revision, a few times at most.
     async fn update_port(
         &self,
         port: &Port,
         body: Value,
         what: &str,
     ) -> Result<Port, BackendError> {
-        match self
-            .client
-            .update_port(&port.id, body.clone(), Some(port.revision_number))
-            .await
-        {
-            Err(e) if e.is_precondition_failed() => {
-                let fresh = self
-                    .client
-                    .port(&port.id)
-                    .await
-                    .map_err(|e| fail(format!("{what}: read port {} again", port.id), e))?;
-                self.client
-                    .update_port(&port.id, body, Some(fresh.revision_number))
-                    .await
-                    .map_err(|e| fail(what.to_string(), e))
+        const ATTEMPTS: usize = 5;
+        let mut revision = port.revision_number;
+        let mut attempt = 1;
+        loop {
+            match self
+                .client
+                .update_port(&port.id, body.clone(), Some(revision))
+                .await
+            {
+                Err(e) if e.is_precondition_failed() && attempt < ATTEMPTS => {
+                    attempt += 1;
+                    revision = self
+                        .client
+                        .port(&port.id)
+                        .await
+                        .map_err(|e| fail(format!("{what}: read port {} again", port.id), e))?
+                        .revision_number;
+                }
+                r => return r.map_err(|e| fail(what.to_string(), e)),
             }
-            r => r.map_err(|e| fail(what.to_string(), e)),
         }
     }
 
@@ -1095,6 +1103,7 @@ impl Backend for NeutronBackend {
                 }
             }
             c.endpoints.insert(eid.clone(), port.clone());
+            c.bound_here.insert(eid.clone());
         }
         self.to_endpoint(eid, &spec.network_id, &port).await
     }
@@ -1136,17 +1145,23 @@ impl Backend for NeutronBackend {
         let Some(port) = self.endpoint_port(endpoint_id).await? else {
             return Ok(());
         };
-        self.cache().endpoints.remove(endpoint_id);
+        {
+            let mut c = self.cache();
+            c.endpoints.remove(endpoint_id);
+            c.bound_here.remove(endpoint_id);
+            c.exposed.remove(endpoint_id);
+        }
         if port.device_id != endpoint_id {
             return Ok(());
         }
         let what = format!("unbind port {} of endpoint {}", port.id, short(endpoint_id));
-        // Neutron refuses tags in a port update; kuryr's own ports are deleted in
-        // ReleaseAddress anyway, so only an adopted port gets its endpoint tags removed.
+        // A write of fixed values, not a read-modify-write, so no If-Match: Neutron itself
+        // changes the port's revision as OVN reports it down, which would refuse it for
+        // nothing. Nobody else can hold the port meanwhile: its device_id is this endpoint's.
         let body = json!({"binding:host_id": "", "device_id": ""});
-        let unbound = match self.update_port(&port, body, &what).await {
-            Err(BackendError::NotFound(_)) => return Ok(()),
-            r => r?,
+        let unbound = match self.client.update_port(&port.id, body, None).await {
+            Err(e) if e.is_not_found() => return Ok(()),
+            r => r.map_err(|e| fail(what.clone(), e))?,
         };
         let eps = names::id_tags(endpoint_id);
         let mut tags = unbound.tags.clone();
@@ -1302,7 +1317,9 @@ impl Backend for NeutronBackend {
             .await
         {
             Ok(p) => {
-                self.cache().endpoints.insert(endpoint_id.to_string(), p);
+                let mut c = self.cache();
+                c.endpoints.insert(endpoint_id.to_string(), p);
+                c.exposed.insert(endpoint_id.to_string());
                 Ok(())
             }
             Err(e) => Err(undo(e).await),
@@ -1310,6 +1327,12 @@ impl Backend for NeutronBackend {
     }
 
     async fn unexpose(&self, endpoint_id: &str) -> Result<(), BackendError> {
+        {
+            let c = self.cache();
+            if c.bound_here.contains(endpoint_id) && !c.exposed.contains(endpoint_id) {
+                return Ok(());
+            }
+        }
         let Some(port) = self.endpoint_port(endpoint_id).await? else {
             return Ok(());
         };
@@ -1349,6 +1372,7 @@ impl Backend for NeutronBackend {
                 .await
                 .map_err(|e| fail(format!("delete security group {name}"), e))?;
         }
+        self.cache().exposed.remove(endpoint_id);
         Ok(())
     }
 }

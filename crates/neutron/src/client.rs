@@ -131,13 +131,16 @@ impl NeutronClient {
                 req = req.json(b);
             }
             self.calls.fetch_add(1, Ordering::Relaxed);
-            tracing::trace!(%method, path, "neutron request");
+            let started = std::time::Instant::now();
             let resp = req.send().await.map_err(|source| NeutronError::Transport {
                 what: what(),
                 url: session.endpoint.clone(),
                 source,
             })?;
             let status = resp.status();
+            // One line per request (no token, no body): what `RUST_LOG=kuryr_neutron=debug` shows.
+            tracing::debug!(%method, path, status = status.as_u16(),
+                ms = started.elapsed().as_secs_f64() * 1000.0, "Neutron request");
             if status == StatusCode::UNAUTHORIZED && !retried {
                 if let Some(t) = &session.token {
                     self.auth.invalidate(t).await;
