@@ -1213,3 +1213,36 @@ fn a_container_start_and_stop_costs_a_handful_of_neutron_calls() {
         d.log_text()
     );
 }
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn a_host_neutron_cannot_bind_to_gets_a_clear_error_and_keeps_nothing() {
+    let host = unique("kuryr-nochassis");
+    let d = NeutronDaemon::start(&format!("host = {host}"));
+    let net = d.network(&["--subnet", "10.83.0.0/24", "--gateway", "10.83.0.1"]);
+    let nid = id_of(&neutron_network(&net.id)[0]);
+    let name = unique("kctr");
+    let err = docker_err(&[
+        "run", "-d", "--name", &name, "--net", &net.name, IMAGE, "sleep", "600",
+    ]);
+    let _ = docker(&["rm", "-f", &name]);
+    assert!(
+        err.contains("binding_failed") && err.contains(&host),
+        "{err}"
+    );
+    // Docker released the address: no port is left, and no host port either.
+    wait_until("the port to be released", Duration::from_secs(20), || {
+        neutron_get(&format!(
+            "/ports?network_id={nid}&device_owner=compute:kuryr"
+        ))["ports"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    });
+    assert!(
+        !ovs_ports()
+            .iter()
+            .any(|p| d.log_text().contains(p.as_str()) && p.starts_with("tap")),
+        "a host port was left: {:?}",
+        ovs_ports()
+    );
+}

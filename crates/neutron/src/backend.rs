@@ -1082,6 +1082,18 @@ impl Backend for NeutronBackend {
             body["fixed_ips"] = json!(fixed);
         }
         port = self.update_port(&port, body, &what).await?;
+        if port.vif_type.as_deref() == Some("binding_failed") {
+            // Undo: the port goes back to unbound, the address stays reserved for Docker
+            // to release.
+            let undo = json!({"binding:host_id": "", "device_id": ""});
+            if let Err(e) = self.client.update_port(&port.id, undo, None).await {
+                tracing::warn!(port = %port.id, error = %e, "unbind the port Neutron could not bind");
+            }
+            return Err(BackendError::Invalid(format!(
+                "Neutron could not bind port {} to host {:?} (binding:vif_type binding_failed): no mechanism driver accepts that host; with ML2/OVN, ovn-controller must run here under the name Neutron knows ([DEFAULT] host, default: the hostname)",
+                port.id, self.settings.host
+            )));
+        }
         let mut tags = port.tags.clone();
         let mut add = names::id_tags(eid);
         add.retain(|t| !tags.contains(t));
