@@ -461,3 +461,38 @@ fn doctor_in_neutron_mode_checks_neutron_and_keystone_over_http() {
         "{n}"
     );
 }
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn doctor_in_neutron_mode_checks_that_a_chassis_has_the_binding_host_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("kuryr.conf");
+    let neutron = "[neutron]\nauth_type = none\nendpoint = http://127.0.0.1:9696\n";
+    std::fs::write(&conf, neutron).expect("write");
+    let (_, checks) = doctor(
+        &["--config", conf.to_str().unwrap(), "--timeout", "5"],
+        Duration::from_secs(60),
+    );
+    let h = find(&checks, "neutron host");
+    assert_eq!(
+        h["status"], "ok",
+        "the lab's chassis has this host's name: {h}"
+    );
+    let stranger = format!("nochassis-{}", std::process::id());
+    std::fs::write(&conf, format!("[DEFAULT]\nhost = {stranger}\n{neutron}")).expect("write");
+    let (out, checks) = doctor(
+        &["--config", conf.to_str().unwrap(), "--timeout", "5"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let h = find(&checks, "neutron host");
+    assert_eq!(h["status"], "fail", "{h}");
+    assert!(
+        h["detail"].as_str().unwrap_or("").contains(&stranger),
+        "{h}"
+    );
+    assert!(
+        h["fix"].as_str().unwrap_or("").contains("[DEFAULT] host"),
+        "{h}"
+    );
+}

@@ -520,6 +520,9 @@ impl Doctor {
                 "start it: /usr/share/ovn/scripts/ovn-ctl start_controller (or systemctl start ovn-controller)",
             )
         });
+        // The hostnames of Southbound's chassis: ML2/OVN binds a port to the chassis whose
+        // hostname is the port's binding:host_id.
+        let mut chassis_hosts: Option<Vec<String>> = None;
         match (&system_id, &ovn_remote) {
             (Some(id), Some(sb)) if sb.split(',').all(|r| r.trim().starts_with("ssl:")) => out
                 .push(warn(
@@ -535,11 +538,18 @@ impl Doctor {
                         "start the OVN central databases, or correct ovn-remote: kuryr host set-sb URL",
                     )),
                     Ok(client) => {
-                        let found = client
-                            .replica()
+                        let replica = client.replica();
+                        let found = replica
                             .table("Chassis")
                             .rows()
                             .any(|r| r.str("name") == Some(id.as_str()));
+                        chassis_hosts = Some(
+                            replica
+                                .table("Chassis")
+                                .rows()
+                                .filter_map(|r| r.str("hostname").map(str::to_string))
+                                .collect(),
+                        );
                         out.push(if found {
                             ok(
                                 "southbound chassis",
@@ -606,6 +616,26 @@ impl Doctor {
                         }
                     }
                 }
+                let host = config.host.clone().unwrap_or_else(|| {
+                    std::fs::read_to_string("/proc/sys/kernel/hostname")
+                        .map(|h| h.trim().to_string())
+                        .unwrap_or_default()
+                });
+                out.push(match &chassis_hosts {
+                    None => skip("neutron host", "needs the Southbound chassis list"),
+                    Some(hosts) if hosts.contains(&host) => ok(
+                        "neutron host",
+                        format!("ports are bound to host {host}, the hostname of a chassis"),
+                    ),
+                    Some(hosts) => fail(
+                        "neutron host",
+                        format!(
+                            "no chassis has hostname {host} (the binding:host_id kuryr gives ports); chassis hostnames: {}",
+                            if hosts.is_empty() { "none".to_string() } else { hosts.join(", ") }
+                        ),
+                        "set [DEFAULT] host to this chassis' hostname (ovn-sbctl list Chassis), or the host's hostname to it",
+                    ),
+                });
             }
         }
 
