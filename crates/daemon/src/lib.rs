@@ -188,6 +188,7 @@ async fn serve<Bk: kuryr_core::Backend>(
     tracing::info!(
         removed = report.removed.len(),
         missing = report.missing_host_side.len(),
+        kept_kuryr_libnetwork = report.kept_kuryr_libnetwork.len(),
         "reconciled with the previous run"
     );
     let mut server_config = ServerConfig::unix(&config.plugin_socket);
@@ -213,18 +214,5 @@ pub async fn run(
         return serve(&config, driver, shutdown).await;
     }
     let driver = ovn_driver(&config).await?;
-    let report = reconcile::reconcile(&driver.backend, &driver.binding).await;
-    tracing::info!(
-        removed = report.removed.len(),
-        missing = report.missing_host_side.len(),
-        "reconciled with the previous run"
-    );
-    let mut server_config = ServerConfig::unix(&config.plugin_socket);
-    if let Some(addr) = config.kuryr_uri {
-        server_config = server_config.with_tcp(addr);
-    }
-    let server = PluginServer::bind(&server_config).await?;
-    tracing::info!(socket = %config.plugin_socket.display(), tcp = ?config.kuryr_uri, "serving Docker's network and IPAM plugin API");
-    server.serve(Arc::new(driver), shutdown).await?;
-    Ok(())
+    serve(&config, driver, shutdown).await
 }
