@@ -22,6 +22,10 @@ const TABLES: &[&str] = &["Open_vSwitch", "Bridge", "Port", "Interface"];
 const OWNER_KEY: &str = "owner";
 const OWNER: &str = "kuryr";
 const HOST_KEY: &str = "kuryr-host";
+/// The control plane a port's endpoint lives in (`ovn`, `neutron`).
+const BACKEND_KEY: &str = "kuryr-backend";
+/// Ports plugged before the mark existed are the OVN mode's.
+const UNMARKED_BACKEND: &str = "ovn";
 /// How long an OVSDB write keeps retrying through a reconnect of the local database.
 const WRITE_DEADLINE: Duration = Duration::from_secs(10);
 const EEXIST: i32 = 17;
@@ -39,6 +43,9 @@ struct Inner {
     /// The kuryr host (chassis) name this binding plugs for, recorded on every port so a
     /// kuryr of another host (or another Northbound) sharing this OVS leaves its ports alone.
     host: std::sync::OnceLock<String>,
+    /// The control plane this binding plugs for, recorded on every port: each mode's
+    /// reconciliation asks only its own control plane about only its own ports.
+    backend: std::sync::OnceLock<String>,
     netlink: Netlink,
     locks: Arc<Locks>,
 }
@@ -72,6 +79,7 @@ impl OvsBinding {
                 remote: ovs_db_remote.to_string(),
                 bridge: bridge.to_string(),
                 host: std::sync::OnceLock::new(),
+                backend: std::sync::OnceLock::new(),
                 netlink,
                 locks: Arc::default(),
             }),
@@ -82,6 +90,15 @@ impl OvsBinding {
     /// [`Binding::list`] returns only this host's ports. Set once, before the first plug.
     pub fn set_host(&self, host: &str) {
         let _ = self.inner.host.set(host.to_string());
+    }
+
+    /// Names the control plane (`ovn`, `neutron`) whose endpoints this binding plugs: ports
+    /// get `external_ids:kuryr-backend`, and [`Binding::list`] returns only that control
+    /// plane's ports. Without it, a kuryr of the other mode on this OVS would find ports
+    /// whose endpoints its control plane does not know and unplug them as orphans. Set once,
+    /// before the first plug.
+    pub fn set_backend(&self, backend: &str) {
+        let _ = self.inner.backend.set(backend.to_string());
     }
 
     pub fn bridge(&self) -> &str {
@@ -392,6 +409,7 @@ impl Inner {
                     c,
                     &self.bridge,
                     self.host.get().map(String::as_str),
+                    self.backend.get().map(String::as_str),
                 )))
             })
             .await;
@@ -626,6 +644,10 @@ impl Inner {
                     Some(h) => port.external_id(HOST_KEY) == Some(h.as_str()),
                     None => true,
                 })
+                .filter(|port| match self.backend.get() {
+                    Some(b) => port.external_id(BACKEND_KEY).unwrap_or(UNMARKED_BACKEND) == b,
+                    None => true,
+                })
                 .filter_map(|port| {
                     let iface = port
                         .uuids("interfaces")
@@ -780,7 +802,7 @@ fn describe_port(replica: &Replica, port: &Row, ifaces: &[Arc<Row>]) -> String {
 
 /// The transaction that adds the host end to `bridge`. The `wait`s make it safe to retry and
 /// to race with other writers: it commits only if the name is still free and the bridge there.
-fn add_port_txn(c: &Checked, bridge: &str, host: Option<&str>) -> Txn {
+fn add_port_txn(c: &Checked, bridge: &str, host: Option<&str>, backend: Option<&str>) -> Txn {
     let name = c.host_ifname.as_str();
     let mut t = Txn::new(DB);
     t.comment(&format!(
@@ -815,6 +837,9 @@ fn add_port_txn(c: &Checked, bridge: &str, host: Option<&str>) -> Txn {
     let mut port_ids = vec![(OWNER_KEY, OWNER)];
     if let Some(h) = host {
         port_ids.push((HOST_KEY, h));
+    }
+    if let Some(b) = backend {
+        port_ids.push((BACKEND_KEY, b));
     }
     t.insert(
         "Port",
@@ -889,7 +914,7 @@ mod tests {
 
     #[test]
     fn the_plug_transaction_guards_the_name_and_the_bridge() {
-        let t = add_port_txn(&checked(), "br-int", Some("chassis-1"));
+        let t = add_port_txn(&checked(), "br-int", Some("chassis-1"), Some("neutron"));
         // comment, 3 waits, 2 inserts, 1 mutate
         assert_eq!(t.len(), 7);
         let text = format!("{t:?}");
@@ -907,6 +932,10 @@ mod tests {
             "kuryr",
             "mtu_request",
             "br-int",
+            "kuryr-host",
+            "chassis-1",
+            "kuryr-backend",
+            "neutron",
         ] {
             assert!(text.contains(needle), "{needle} missing from {text}");
         }

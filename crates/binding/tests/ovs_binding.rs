@@ -244,6 +244,67 @@ async fn unplug_removes_the_port_kuryr_libnetwork_plugged_for_the_endpoint_only(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs root and the lab (make test)"]
+async fn list_shows_only_the_ports_of_its_own_control_plane() {
+    require_ovs();
+    let host = format!("host-{}", suffix());
+    let (neutron, ovn, unmarked) = (binding().await, binding().await, binding().await);
+    for b in [&neutron, &ovn, &unmarked] {
+        b.set_host(&host);
+    }
+    neutron.set_backend("neutron");
+    ovn.set_backend("ovn");
+    let (ep_n, ep_old) = (endpoint_id(), endpoint_id());
+    let _cleanup = EndpointCleanup::new(&ep_n);
+    let _cleanup_old = EndpointCleanup::new(&ep_old);
+    neutron
+        .plug(&request(&ep_n, &format!("lsp-{}", suffix()), &mac(), 1500))
+        .await
+        .unwrap();
+    // A port plugged by a kuryr from before the mark: the OVN mode's.
+    unmarked
+        .plug(&request(
+            &ep_old,
+            &format!("lsp-{}", suffix()),
+            &mac(),
+            1500,
+        ))
+        .await
+        .unwrap();
+    let port_ext = ovs_map(
+        &ovs_column(
+            "Port",
+            &kuryr_binding::host_ifname(&ep_n).unwrap(),
+            "external_ids",
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        port_ext.get("kuryr-backend").map(String::as_str),
+        Some("neutron")
+    );
+    let listed = |b: &OvsBinding| {
+        let b = b.clone();
+        async move {
+            b.list()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|p| p.endpoint_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    // Both modes on one host (a host being moved, or this lab): the OVN mode's
+    // reconciliation must not see the Neutron mode's ports, whose endpoints Northbound does
+    // not know, nor the other way round.
+    let (n, o) = (listed(&neutron).await, listed(&ovn).await);
+    assert!(n.contains(&ep_n) && !n.contains(&ep_old), "{n:?}");
+    assert!(o.contains(&ep_old) && !o.contains(&ep_n), "{o:?}");
+    neutron.unplug(&ep_n).await.unwrap();
+    unmarked.unplug(&ep_old).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root and the lab (make test)"]
 async fn plug_again_recreates_a_veth_that_vanished() {
     require_ovs();
     let b = binding().await;
