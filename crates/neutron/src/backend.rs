@@ -315,30 +315,48 @@ impl NeutronBackend {
     }
 
     /// Updates a port under `If-Match`; when someone changed it meanwhile, reads it again
-    /// and applies the same change once more.
+    /// and applies the same change once more, a few times. Neutron changes ports on its own:
+    /// ML2/OVN sets the status when ovn-controller binds or releases the port, which is
+    /// exactly when CreateEndpoint and DeleteEndpoint update it (measured: DeleteEndpoint's
+    /// unbind lost that race often enough with a single retry).
     async fn update_port(
         &self,
         port: &Port,
         body: Value,
         what: &str,
     ) -> Result<Port, BackendError> {
-        match self
-            .client
-            .update_port(&port.id, body.clone(), Some(port.revision_number))
-            .await
-        {
-            Err(e) if e.is_precondition_failed() => {
-                let fresh = self
-                    .client
-                    .port(&port.id)
-                    .await
-                    .map_err(|e| fail(format!("{what}: read port {} again", port.id), e))?;
-                self.client
-                    .update_port(&port.id, body, Some(fresh.revision_number))
-                    .await
-                    .map_err(|e| fail(what.to_string(), e))
+        const ATTEMPTS: u32 = 5;
+        let mut revision = port.revision_number;
+        let mut attempt = 1;
+        loop {
+            match self
+                .client
+                .update_port(&port.id, body.clone(), Some(revision))
+                .await
+            {
+                Err(e) if e.is_precondition_failed() && attempt < ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                    revision = self
+                        .client
+                        .port(&port.id)
+                        .await
+                        .map_err(|e| fail(format!("{what}: read port {} again", port.id), e))?
+                        .revision_number;
+                    attempt += 1;
+                }
+                r => {
+                    return r.map_err(|e| {
+                        fail(
+                            if attempt > 1 {
+                                format!("{what} ({attempt} attempts, the port kept changing)")
+                            } else {
+                                what.to_string()
+                            },
+                            e,
+                        )
+                    })
+                }
             }
-            r => r.map_err(|e| fail(what.to_string(), e)),
         }
     }
 
