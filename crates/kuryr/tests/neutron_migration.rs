@@ -725,6 +725,17 @@ fn a_kuryr_libnetwork_host_moves_to_kuryr_rs_with_its_network_and_running_contai
             .is_none(),
         "Neutron network {nid} is left"
     );
+    // Docker only logs a driver's error on removal: every call kuryr-rs served succeeded.
+    let log = m.log_text(Program::KuryrRs);
+    let failed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("plugin call") && l.contains("outcome=\"error\""))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "kuryr-rs failed calls:\n{}",
+        failed.join("\n")
+    );
     assert_eq!(m.stop(), Some(Program::KuryrRs));
     eprintln!("migration test done in {:.1} s", t0.elapsed().as_secs_f64());
 }
