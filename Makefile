@@ -30,13 +30,14 @@ lint:
 unit:
 	$(CARGO) test --workspace
 
-# Root: the lab, lint, then unit and integration tests together.
+# Root: the lab (with kuryr-libnetwork, which the migration test starts a server of its own
+# from), lint, then unit and integration tests together.
 # Not root: lint and unit tests, loudly; on CI (CI set) that is a failure, because
 # integration tests must never be skipped there.
 # Chosen when the Makefile is read, not inside a recipe, so that `make -n test` only
 # prints what would run (make executes any recipe line that mentions $(MAKE)).
 ifeq ($(shell id -u),0)
-test: lab lab-openstack lint
+test: lab lab-openstack lab-kuryr-libnetwork lint
 	$(CARGO) test --workspace -- --include-ignored
 else
 test: skip-banner lint unit
@@ -79,8 +80,10 @@ lab-openstack-status:
 	lab/openstack.sh status
 
 # The reference: kuryr-libnetwork 18.0.0 (PyPI) on the lab's Neutron, Docker driver
-# `kuryr-libnetwork` at http://127.0.0.1:23751. Not part of `make test`. Idempotent; about a
-# minute on a fresh machine (pip), 10 s to start. For `kuryr bench`/`kuryr conformance`.
+# `kuryr-libnetwork` at http://127.0.0.1:23751. `make test` runs it: the migration test
+# starts its own kuryr-libnetwork server from this venv, against this Neutron process.
+# Idempotent; about a minute on a fresh machine (pip), 10 s to start. Also for
+# `kuryr bench`/`kuryr conformance`.
 lab-kuryr-libnetwork: lab-openstack
 	lab/kuryr-libnetwork.sh up
 

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 pub use error::BindingError;
 pub use mtu::{default_mtu, parse_encaps, Encap};
-pub use names::{container_ifname, host_ifname, MTU_RANGE};
+pub use names::{container_ifname, host_ifname, kuryr_libnetwork_host_ifname, MTU_RANGE};
 pub use null::NullBinding;
 pub use ovs::OvsBinding;
 
@@ -66,6 +66,18 @@ pub struct PluggedPort {
     pub veth_exists: bool,
     /// Whether ovn-controller has installed the port's flows.
     pub ovn_installed: bool,
+    pub plugged_by: PluggedBy,
+}
+
+/// Who plugged a port found on this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluggedBy {
+    /// kuryr (this binding): `tap<endpoint id>`, Port marked `owner=kuryr`.
+    Kuryr,
+    /// kuryr-libnetwork's veth driver, before this host moved to kuryr: `tap<Neutron port
+    /// id>`, only the Interface marked `owner=kuryr`. Such a port belongs to a container that
+    /// kuryr-libnetwork started; [`Binding::unplug`] removes it with its endpoint.
+    KuryrLibnetwork,
 }
 
 /// Plugs container endpoints into this host's data plane.
@@ -82,10 +94,11 @@ pub trait Binding: Send + Sync + 'static {
         timeout: Duration,
     ) -> impl Future<Output = Result<(), BindingError>> + Send;
 
-    /// Idempotent: a missing veth or OVS port is success.
+    /// Idempotent: a missing veth or OVS port is success. Also removes the host end that
+    /// kuryr-libnetwork plugged for this endpoint, if there is one.
     fn unplug(&self, endpoint_id: &str) -> impl Future<Output = Result<(), BindingError>> + Send;
 
-    /// Every port this binding owns on this host (owner=kuryr), with whether its veth still
-    /// exists, for reconciliation after a restart.
+    /// Every port this binding owns on this host (owner=kuryr), and those kuryr-libnetwork
+    /// plugged, with whether its veth still exists, for reconciliation after a restart.
     fn list(&self) -> impl Future<Output = Result<Vec<PluggedPort>, BindingError>> + Send;
 }

@@ -18,6 +18,14 @@ pub fn host_ifname(endpoint_id: &str) -> Result<String, BindingError> {
     Ok(format!("{HOST_PREFIX}{}", id_part(endpoint_id)))
 }
 
+/// The host end kuryr-libnetwork's veth driver (kuryr-lib) creates: named after the Neutron
+/// port, not the endpoint (`tap<port id>` cut to 14 characters). A host that moved from
+/// kuryr-libnetwork still has these for the containers it started.
+pub fn kuryr_libnetwork_host_ifname(port_id: &str) -> String {
+    let id: String = port_id.chars().take(ID_CHARS_IN_NAME).collect();
+    format!("{HOST_PREFIX}{id}")
+}
+
 /// The container end of an endpoint's veth pair (Docker renames it inside the container).
 pub fn container_ifname(endpoint_id: &str) -> Result<String, BindingError> {
     validate_endpoint_id(endpoint_id)?;
@@ -176,6 +184,18 @@ mod tests {
             assert_eq!(container_ifname(id).unwrap(), cont, "{id}");
             assert!(host.len() <= 15 && cont.len() <= 15);
         }
+    }
+
+    #[test]
+    fn kuryr_libnetwork_names_its_host_end_after_the_neutron_port() {
+        assert_eq!(
+            kuryr_libnetwork_host_ifname("5c7a4ef1-93d2-4b0e-9f5e-1f2a3b4c5d6e"),
+            "tap5c7a4ef1-93"
+        );
+        assert_eq!(kuryr_libnetwork_host_ifname("ab"), "tapab");
+        // A Neutron port id has a '-' in its first 11 characters, a Docker endpoint id never
+        // does: the two namings cannot collide.
+        assert!(kuryr_libnetwork_host_ifname("5c7a4ef1-93d2").contains('-'));
     }
 
     #[test]

@@ -15,13 +15,17 @@ use crate::error::BindingError;
 use crate::mtu::{parse_encaps, Encap};
 use crate::names::{self, Checked};
 use crate::netlink::Netlink;
-use crate::{Binding, PlugRequest, Plugged, PluggedPort};
+use crate::{Binding, PlugRequest, Plugged, PluggedBy, PluggedPort};
 
 const DB: &str = "Open_vSwitch";
 const TABLES: &[&str] = &["Open_vSwitch", "Bridge", "Port", "Interface"];
 const OWNER_KEY: &str = "owner";
 const OWNER: &str = "kuryr";
 const HOST_KEY: &str = "kuryr-host";
+/// The control plane a port's endpoint lives in (`ovn`, `neutron`).
+const BACKEND_KEY: &str = "kuryr-backend";
+/// Ports plugged before the mark existed are the OVN mode's.
+const UNMARKED_BACKEND: &str = "ovn";
 /// How long an OVSDB write keeps retrying through a reconnect of the local database.
 const WRITE_DEADLINE: Duration = Duration::from_secs(10);
 const EEXIST: i32 = 17;
@@ -39,6 +43,9 @@ struct Inner {
     /// The kuryr host (chassis) name this binding plugs for, recorded on every port so a
     /// kuryr of another host (or another Northbound) sharing this OVS leaves its ports alone.
     host: std::sync::OnceLock<String>,
+    /// The control plane this binding plugs for, recorded on every port: each mode's
+    /// reconciliation asks only its own control plane about only its own ports.
+    backend: std::sync::OnceLock<String>,
     netlink: Netlink,
     locks: Arc<Locks>,
 }
@@ -72,6 +79,7 @@ impl OvsBinding {
                 remote: ovs_db_remote.to_string(),
                 bridge: bridge.to_string(),
                 host: std::sync::OnceLock::new(),
+                backend: std::sync::OnceLock::new(),
                 netlink,
                 locks: Arc::default(),
             }),
@@ -82,6 +90,15 @@ impl OvsBinding {
     /// [`Binding::list`] returns only this host's ports. Set once, before the first plug.
     pub fn set_host(&self, host: &str) {
         let _ = self.inner.host.set(host.to_string());
+    }
+
+    /// Names the control plane (`ovn`, `neutron`) whose endpoints this binding plugs: ports
+    /// get `external_ids:kuryr-backend`, and [`Binding::list`] returns only that control
+    /// plane's ports. Without it, a kuryr of the other mode on this OVS would find ports
+    /// whose endpoints its control plane does not know and unplug them as orphans. Set once,
+    /// before the first plug.
+    pub fn set_backend(&self, backend: &str) {
+        let _ = self.inner.backend.set(backend.to_string());
     }
 
     pub fn bridge(&self) -> &str {
@@ -392,6 +409,7 @@ impl Inner {
                     c,
                     &self.bridge,
                     self.host.get().map(String::as_str),
+                    self.backend.get().map(String::as_str),
                 )))
             })
             .await;
@@ -413,24 +431,33 @@ impl Inner {
         // 1. Detach the Port from its bridge and delete the Port and its Interface, in one
         //    transaction. None there is success. A port of that name that is not this
         //    endpoint's (another endpoint sharing the 11-character prefix, or not kuryr's) is
-        //    left alone, and so is the veth, which has the same name.
+        //    left alone, and so is the veth, which has the same name. The host end that
+        //    kuryr-libnetwork plugged for this endpoint (a container it started before the
+        //    host moved to kuryr) goes in the same transaction.
         let mut foreign: Option<String> = None;
+        let mut legacy: Vec<String> = Vec::new();
         let result = self
             .ovs
             .transact_with(WRITE_DEADLINE, |replica| {
                 foreign = None;
                 let ports = replica.table("Port").by_name(ifname);
-                if ports.is_empty() {
+                let legacy_ports: Vec<Arc<Row>> = replica
+                    .table("Interface")
+                    .by_external_id("vm-uuid", endpoint)
+                    .iter()
+                    .filter_map(|i| kuryr_libnetwork_port(replica, i))
+                    .collect();
+                legacy = legacy_ports
+                    .iter()
+                    .filter_map(|p| p.str("name").map(str::to_string))
+                    .collect();
+                if ports.is_empty() && legacy_ports.is_empty() {
                     return Ok(None);
                 }
                 let mut t = Txn::new(DB);
                 t.comment(&format!("kuryr: unplug endpoint {endpoint} ({ifname})"));
                 for port in &ports {
-                    let ifaces: Vec<Arc<Row>> = port
-                        .uuids("interfaces")
-                        .iter()
-                        .filter_map(|u| replica.table("Interface").get(u))
-                        .collect();
+                    let ifaces = port_interfaces(replica, port);
                     let ours = port.external_id(OWNER_KEY) == Some(OWNER)
                         && ifaces
                             .iter()
@@ -439,16 +466,10 @@ impl Inner {
                         foreign = Some(describe_port(replica, port, &ifaces));
                         return Ok(None);
                     }
-                    let port_ref = datum::uuid(port.uuid);
-                    t.mutate(
-                        "Bridge",
-                        vec![includes("ports", port_ref.clone())],
-                        vec![mutate_delete("ports", datum::set([port_ref]))],
-                    );
-                    t.delete("Port", vec![by_uuid(port.uuid)]);
-                    for iface in &ifaces {
-                        t.delete("Interface", vec![by_uuid(iface.uuid)]);
-                    }
+                    delete_port_ops(&mut t, port, &ifaces);
+                }
+                for port in &legacy_ports {
+                    delete_port_ops(&mut t, port, &port_interfaces(replica, port));
                 }
                 Ok(Some(t))
             })
@@ -460,8 +481,16 @@ impl Inner {
             });
         }
         if let Err(e) = result {
+            let names = std::iter::once(ifname.to_string())
+                .chain(
+                    legacy
+                        .iter()
+                        .map(|n| format!("{n} (plugged by kuryr-libnetwork)")),
+                )
+                .collect::<Vec<_>>()
+                .join(", ");
             errors.push(self.ovsdb_err(
-                format!("remove port {ifname} from the Open_vSwitch database"),
+                format!("remove port {names} from the Open_vSwitch database"),
                 endpoint,
                 e,
             ));
@@ -472,6 +501,30 @@ impl Inner {
         match self.netlink.delete(ifname).await {
             Ok(existed) => debug!(ifname, existed, "veth deleted"),
             Err(e) => errors.push(self.netlink_err(format!("delete veth {ifname}"), endpoint, e)),
+        }
+        // kuryr-libnetwork's veth, named after the Neutron port; only a veth is deleted.
+        for name in &legacy {
+            match self.netlink.link(name).await {
+                Ok(Some(l)) if l.kind == "veth" => match self.netlink.delete(name).await {
+                    Ok(_) => {
+                        info!(ifname = %name, "removed the veth kuryr-libnetwork plugged for this endpoint")
+                    }
+                    Err(e) => errors.push(self.netlink_err(
+                        format!("delete veth {name} (plugged by kuryr-libnetwork)"),
+                        endpoint,
+                        e,
+                    )),
+                },
+                Ok(Some(l)) => {
+                    warn!(ifname = %name, kind = %l.kind, "left interface in place: kuryr-libnetwork's OVS port had its name, but it is not a veth")
+                }
+                Ok(None) => {}
+                Err(e) => errors.push(self.netlink_err(
+                    format!("look up interface {name} (plugged by kuryr-libnetwork)"),
+                    endpoint,
+                    e,
+                )),
+            }
         }
         if errors.is_empty() {
             info!(ifname, "unplugged");
@@ -563,8 +616,27 @@ impl Inner {
     async fn list(&self) -> Result<Vec<PluggedPort>, BindingError> {
         let mut ports: Vec<PluggedPort> = {
             let replica = self.ovs.replica();
-            let bridges = replica.table("Bridge");
-            replica
+            let bridge_of = |port: &Row| {
+                replica
+                    .table("Bridge")
+                    .rows()
+                    .find(|b| b.uuids("ports").contains(&port.uuid))
+                    .and_then(|b| b.str("name").map(str::to_string))
+            };
+            let describe = |port: &Row, iface: &Row, plugged_by| {
+                let ext = |k: &str| iface.external_id(k).unwrap_or_default().to_string();
+                PluggedPort {
+                    endpoint_id: ext("vm-uuid"),
+                    iface_id: ext("iface-id"),
+                    mac: ext("attached-mac"),
+                    host_ifname: port.str("name").unwrap_or_default().to_string(),
+                    bridge: bridge_of(port),
+                    veth_exists: false,
+                    ovn_installed: iface.external_id("ovn-installed") == Some("true"),
+                    plugged_by,
+                }
+            };
+            let mut found: Vec<PluggedPort> = replica
                 .table("Port")
                 .by_external_id(OWNER_KEY, OWNER)
                 .into_iter()
@@ -572,26 +644,25 @@ impl Inner {
                     Some(h) => port.external_id(HOST_KEY) == Some(h.as_str()),
                     None => true,
                 })
+                .filter(|port| match self.backend.get() {
+                    Some(b) => port.external_id(BACKEND_KEY).unwrap_or(UNMARKED_BACKEND) == b,
+                    None => true,
+                })
                 .filter_map(|port| {
                     let iface = port
                         .uuids("interfaces")
                         .iter()
                         .find_map(|u| replica.table("Interface").get(u))?;
-                    let ext = |k: &str| iface.external_id(k).unwrap_or_default().to_string();
-                    Some(PluggedPort {
-                        endpoint_id: ext("vm-uuid"),
-                        iface_id: ext("iface-id"),
-                        mac: ext("attached-mac"),
-                        host_ifname: port.str("name").unwrap_or_default().to_string(),
-                        bridge: bridges
-                            .rows()
-                            .find(|b| b.uuids("ports").contains(&port.uuid))
-                            .and_then(|b| b.str("name").map(str::to_string)),
-                        veth_exists: false,
-                        ovn_installed: iface.external_id("ovn-installed") == Some("true"),
-                    })
+                    Some(describe(&port, &iface, PluggedBy::Kuryr))
                 })
-                .collect()
+                .collect();
+            // kuryr-libnetwork marks no host: on this OVS they are this host's.
+            for iface in replica.table("Interface").by_external_id(OWNER_KEY, OWNER) {
+                if let Some(port) = kuryr_libnetwork_port(&replica, &iface) {
+                    found.push(describe(&port, &iface, PluggedBy::KuryrLibnetwork));
+                }
+            }
+            found
         };
         let names = self
             .netlink
@@ -612,6 +683,48 @@ fn interface_named(replica: &Replica, ifname: &str) -> Option<Arc<Row>> {
         .by_name(ifname)
         .into_iter()
         .next()
+}
+
+fn port_interfaces(replica: &Replica, port: &Row) -> Vec<Arc<Row>> {
+    port.uuids("interfaces")
+        .iter()
+        .filter_map(|u| replica.table("Interface").get(u))
+        .collect()
+}
+
+/// Detaches `port` from its bridge and deletes it with its interfaces.
+fn delete_port_ops(t: &mut Txn, port: &Row, ifaces: &[Arc<Row>]) {
+    let port_ref = datum::uuid(port.uuid);
+    t.mutate(
+        "Bridge",
+        vec![includes("ports", port_ref.clone())],
+        vec![mutate_delete("ports", datum::set([port_ref]))],
+    );
+    t.delete("Port", vec![by_uuid(port.uuid)]);
+    for iface in ifaces {
+        t.delete("Interface", vec![by_uuid(iface.uuid)]);
+    }
+}
+
+/// The Port of `iface` if kuryr-libnetwork's veth driver plugged it: kuryr-lib's `ovs` script
+/// adds the host end `tap<Neutron port id[:11]>` as a Port of the same name and marks only the
+/// Interface (`owner=kuryr`, `iface-id=<port id>`, `vm-uuid=<endpoint id>`, `attached-mac`).
+/// kuryr marks its Ports too, so its own never match.
+fn kuryr_libnetwork_port(replica: &Replica, iface: &Row) -> Option<Arc<Row>> {
+    if iface.external_id(OWNER_KEY) != Some(OWNER) {
+        return None;
+    }
+    let name = iface.str("name")?;
+    let port_id = iface.external_id("iface-id").filter(|p| !p.is_empty())?;
+    if name != names::kuryr_libnetwork_host_ifname(port_id) {
+        return None;
+    }
+    let ports = replica.table("Port").by_name(name);
+    let [port] = ports.as_slice() else {
+        return None;
+    };
+    (port.external_id(OWNER_KEY).is_none() && port.uuids("interfaces") == [iface.uuid])
+        .then(|| port.clone())
 }
 
 /// Compares what the database holds under `c.host_ifname` with what `c` would write.
@@ -689,7 +802,7 @@ fn describe_port(replica: &Replica, port: &Row, ifaces: &[Arc<Row>]) -> String {
 
 /// The transaction that adds the host end to `bridge`. The `wait`s make it safe to retry and
 /// to race with other writers: it commits only if the name is still free and the bridge there.
-fn add_port_txn(c: &Checked, bridge: &str, host: Option<&str>) -> Txn {
+fn add_port_txn(c: &Checked, bridge: &str, host: Option<&str>, backend: Option<&str>) -> Txn {
     let name = c.host_ifname.as_str();
     let mut t = Txn::new(DB);
     t.comment(&format!(
@@ -724,6 +837,9 @@ fn add_port_txn(c: &Checked, bridge: &str, host: Option<&str>) -> Txn {
     let mut port_ids = vec![(OWNER_KEY, OWNER)];
     if let Some(h) = host {
         port_ids.push((HOST_KEY, h));
+    }
+    if let Some(b) = backend {
+        port_ids.push((BACKEND_KEY, b));
     }
     t.insert(
         "Port",
@@ -798,7 +914,7 @@ mod tests {
 
     #[test]
     fn the_plug_transaction_guards_the_name_and_the_bridge() {
-        let t = add_port_txn(&checked(), "br-int", Some("chassis-1"));
+        let t = add_port_txn(&checked(), "br-int", Some("chassis-1"), Some("neutron"));
         // comment, 3 waits, 2 inserts, 1 mutate
         assert_eq!(t.len(), 7);
         let text = format!("{t:?}");
@@ -816,6 +932,10 @@ mod tests {
             "kuryr",
             "mtu_request",
             "br-int",
+            "kuryr-host",
+            "chassis-1",
+            "kuryr-backend",
+            "neutron",
         ] {
             assert!(text.contains(needle), "{needle} missing from {text}");
         }

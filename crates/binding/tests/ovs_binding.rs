@@ -164,6 +164,145 @@ async fn list_shows_only_the_ports_of_its_own_host() {
     mine.unplug(&ep).await.unwrap();
 }
 
+/// Plugs a host end the way kuryr-libnetwork's veth driver and kuryr-lib's `ovs` script do:
+/// `tap<port id[:11]>`/`t_c<port id[:11]>`, added to br-int with only the Interface marked.
+fn plug_as_kuryr_libnetwork(endpoint: &str, port_id: &str, mac: &str) -> (String, String) {
+    let host = kuryr_binding::kuryr_libnetwork_host_ifname(port_id);
+    let cont = format!("t_c{}", &port_id[..11]);
+    run(
+        "ip",
+        &["link", "add", &host, "type", "veth", "peer", "name", &cont],
+    );
+    run("ip", &["link", "set", &host, "up"]);
+    run(
+        "ovs-vsctl",
+        &[
+            "--",
+            "--may-exist",
+            "add-port",
+            BRIDGE,
+            &host,
+            "--",
+            "set",
+            "interface",
+            &host,
+            &format!("external_ids:attached-mac={mac}"),
+            &format!("external_ids:iface-id={port_id}"),
+            &format!("external_ids:vm-uuid={endpoint}"),
+            "external_ids:iface-status=active",
+            "external_ids:owner=kuryr",
+        ],
+    );
+    (host, cont)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root and the lab (make test)"]
+async fn unplug_removes_the_port_kuryr_libnetwork_plugged_for_the_endpoint_only() {
+    require_ovs();
+    let b = binding().await;
+    b.set_host(&format!("host-{}", suffix()));
+    let (ep, other_ep) = (endpoint_id(), endpoint_id());
+    let (port_id, other_port) = (
+        uuid::Uuid::new_v4().hyphenated().to_string(),
+        uuid::Uuid::new_v4().hyphenated().to_string(),
+    );
+    let _cleanup = EndpointCleanup {
+        host_ifname: kuryr_binding::kuryr_libnetwork_host_ifname(&port_id),
+    };
+    let _cleanup_other = EndpointCleanup {
+        host_ifname: kuryr_binding::kuryr_libnetwork_host_ifname(&other_port),
+    };
+    let mac = mac();
+    let (host, cont) = plug_as_kuryr_libnetwork(&ep, &port_id, &mac);
+    let (other_host, _) = plug_as_kuryr_libnetwork(&other_ep, &other_port, &support::mac());
+
+    // list() reports it, whatever host name this binding has: kuryr-libnetwork marks none.
+    let listed = b.list().await.unwrap();
+    let found = listed
+        .iter()
+        .find(|p| p.endpoint_id == ep)
+        .expect("kuryr-libnetwork's port listed");
+    assert_eq!(found.plugged_by, kuryr_binding::PluggedBy::KuryrLibnetwork);
+    assert_eq!(found.host_ifname, host);
+    assert_eq!(found.iface_id, port_id);
+    assert_eq!(found.mac, mac);
+    assert_eq!(found.bridge.as_deref(), Some(BRIDGE));
+    assert!(found.veth_exists, "{found:?}");
+
+    // Unplugging the endpoint (DeleteEndpoint) removes its OVS port and veth, and no other.
+    b.unplug(&ep).await.expect("unplug");
+    assert!(!ovs_row_exists("Port", &host));
+    assert!(!ovs_row_exists("Interface", &host));
+    assert!(!link_exists(&host));
+    assert!(!link_exists(&cont));
+    assert!(ovs_row_exists("Port", &other_host));
+    assert!(link_exists(&other_host));
+    b.unplug(&ep).await.expect("unplug again");
+    assert!(!b.list().await.unwrap().iter().any(|p| p.endpoint_id == ep));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root and the lab (make test)"]
+async fn list_shows_only_the_ports_of_its_own_control_plane() {
+    require_ovs();
+    let host = format!("host-{}", suffix());
+    let (neutron, ovn, unmarked) = (binding().await, binding().await, binding().await);
+    for b in [&neutron, &ovn, &unmarked] {
+        b.set_host(&host);
+    }
+    neutron.set_backend("neutron");
+    ovn.set_backend("ovn");
+    let (ep_n, ep_old) = (endpoint_id(), endpoint_id());
+    let _cleanup = EndpointCleanup::new(&ep_n);
+    let _cleanup_old = EndpointCleanup::new(&ep_old);
+    neutron
+        .plug(&request(&ep_n, &format!("lsp-{}", suffix()), &mac(), 1500))
+        .await
+        .unwrap();
+    // A port plugged by a kuryr from before the mark: the OVN mode's.
+    unmarked
+        .plug(&request(
+            &ep_old,
+            &format!("lsp-{}", suffix()),
+            &mac(),
+            1500,
+        ))
+        .await
+        .unwrap();
+    let port_ext = ovs_map(
+        &ovs_column(
+            "Port",
+            &kuryr_binding::host_ifname(&ep_n).unwrap(),
+            "external_ids",
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        port_ext.get("kuryr-backend").map(String::as_str),
+        Some("neutron")
+    );
+    let listed = |b: &OvsBinding| {
+        let b = b.clone();
+        async move {
+            b.list()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|p| p.endpoint_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    // Both modes on one host (a host being moved, or this lab): the OVN mode's
+    // reconciliation must not see the Neutron mode's ports, whose endpoints Northbound does
+    // not know, nor the other way round.
+    let (n, o) = (listed(&neutron).await, listed(&ovn).await);
+    assert!(n.contains(&ep_n) && !n.contains(&ep_old), "{n:?}");
+    assert!(o.contains(&ep_old) && !o.contains(&ep_n), "{o:?}");
+    neutron.unplug(&ep_n).await.unwrap();
+    unmarked.unplug(&ep_old).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs root and the lab (make test)"]
 async fn plug_again_recreates_a_veth_that_vanished() {

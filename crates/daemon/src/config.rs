@@ -247,7 +247,11 @@ const KNOWN: &[(&str, &[&str])] = &[
 const KNOWN_NEUTRON: &[(&str, &[&str])] = &[
     (
         "DEFAULT",
-        &["subnetpool_name_prefix", "process_external_connectivity"],
+        &[
+            "subnetpool_name_prefix",
+            "process_external_connectivity",
+            "port_driver",
+        ],
     ),
     (
         "neutron",
@@ -743,6 +747,18 @@ fn read_neutron(r: &Reader<'_>, n: &mut NeutronSection) -> Result<(), ConfigErro
         "process_external_connectivity",
         &mut n.process_external_connectivity,
     )?;
+    // kuryr-libnetwork's nested (VM: vlan, macvlan) and sriov port drivers plug containers
+    // quite differently; starting with the veth binding instead would bind the wrong ports.
+    if let Some(v) = r.raw("DEFAULT", "port_driver") {
+        if !v.ends_with(".veth") && v != "veth" {
+            return Err(ConfigError::Unsupported(format!(
+                "{}: [DEFAULT] port_driver = {v}: only kuryr-libnetwork's veth port driver \
+                 (kuryr_libnetwork.port_driver.drivers.veth) has an equivalent in this version; \
+                 keep kuryr-libnetwork on this host",
+                r.path
+            )));
+        }
+    }
     for url in ["auth_url", "endpoint"] {
         if let Some(v) = r.raw("neutron", url).filter(|v| !v.is_empty()) {
             if !(v.starts_with("http://") || v.starts_with("https://")) {
@@ -913,6 +929,24 @@ mod tests {
             assert!(err.contains(needle), "{text:?}: {err}");
             assert!(err.starts_with("k.conf"), "{err}");
         }
+    }
+
+    #[test]
+    fn kuryr_libnetworks_port_drivers_other_than_veth_are_refused() {
+        let base = "[neutron]\nauth_type = none\nendpoint = http://127.0.0.1:9696\n";
+        let veth =
+            format!("[DEFAULT]\nport_driver = kuryr_libnetwork.port_driver.drivers.veth\n{base}");
+        let c = Config::parse(&veth, "k.conf").unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let nested =
+            format!("[DEFAULT]\nport_driver = kuryr_libnetwork.port_driver.drivers.vlan\n{base}");
+        let err = Config::parse(&nested, "k.conf").unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "k.conf: [DEFAULT] port_driver = kuryr_libnetwork.port_driver.drivers.vlan"
+            ) && err.contains("keep kuryr-libnetwork"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -50,8 +50,10 @@ impl HostBinding {
                     Some(h) => h.clone(),
                     None => binding.chassis_name()?,
                 };
-                // Reconciliation then only ever touches ports this host's kuryr plugged.
+                // Reconciliation then only ever touches ports this host's kuryr plugged, for
+                // this mode's control plane.
                 binding.set_host(&host);
+                binding.set_backend(config.backend_name());
                 let mtu = if config.network_mtu != 0 {
                     config.network_mtu
                 } else {

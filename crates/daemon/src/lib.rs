@@ -188,6 +188,7 @@ async fn serve<Bk: kuryr_core::Backend>(
     tracing::info!(
         removed = report.removed.len(),
         missing = report.missing_host_side.len(),
+        kept_kuryr_libnetwork = report.kept_kuryr_libnetwork.len(),
         "reconciled with the previous run"
     );
     let mut server_config = ServerConfig::unix(&config.plugin_socket);

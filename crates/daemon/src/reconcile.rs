@@ -1,6 +1,8 @@
-//! After a restart: host ports whose endpoint no longer exists in Northbound are removed, and
-//! endpoints of this host whose host side is gone are reported.
-use kuryr_binding::Binding;
+//! After a restart: host ports whose endpoint no longer exists in the control plane are
+//! removed, and endpoints of this host whose host side is gone are reported. Ports that
+//! kuryr-libnetwork plugged (a host that moved from it) are kept: their containers run on,
+//! and DeleteEndpoint removes them when Docker deletes the endpoint.
+use kuryr_binding::{Binding, PluggedBy};
 use kuryr_core::Backend;
 use std::collections::HashSet;
 
@@ -10,6 +12,8 @@ pub struct Report {
     pub removed: Vec<String>,
     /// Endpoint ids of this host whose veth or OVS port is missing.
     pub missing_host_side: Vec<String>,
+    /// Endpoint ids whose host ports kuryr-libnetwork plugged, left as they are.
+    pub kept_kuryr_libnetwork: Vec<String>,
     pub errors: Vec<String>,
 }
 
@@ -24,6 +28,13 @@ pub async fn reconcile<Bk: Backend, B: Binding>(backend: &Bk, binding: &B) -> Re
     };
     let mut present = HashSet::new();
     for port in plugged {
+        if port.plugged_by == PluggedBy::KuryrLibnetwork {
+            if port.veth_exists {
+                present.insert(port.endpoint_id.clone());
+            }
+            report.kept_kuryr_libnetwork.push(port.endpoint_id);
+            continue;
+        }
         let known = match backend.endpoint(&port.endpoint_id).await {
             Ok(ep) => ep.is_some(),
             Err(e) => {
@@ -60,6 +71,9 @@ pub async fn reconcile<Bk: Backend, B: Binding>(backend: &Bk, binding: &B) -> Re
     for id in &report.removed {
         tracing::info!(endpoint = %id, "removed the host port of an endpoint that no longer exists");
     }
+    for id in &report.kept_kuryr_libnetwork {
+        tracing::info!(endpoint = %id, "kept the host port kuryr-libnetwork plugged for this endpoint; it goes when Docker deletes the endpoint");
+    }
     for id in &report.missing_host_side {
         tracing::warn!(endpoint = %id, "endpoint has no veth or OVS port on this host: restart its container or `docker network disconnect` it");
     }
@@ -67,4 +81,148 @@ pub async fn reconcile<Bk: Backend, B: Binding>(backend: &Bk, binding: &B) -> Re
         tracing::error!(error = %e, "reconciliation");
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kuryr_binding::{BindingError, PlugRequest, Plugged, PluggedPort};
+    use kuryr_core::{
+        AddressRequest, BackendError, Endpoint, EndpointSpec, ExposedPort, NetworkSpec, PoolGrant,
+        PoolRequest,
+    };
+    use std::net::IpAddr;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// A control plane that knows the endpoints `known`, all of them this host's.
+    struct Known(Vec<&'static str>);
+
+    fn endpoint(id: &str) -> Endpoint {
+        Endpoint {
+            endpoint_id: id.into(),
+            network_id: "n".into(),
+            port: format!("port-{id}"),
+            mac: "0a:58:0a:00:00:05".into(),
+            ipv4: None,
+            ipv6: None,
+            gateway_v4: None,
+            gateway_v6: None,
+            routes: Vec::new(),
+            mtu: None,
+            host: Some("h".into()),
+        }
+    }
+
+    fn unused<T>() -> Result<T, BackendError> {
+        Err(BackendError::Invalid("not used by reconciliation".into()))
+    }
+
+    impl Backend for Known {
+        fn name(&self) -> &'static str {
+            "fake"
+        }
+        async fn request_pool(&self, _: &PoolRequest) -> Result<PoolGrant, BackendError> {
+            unused()
+        }
+        async fn release_pool(&self, _: &str) -> Result<(), BackendError> {
+            unused()
+        }
+        async fn request_address(&self, _: &AddressRequest) -> Result<ipnet::IpNet, BackendError> {
+            unused()
+        }
+        async fn release_address(&self, _: &str, _: IpAddr) -> Result<(), BackendError> {
+            unused()
+        }
+        async fn create_network(&self, _: &NetworkSpec) -> Result<(), BackendError> {
+            unused()
+        }
+        async fn delete_network(&self, _: &str) -> Result<(), BackendError> {
+            unused()
+        }
+        async fn create_endpoint(&self, _: &EndpointSpec) -> Result<Endpoint, BackendError> {
+            unused()
+        }
+        async fn endpoint(&self, id: &str) -> Result<Option<Endpoint>, BackendError> {
+            Ok(self.0.contains(&id).then(|| endpoint(id)))
+        }
+        async fn delete_endpoint(&self, _: &str) -> Result<(), BackendError> {
+            unused()
+        }
+        async fn wait_active(&self, _: &str, _: Duration) -> Result<(), BackendError> {
+            unused()
+        }
+        async fn local_endpoints(&self) -> Result<Vec<Endpoint>, BackendError> {
+            Ok(self.0.iter().map(|id| endpoint(id)).collect())
+        }
+        async fn expose(&self, _: &str, _: &[ExposedPort]) -> Result<(), BackendError> {
+            unused()
+        }
+        async fn unexpose(&self, _: &str) -> Result<(), BackendError> {
+            unused()
+        }
+    }
+
+    /// A host with the ports `ports`; records what is unplugged.
+    struct Host {
+        ports: Vec<PluggedPort>,
+        unplugged: Mutex<Vec<String>>,
+    }
+
+    fn port(endpoint: &str, by: PluggedBy) -> PluggedPort {
+        PluggedPort {
+            endpoint_id: endpoint.into(),
+            iface_id: format!("port-{endpoint}"),
+            mac: "0a:58:0a:00:00:05".into(),
+            host_ifname: format!("tap{endpoint}"),
+            bridge: Some("br-int".into()),
+            veth_exists: true,
+            ovn_installed: true,
+            plugged_by: by,
+        }
+    }
+
+    impl Binding for Host {
+        async fn plug(&self, _: &PlugRequest) -> Result<Plugged, BindingError> {
+            unreachable!("reconciliation never plugs")
+        }
+        async fn wait_ready(&self, _: &str, _: Duration) -> Result<(), BindingError> {
+            Ok(())
+        }
+        async fn unplug(&self, id: &str) -> Result<(), BindingError> {
+            self.unplugged
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(id.to_string());
+            Ok(())
+        }
+        async fn list(&self) -> Result<Vec<PluggedPort>, BindingError> {
+            Ok(self.ports.clone())
+        }
+    }
+
+    #[tokio::test]
+    async fn kuryr_libnetworks_ports_are_kept_and_count_as_the_host_side() {
+        // "old": a running container kuryr-libnetwork started (known to the control plane);
+        // "gone": a kuryr-libnetwork port of an endpoint the control plane does not know
+        // (another kuryr's, or one removed while no plugin ran): kept all the same;
+        // "orphan": kuryr's own port of a deleted endpoint: removed;
+        // "mine": kuryr's own live port; "lost": an endpoint without a host side.
+        let backend = Known(vec!["old", "mine", "lost"]);
+        let host = Host {
+            ports: vec![
+                port("old", PluggedBy::KuryrLibnetwork),
+                port("gone", PluggedBy::KuryrLibnetwork),
+                port("orphan", PluggedBy::Kuryr),
+                port("mine", PluggedBy::Kuryr),
+            ],
+            unplugged: Mutex::new(Vec::new()),
+        };
+        let report = reconcile(&backend, &host).await;
+        assert_eq!(report.removed, vec!["orphan".to_string()]);
+        assert_eq!(*host.unplugged.lock().unwrap(), vec!["orphan".to_string()]);
+        assert_eq!(report.kept_kuryr_libnetwork, vec!["old", "gone"]);
+        assert_eq!(report.missing_host_side, vec!["lost".to_string()]);
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+    }
 }

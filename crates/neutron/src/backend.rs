@@ -343,16 +343,18 @@ impl NeutronBackend {
         Ok(ports.pop())
     }
 
-    /// Updates a port under `If-Match`; when someone changed it meanwhile (Neutron itself
-    /// does, setting the port's status as OVN reports it up or down), reads it again and
-    /// applies the same change to the fresh revision, a few times at most.
+    /// Updates a port under `If-Match`; when someone changed it meanwhile, reads it again
+    /// and applies the same change once more, a few times. Neutron changes ports on its own:
+    /// ML2/OVN sets the status when ovn-controller binds or releases the port, which is
+    /// exactly when CreateEndpoint and DeleteEndpoint update it (measured: DeleteEndpoint's
+    /// unbind lost that race often enough with a single retry).
     async fn update_port(
         &self,
         port: &Port,
         body: Value,
         what: &str,
     ) -> Result<Port, BackendError> {
-        const ATTEMPTS: usize = 5;
+        const ATTEMPTS: u32 = 5;
         let mut revision = port.revision_number;
         let mut attempt = 1;
         loop {
@@ -362,15 +364,27 @@ impl NeutronBackend {
                 .await
             {
                 Err(e) if e.is_precondition_failed() && attempt < ATTEMPTS => {
-                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
                     revision = self
                         .client
                         .port(&port.id)
                         .await
                         .map_err(|e| fail(format!("{what}: read port {} again", port.id), e))?
                         .revision_number;
+                    attempt += 1;
                 }
-                r => return r.map_err(|e| fail(what.to_string(), e)),
+                r => {
+                    return r.map_err(|e| {
+                        fail(
+                            if attempt > 1 {
+                                format!("{what} ({attempt} attempts, the port kept changing)")
+                            } else {
+                                what.to_string()
+                            },
+                            e,
+                        )
+                    })
+                }
             }
         }
     }
