@@ -4,6 +4,8 @@
 //! and is removed by a guard even when the test fails.
 #![allow(dead_code)]
 
+pub mod neutron;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
