@@ -1,8 +1,9 @@
 //! Authentication to Neutron: none (a fixed endpoint) or a Keystone v3 token (password or
 //! application credential). The token is cached and renewed by the first request after 3/4
 //! of its lifetime (so none leaves with a token about to expire); a token Neutron refuses
-//! (401) is dropped, and the next request logs in again. Logins are serialized: requests
-//! arriving while one is in progress wait for it and share its token.
+//! (401) is dropped, and the next request logs in again, a second after the refusal (see
+//! [`Authenticator::session`]). Logins are serialized: requests arriving while one is in
+//! progress wait for it and share its token.
 use crate::error::NeutronError;
 use serde_json::{json, Value};
 use std::fmt;
@@ -84,14 +85,17 @@ pub(crate) struct Session {
     pub token: Option<String>,
     pub endpoint: String,
     renew_at: Option<Instant>,
+    /// When the token may expire (login start + lifetime - [`EXPIRY_GRANULARITY`]).
+    expires_at: Option<Instant>,
 }
 
 pub(crate) struct Authenticator {
     settings: AuthSettings,
     session: Mutex<Option<Session>>,
     logins: AtomicU64,
-    /// Set by [`Authenticator::invalidate`]: the next login says why it happens.
-    refused: std::sync::atomic::AtomicBool,
+    /// When Neutron last refused the current token (set by [`Authenticator::invalidate`],
+    /// cleared by the next login).
+    refused_at: std::sync::Mutex<Option<Instant>>,
 }
 
 /// Keystone writes `expires_at` truncated to the second, so a token may expire up to this
@@ -127,7 +131,7 @@ impl Authenticator {
             settings,
             session: Mutex::new(None),
             logins: AtomicU64::new(0),
-            refused: Default::default(),
+            refused_at: std::sync::Mutex::new(None),
         })
     }
 
@@ -140,14 +144,34 @@ impl Authenticator {
     /// doing their own.
     pub async fn session(&self, http: &reqwest::Client) -> Result<Session, NeutronError> {
         let mut guard = self.session.lock().await;
+        let refused_at = self.refused_at.lock().ok().and_then(|r| *r);
         let reason = match guard.as_ref() {
             Some(s) if s.renew_at.is_none_or(|t| Instant::now() < t) => return Ok(s.clone()),
-            Some(_) => "renewal before expiry",
-            None if self.refused.load(Ordering::Relaxed) => "token refused by Neutron",
+            Some(s) if s.expires_at.is_none_or(|t| Instant::now() < t) => "renewal before expiry",
+            // Nothing used the token during its last quarter: it was never sent expired.
+            Some(_) => "token expired unused",
+            None if refused_at.is_some() => "token refused by Neutron",
             None => "first login",
         };
+        if let Some(at) = refused_at {
+            // Keystone revokes tokens (password change, user disabled, ...) with events of
+            // one-second granularity: a token issued within the same second as the event is
+            // revoked too. The event came before Neutron's refusal, so a login a second after
+            // the refusal gets a token that is not. Requests wait here, under the lock, for
+            // that one login.
+            let wait = (at + EXPIRY_GRANULARITY).saturating_duration_since(Instant::now());
+            if !wait.is_zero() {
+                tracing::debug!(
+                    wait_s = wait.as_secs_f64(),
+                    "waiting for Keystone's next second before logging in again"
+                );
+                tokio::time::sleep(wait).await;
+            }
+        }
         let s = self.login(http, reason).await?;
-        self.refused.store(false, Ordering::Relaxed);
+        if let Ok(mut r) = self.refused_at.lock() {
+            *r = None;
+        }
         *guard = Some(s.clone());
         Ok(s)
     }
@@ -159,7 +183,9 @@ impl Authenticator {
         let mut guard = self.session.lock().await;
         if guard.as_ref().and_then(|s| s.token.as_deref()) == Some(token) {
             *guard = None;
-            self.refused.store(true, Ordering::Relaxed);
+            if let Ok(mut r) = self.refused_at.lock() {
+                *r = Some(Instant::now());
+            }
         }
     }
 
@@ -238,6 +264,7 @@ impl Authenticator {
                 token: None,
                 endpoint: self.settings.endpoint.clone().unwrap_or_default(),
                 renew_at: None,
+                expires_at: None,
             });
         };
         let err = |message: String| NeutronError::Auth {
@@ -292,7 +319,9 @@ impl Authenticator {
         let lifetime = token_lifetime(&v);
         // Without a readable lifetime, assume 800 s: renewed after 10 minutes (Keystone's
         // default lifetime is an hour); a 401 still makes the next request log in again.
-        let renew_at = renew_at(started, lifetime.unwrap_or(Duration::from_secs(800)));
+        let assumed = lifetime.unwrap_or(Duration::from_secs(800));
+        let renew_at = renew_at(started, assumed);
+        let expires_at = started + assumed.saturating_sub(EXPIRY_GRANULARITY);
         let endpoint = match &self.settings.endpoint {
             Some(e) => e.clone(),
             None => catalog_endpoint(
@@ -325,6 +354,7 @@ impl Authenticator {
             token: Some(token),
             endpoint,
             renew_at: Some(renew_at),
+            expires_at: lifetime.map(|_| expires_at),
         })
     }
 }

@@ -25,8 +25,12 @@ struct Fake {
     lifetime: Duration,
     /// How long a login takes.
     login_delay: Duration,
-    /// Valid tokens and when each expires (on the fake's clock).
-    tokens: Mutex<HashMap<String, Instant>>,
+    /// Tokens issued: when each expires (on the fake's monotonic clock) and when it was
+    /// issued (wall clock, for revocations).
+    tokens: Mutex<HashMap<String, (Instant, SystemTime)>>,
+    /// Keystone's last revocation event for the user: tokens issued before it, or within
+    /// the same second (Keystone truncates issued_at to the second), are revoked.
+    revoked_at: Mutex<Option<SystemTime>>,
     /// Neutron refuses every token, valid or not.
     refuse_all: AtomicBool,
     logins: AtomicU64,
@@ -37,12 +41,23 @@ struct Fake {
     refused: AtomicU64,
     /// Requests that reached Neutron with a token past its expiry.
     expired: AtomicU64,
+    /// GETs of Keystone's version document.
+    discoveries: AtomicU64,
 }
 
 impl Fake {
-    /// Revokes every token issued so far (what a password change does in Keystone).
-    fn revoke_all(&self) {
-        self.tokens.lock().expect("tokens").clear();
+    /// What disabling the user or changing its password does in Keystone: a revocation
+    /// event now. Done early in a second, so that a login right after it, within the same
+    /// second, would get a revoked token too.
+    async fn revoke(&self) {
+        let subsec = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_millis();
+        if subsec > 100 {
+            tokio::time::sleep(Duration::from_millis(u64::from(1000 - subsec) + 10)).await;
+        }
+        *self.revoked_at.lock().expect("revoked_at") = Some(SystemTime::now());
     }
     fn count(&self, c: &AtomicU64) -> u64 {
         c.load(Ordering::SeqCst)
@@ -101,7 +116,7 @@ async fn keystone_login(State(f): State<Arc<Fake>>, body: String) -> Response {
     f.tokens
         .lock()
         .expect("tokens")
-        .insert(token.clone(), Instant::now() + f.lifetime);
+        .insert(token.clone(), (Instant::now() + f.lifetime, issued));
     let body = json!({"token": {
         "issued_at": iso(issued),
         "expires_at": iso(issued + f.lifetime),
@@ -119,6 +134,14 @@ async fn keystone_login(State(f): State<Arc<Fake>>, body: String) -> Response {
         .into_response()
 }
 
+/// GET /: Keystone's version document, as Keystone answers an unversioned URL.
+async fn keystone_versions(State(f): State<Arc<Fake>>) -> Response {
+    f.discoveries.fetch_add(1, Ordering::SeqCst);
+    let doc = json!({"versions": {"values": [{"id": "v3.14", "status": "stable",
+        "links": [{"rel": "self", "href": format!("{}/v3/", f.base)}]}]}});
+    (StatusCode::MULTIPLE_CHOICES, Json(doc)).into_response()
+}
+
 /// GET /v2.0/networks behind keystonemiddleware: 401 unless the token is valid.
 async fn neutron_networks(State(f): State<Arc<Fake>>, headers: HeaderMap) -> Response {
     f.neutron_requests.fetch_add(1, Ordering::SeqCst);
@@ -126,12 +149,19 @@ async fn neutron_networks(State(f): State<Arc<Fake>>, headers: HeaderMap) -> Res
         .get("x-auth-token")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let expires = f.tokens.lock().expect("tokens").get(token).copied();
-    let valid = match expires {
-        Some(at) if Instant::now() >= at => {
+    let issued = f.tokens.lock().expect("tokens").get(token).copied();
+    let revoked_at = *f.revoked_at.lock().expect("revoked_at");
+    let secs = |t: SystemTime| {
+        t.duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64()
+    };
+    let valid = match issued {
+        Some((expires, _)) if Instant::now() >= expires => {
             f.expired.fetch_add(1, Ordering::SeqCst);
             false
         }
+        Some((_, issued)) if revoked_at.is_some_and(|r| secs(issued).floor() <= secs(r)) => false,
         Some(_) => !f.refuse_all.load(Ordering::SeqCst),
         None => false,
     };
@@ -155,6 +185,7 @@ async fn serve(lifetime: Duration, login_delay: Duration) -> Arc<Fake> {
         ..Fake::default()
     });
     let app = Router::new()
+        .route("/", get(keystone_versions))
         .route("/v3/auth/tokens", post(keystone_login))
         .route("/v2.0/networks", get(neutron_networks))
         .with_state(fake.clone());
@@ -166,6 +197,10 @@ async fn serve(lifetime: Duration, login_delay: Duration) -> Arc<Fake> {
 
 /// A client logging in with a password; Neutron's URL comes from the token's catalog.
 fn password_client(fake: &Fake, password: &str) -> NeutronClient {
+    password_client_at(&format!("{}/v3", fake.base), password)
+}
+
+fn password_client_at(auth_url: &str, password: &str) -> NeutronClient {
     let auth = AuthSettings {
         credentials: Credentials::Password {
             username: "kuryr".into(),
@@ -174,7 +209,7 @@ fn password_client(fake: &Fake, password: &str) -> NeutronClient {
             project_name: "service".into(),
             project_domain_name: "Default".into(),
         },
-        auth_url: Some(format!("{}/v3", fake.base)),
+        auth_url: Some(auth_url.into()),
         endpoint: None,
         region_name: Some("RegionOne".into()),
         interface: "public".into(),
@@ -224,10 +259,14 @@ async fn a_refused_token_makes_exactly_one_login_and_one_retry() {
     let c = password_client(&fake, PASSWORD);
     list(&c).await.expect("first call");
     assert_eq!(fake.count(&fake.logins), 1);
-    fake.revoke_all();
+    fake.revoke().await;
+    let refused = Instant::now();
     list(&c)
         .await
         .expect("the call after the revocation succeeds");
+    // The new login waited for Keystone's next second: a token from the same second as the
+    // revocation event would be revoked too.
+    assert!(refused.elapsed() >= Duration::from_millis(950));
     assert_eq!(fake.count(&fake.logins), 2, "one login after the 401");
     assert_eq!(fake.count(&fake.refused), 1, "one 401");
     assert_eq!(
@@ -286,7 +325,7 @@ async fn concurrent_requests_share_one_login_at_start_at_renewal_and_after_a_401
     tokio::time::sleep(Duration::from_millis(3200).saturating_sub(start.elapsed())).await;
     wave(c.clone()).await;
     assert_eq!(fake.count(&fake.logins), 2, "16 requests at renewal");
-    fake.revoke_all();
+    fake.revoke().await;
     wave(c.clone()).await;
     assert_eq!(fake.count(&fake.logins), 3, "16 requests refused with 401");
     assert_eq!(fake.count(&fake.concurrent_logins), 1, "logins overlapped");
