@@ -96,6 +96,8 @@ pub(crate) struct Authenticator {
     /// When Neutron last refused the current token (set by [`Authenticator::invalidate`],
     /// cleared by the next login).
     refused_at: std::sync::Mutex<Option<Instant>>,
+    /// `…/v3/auth/tokens`, once found (see [`Authenticator::token_url`]).
+    token_url: std::sync::Mutex<Option<String>>,
 }
 
 /// Keystone writes `expires_at` truncated to the second, so a token may expire up to this
@@ -132,6 +134,7 @@ impl Authenticator {
             session: Mutex::new(None),
             logins: AtomicU64::new(0),
             refused_at: std::sync::Mutex::new(None),
+            token_url: std::sync::Mutex::new(None),
         })
     }
 
@@ -281,7 +284,7 @@ impl Authenticator {
             body["auth"]["scope"] = json!({"project": {"name": project_name,
                 "domain": {"name": project_domain_name}}});
         }
-        let url = format!("{}/auth/tokens", auth_url.trim_end_matches('/'));
+        let url = self.token_url(http, auth_url).await?;
         let started = Instant::now();
         let resp = http.post(&url).json(&body).send().await.map_err(|e| {
             err(format!(
@@ -357,6 +360,75 @@ impl Authenticator {
             expires_at: lifetime.map(|_| expires_at),
         })
     }
+}
+
+impl Authenticator {
+    /// Where to POST logins. An `auth_url` ending in `/v3` is used as it is; another one (an
+    /// unversioned `http://keystone:5000`, as keystoneauth accepts and deployment tools
+    /// write) is asked for its versions once, and its v3 API's address is kept.
+    async fn token_url(
+        &self,
+        http: &reqwest::Client,
+        auth_url: &str,
+    ) -> Result<String, NeutronError> {
+        let base = auth_url.trim_end_matches('/');
+        if base.ends_with("/v3") {
+            return Ok(format!("{base}/auth/tokens"));
+        }
+        if let Some(url) = self.token_url.lock().ok().and_then(|u| u.clone()) {
+            return Ok(url);
+        }
+        let err = |message: String| NeutronError::Auth {
+            auth_url: auth_url.to_string(),
+            message,
+        };
+        let resp = http.get(base).header("Accept", "application/json").send().await.map_err(|e| {
+            err(format!(
+                "cannot reach Keystone to find its v3 API: {}. Check that Keystone runs there, or fix [neutron] auth_url",
+                crate::error::chain(&e)
+            ))
+        })?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let doc: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let v3 = match discovered_v3(&doc) {
+            Some(v3) => v3,
+            None if base.ends_with("/v2.0") => {
+                return Err(err(
+                    "Keystone's v2.0 API is gone: set [neutron] auth_url to its v3 URL (e.g. http://keystone:5000/v3)".into(),
+                ))
+            }
+            None => {
+                return Err(err(format!(
+                    "no Keystone v3 API found there (GET answered {status}{}): set [neutron] auth_url to Keystone's v3 URL, e.g. http://keystone:5000/v3",
+                    if doc.is_null() { ", not a version document" } else { "" }
+                )))
+            }
+        };
+        let url = format!("{}/auth/tokens", v3.trim_end_matches('/'));
+        tracing::debug!(auth_url, v3 = %v3, "found Keystone's v3 API");
+        if let Ok(mut cached) = self.token_url.lock() {
+            *cached = Some(url.clone());
+        }
+        Ok(url)
+    }
+}
+
+/// The v3 address in a Keystone version document (`GET /`: `{"versions": {"values": [...]}}`,
+/// or one `{"version": ...}`).
+fn discovered_v3(doc: &Value) -> Option<String> {
+    let versions = doc["versions"]["values"]
+        .as_array()
+        .cloned()
+        .or_else(|| doc.get("version").map(|v| vec![v.clone()]))?;
+    versions
+        .iter()
+        .filter(|v| v["id"].as_str().is_some_and(|id| id.starts_with("v3")))
+        .filter(|v| v["status"] != "deprecated")
+        .flat_map(|v| v["links"].as_array().into_iter().flatten())
+        .find(|l| l["rel"] == "self")
+        .and_then(|l| l["href"].as_str())
+        .map(str::to_string)
 }
 
 /// `expires_at - issued_at` of a v3 token body.
@@ -482,6 +554,23 @@ mod tests {
         let hint = a.credential_hint();
         assert!(hint.contains("[neutron] username, password"), "{hint}");
         assert!(!hint.contains("s3cret"), "{hint}");
+    }
+
+    #[test]
+    fn the_v3_api_is_found_in_keystones_version_document() {
+        let doc = json!({"versions": {"values": [
+            {"id": "v2.0", "status": "deprecated", "links": [{"rel": "self", "href": "http://k:5000/v2.0/"}]},
+            {"id": "v3.14", "status": "stable", "links": [
+                {"rel": "describedby", "href": "https://docs"},
+                {"rel": "self", "href": "http://k:5000/v3/"}]}]}});
+        assert_eq!(discovered_v3(&doc).as_deref(), Some("http://k:5000/v3/"));
+        let one = json!({"version": {"id": "v3.14", "status": "stable",
+            "links": [{"rel": "self", "href": "http://k/identity/v3/"}]}});
+        assert_eq!(
+            discovered_v3(&one).as_deref(),
+            Some("http://k/identity/v3/")
+        );
+        assert_eq!(discovered_v3(&json!({"error": "no"})), None);
     }
 
     #[test]

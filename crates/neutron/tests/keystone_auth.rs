@@ -419,3 +419,15 @@ async fn an_unreachable_keystone_says_why_and_names_auth_url() {
     assert!(msg.contains("[neutron] auth_url"), "{msg}");
     assert!(msg.to_lowercase().contains("refused"), "{msg}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unversioned_auth_url_finds_the_v3_api_once() {
+    let fake = serve(Duration::from_secs(3600), Duration::ZERO).await;
+    // As deployment tools write it for keystoneauth: no /v3.
+    let c = password_client_at(&format!("{}/", fake.base), PASSWORD);
+    list(&c).await.expect("login through the discovered v3 API");
+    fake.revoke().await;
+    list(&c).await.expect("a second login");
+    assert_eq!(fake.count(&fake.logins), 2);
+    assert_eq!(fake.count(&fake.discoveries), 1, "versions asked once");
+}
