@@ -8,7 +8,9 @@
 #
 # Components: MariaDB (Debian's, on 127.0.0.1:3306), Keystone 30.0.0 (PyPI, its own venv,
 # uwsgi on 127.0.0.1:5000, fernet tokens, an admin, a password user and an application
-# credential), Neutron 29.0.0 (PyPI, its own venv, uwsgi, ML2/OVN pointed at the lab's
+# credential; a second instance on 127.0.0.1:5001, same database and fernet keys, issues
+# tokens that expire after LAB_SHORT_TOKEN_EXPIRATION seconds, default 20, for expiry
+# tests), Neutron 29.0.0 (PyPI, its own venv, uwsgi, ML2/OVN pointed at the lab's
 # Northbound/Southbound sockets, neutron_sync_mode = off so it leaves OVN objects it does
 # not own alone) twice on one database: without auth on 127.0.0.1:9696 and behind Keystone
 # on 127.0.0.1:9697. Both venvs are made from Debian's /usr/bin/python3, the Python that
@@ -40,7 +42,10 @@ readonly USER_NAME=kuryr USER_PASS=kuryrlab-user PROJECT=kuryr-lab
 readonly APPCRED_NAME=kuryr-lab-appcred APPCRED_SECRET=kuryrlab-appcred-secret
 
 readonly PACKAGES=(mariadb-server uwsgi-core uwsgi-plugin-python3 python3-venv)
-readonly DAEMONS=(mariadb keystone neutron-noauth neutron-keystone)
+readonly DAEMONS=(mariadb keystone keystone-short neutron-noauth neutron-keystone)
+# Lifetime of the tokens keystone-short issues (Keystone's default, 3600 s, is too long to
+# wait for in a test).
+readonly SHORT_TOKEN_EXPIRATION=${LAB_SHORT_TOKEN_EXPIRATION:-20}
 
 take_lock() {
     mkdir -p "$STATE_DIR" "$LOG_DIR" "$RUN_DIR"
@@ -67,6 +72,7 @@ is_alive() {
 port_of() {
     case $1 in
         keystone) echo 5000 ;;
+        keystone-short) echo 5001 ;;
         neutron-noauth) echo 9696 ;;
         neutron-keystone) echo 9697 ;;
     esac
@@ -76,6 +82,7 @@ is_running() {
     case $1 in
         mariadb) mysqladmin --protocol=socket -uroot ping >/dev/null 2>&1 ;;
         keystone) curl -fsS -m 5 http://127.0.0.1:5000/v3 >/dev/null 2>&1 ;;
+        keystone-short) curl -fsS -m 5 http://127.0.0.1:5001/v3 >/dev/null 2>&1 ;;
         neutron-noauth) curl -fsS -m 5 http://127.0.0.1:9696/v2.0/networks?limit=1 >/dev/null 2>&1 ;;
         # Behind Keystone an anonymous request is refused with 401: that is an answer.
         neutron-keystone) [[ $(curl -sS -m 5 -o /dev/null -w '%{http_code}' http://127.0.0.1:9697/v2.0/networks 2>/dev/null) == 401 ]] ;;
@@ -187,16 +194,19 @@ EOF
         fail "$name" "uwsgi did not start" "$LOG_DIR/$name.log"
 }
 
+# write_keystone_conf NAME EXPIRATION: $OS_DIR/etc/NAME/keystone.conf. Every instance shares
+# the database and the fernet key repository, so any of them validates the others' tokens.
 write_keystone_conf() {
-    mkdir -p "$OS_DIR/etc/keystone" "$OS_DIR/keystone-keys/fernet" "$OS_DIR/keystone-keys/credential"
-    cat >"$OS_DIR/etc/keystone/keystone.conf" <<EOF
+    local name=$1 expiration=$2
+    mkdir -p "$OS_DIR/etc/$name" "$OS_DIR/keystone-keys/fernet" "$OS_DIR/keystone-keys/credential"
+    cat >"$OS_DIR/etc/$name/keystone.conf" <<EOF
 [DEFAULT]
-log_file = $LOG_DIR/keystone-app.log
+log_file = $LOG_DIR/$name-app.log
 [database]
 connection = $(db_url keystone)
 [token]
 provider = fernet
-expiration = ${LAB_TOKEN_EXPIRATION:-3600}
+expiration = $expiration
 [fernet_tokens]
 key_repository = $OS_DIR/keystone-keys/fernet
 [credential]
@@ -226,7 +236,8 @@ json_get() { "$PY" -c 'import json,sys; d=json.load(sys.stdin); exec("for k in s
 
 up_keystone() {
     venv keystone "keystone==$KEYSTONE_VERSION" PyMySQL
-    write_keystone_conf
+    write_keystone_conf keystone "${LAB_TOKEN_EXPIRATION:-3600}"
+    write_keystone_conf keystone-short "$SHORT_TOKEN_EXPIRATION"
     local log=$LOG_DIR/keystone-manage.log
     # keystone-manage reads only --config-file (the WSGI app reads OS_KEYSTONE_CONFIG_DIR).
     local km=("$OS_DIR/keystone-venv/bin/keystone-manage" --config-file "$OS_DIR/etc/keystone/keystone.conf")
@@ -249,6 +260,28 @@ up_keystone() {
         say keystone started
     fi
     setup_keystone_users
+    up_keystone_short
+}
+
+# keystone-short: the same Keystone (database, fernet keys, users, catalog) whose tokens
+# expire after SHORT_TOKEN_EXPIRATION seconds. The expiry is inside each fernet token, so
+# the main instance, which Neutron's keystonemiddleware validates through, honours it.
+up_keystone_short() {
+    local want=$SHORT_TOKEN_EXPIRATION have
+    have=$(cat "$RUN_DIR/keystone-short.expiration" 2>/dev/null || true)
+    if is_running keystone-short && [[ $have == "$want" ]]; then
+        say keystone-short "already running (tokens live ${want}s)"
+        return
+    fi
+    # Not running, or running with another lifetime (LAB_SHORT_TOKEN_EXPIRATION changed):
+    # uwsgi_start stops one of ours first.
+    uwsgi_start keystone-short keystone.wsgi.api:application 5001 "$OS_DIR/keystone-venv" \
+        "OS_KEYSTONE_CONFIG_DIR=$OS_DIR/etc/keystone-short"
+    wait_for "$WAIT" is_running keystone-short ||
+        fail keystone-short "not answering on 127.0.0.1:5001 after ${WAIT}s" \
+            "$LOG_DIR/keystone-short.log" "$LOG_DIR/keystone-short-app.log"
+    echo "$want" >"$RUN_DIR/keystone-short.expiration"
+    say keystone-short "started (tokens live ${want}s)"
 }
 
 # The project, a member user, the network service's catalog entries and an application
@@ -423,6 +456,11 @@ cmd_env() {
 KURYR_LAB_NEUTRON_NOAUTH=http://127.0.0.1:9696
 KURYR_LAB_NEUTRON_KEYSTONE=http://127.0.0.1:9697
 KURYR_LAB_KEYSTONE=http://127.0.0.1:5000/v3
+KURYR_LAB_KEYSTONE_SHORT=http://127.0.0.1:5001/v3
+KURYR_LAB_SHORT_TOKEN_EXPIRATION=$(cat "$RUN_DIR/keystone-short.expiration" 2>/dev/null || echo "$SHORT_TOKEN_EXPIRATION")
+KURYR_LAB_ADMIN_USER=admin
+KURYR_LAB_ADMIN_PASSWORD=$ADMIN_PASS
+KURYR_LAB_ADMIN_PROJECT=admin
 KURYR_LAB_USER=$USER_NAME
 KURYR_LAB_PASSWORD=$USER_PASS
 KURYR_LAB_PROJECT=$PROJECT

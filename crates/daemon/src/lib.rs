@@ -100,7 +100,16 @@ pub fn neutron_client(
     let credentials = match n.auth_type.as_str() {
         "none" | "noauth" => Credentials::None,
         "v3applicationcredential" => Credentials::ApplicationCredential {
-            id: n.application_credential_id.clone(),
+            // Keystone finds the credential by id, or by name among the user's.
+            id: match (&n.application_credential_id, &n.application_credential_name, &n.username) {
+                (None, None, _) => return Err(NeutronError::Config(
+                    "[neutron] application_credential_id (or application_credential_name with username) is needed with auth_type = v3applicationcredential".into(),
+                )),
+                (None, Some(_), None) => return Err(NeutronError::Config(
+                    "[neutron] username is needed with application_credential_name (or give application_credential_id instead)".into(),
+                )),
+                (id, _, _) => id.clone(),
+            },
             name: n.application_credential_name.clone(),
             username: n.username.clone(),
             user_domain_name: n.user_domain_name.clone(),
@@ -164,7 +173,12 @@ pub async fn neutron_driver(
     settings.default_pool_v6 = n.default_subnetpool_v6.clone();
     settings.vif_plugging_timeout = n.vif_plugging_timeout;
     settings.vif_plugging_is_fatal = n.vif_plugging_is_fatal;
-    tracing::info!(host = %host, neutron = ?n.endpoint, auth = %n.auth_type, "Neutron mode");
+    tracing::info!(
+        host = %host,
+        neutron = n.endpoint.as_deref().unwrap_or("the Keystone catalog's network endpoint"),
+        auth = %n.auth_type,
+        "Neutron mode"
+    );
     Ok(Driver::new(
         kuryr_neutron::NeutronBackend::new(std::sync::Arc::new(client), settings),
         binding,
@@ -216,4 +230,40 @@ pub async fn run(
     }
     let driver = ovn_driver(&config).await?;
     serve(&config, driver, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client_error(neutron: &str) -> String {
+        let c = Config::parse(&format!("[neutron]\n{neutron}"), "kuryr.conf").expect("parse");
+        match neutron_client(&c) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn application_credentials_need_an_id_or_a_name_with_its_user() {
+        let base = "auth_type = v3applicationcredential\nauth_url = http://k:5000/v3\napplication_credential_secret = s3cret\n";
+        let e = client_error(base);
+        assert!(e.contains("application_credential_id"), "{e}");
+        let e = client_error(&format!("{base}application_credential_name = kuryr\n"));
+        assert!(e.contains("[neutron] username"), "{e}");
+        assert_eq!(
+            client_error(&format!(
+                "{base}application_credential_name = kuryr\nusername = u\n"
+            )),
+            ""
+        );
+        assert_eq!(
+            client_error(&format!("{base}application_credential_id = abc\n")),
+            ""
+        );
+        let e = client_error(
+            "auth_type = v3applicationcredential\nauth_url = http://k:5000/v3\napplication_credential_id = abc\n",
+        );
+        assert!(e.contains("application_credential_secret"), "{e}");
+    }
 }

@@ -1,8 +1,13 @@
 //! Authentication to Neutron: none (a fixed endpoint) or a Keystone v3 token (password or
-//! application credential), cached until shortly before it expires and renewed once on a 401.
+//! application credential). The token is cached and renewed by the first request after 3/4
+//! of its lifetime (so none leaves with a token about to expire); a token Neutron refuses
+//! (401) is dropped, and the next request logs in again, a second after the refusal (see
+//! [`Authenticator::session`]). Logins are serialized: requests arriving while one is in
+//! progress wait for it and share its token.
 use crate::error::NeutronError;
 use serde_json::{json, Value};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
@@ -80,12 +85,33 @@ pub(crate) struct Session {
     pub token: Option<String>,
     pub endpoint: String,
     renew_at: Option<Instant>,
+    /// When the token may expire (login start + lifetime - [`EXPIRY_GRANULARITY`]).
+    expires_at: Option<Instant>,
 }
 
 pub(crate) struct Authenticator {
     settings: AuthSettings,
     session: Mutex<Option<Session>>,
-    logins: std::sync::atomic::AtomicU64,
+    logins: AtomicU64,
+    /// When Neutron last refused the current token (set by [`Authenticator::invalidate`],
+    /// cleared by the next login).
+    refused_at: std::sync::Mutex<Option<Instant>>,
+    /// `…/v3/auth/tokens`, once found (see [`Authenticator::token_url`]).
+    token_url: std::sync::Mutex<Option<String>>,
+}
+
+/// Keystone writes `expires_at` truncated to the second, so a token may expire up to this
+/// much before `login start + (expires_at - issued_at)`.
+const EXPIRY_GRANULARITY: Duration = Duration::from_secs(1);
+
+/// When to renew a token of `lifetime` obtained by a login that started at `started`: after
+/// 3/4 of its lifetime, and never later than [`EXPIRY_GRANULARITY`] before it may expire.
+/// Measured on this host's monotonic clock, so a skewed Keystone clock does not matter.
+fn renew_at(started: Instant, lifetime: Duration) -> Instant {
+    started
+        + lifetime
+            .mul_f64(0.75)
+            .min(lifetime.saturating_sub(EXPIRY_GRANULARITY))
 }
 
 impl Authenticator {
@@ -106,32 +132,102 @@ impl Authenticator {
         Ok(Authenticator {
             settings,
             session: Mutex::new(None),
-            logins: Default::default(),
+            logins: AtomicU64::new(0),
+            refused_at: std::sync::Mutex::new(None),
+            token_url: std::sync::Mutex::new(None),
         })
     }
 
     pub fn logins(&self) -> u64 {
-        self.logins.load(std::sync::atomic::Ordering::Relaxed)
+        self.logins.load(Ordering::Relaxed)
     }
 
-    /// The current session, logging in if there is none or it is about to expire.
+    /// The current session, logging in if there is none or it is due for renewal. The lock
+    /// is held during the login, so concurrent callers wait for one login instead of each
+    /// doing their own.
     pub async fn session(&self, http: &reqwest::Client) -> Result<Session, NeutronError> {
         let mut guard = self.session.lock().await;
-        if let Some(s) = guard.as_ref() {
-            if s.renew_at.is_none_or(|t| Instant::now() < t) {
-                return Ok(s.clone());
+        let refused_at = self.refused_at.lock().ok().and_then(|r| *r);
+        let reason = match guard.as_ref() {
+            Some(s) if s.renew_at.is_none_or(|t| Instant::now() < t) => return Ok(s.clone()),
+            Some(s) if s.expires_at.is_none_or(|t| Instant::now() < t) => "renewal before expiry",
+            // Nothing used the token during its last quarter: it was never sent expired.
+            Some(_) => "token expired unused",
+            None if refused_at.is_some() => "token refused by Neutron",
+            None => "first login",
+        };
+        if let Some(at) = refused_at {
+            // Keystone revokes tokens (password change, user disabled, ...) with events of
+            // one-second granularity: a token issued within the same second as the event is
+            // revoked too. The event came before Neutron's refusal, so a login a second after
+            // the refusal gets a token that is not. Requests wait here, under the lock, for
+            // that one login.
+            let wait = (at + EXPIRY_GRANULARITY).saturating_duration_since(Instant::now());
+            if !wait.is_zero() {
+                tracing::debug!(
+                    wait_s = wait.as_secs_f64(),
+                    "waiting for Keystone's next second before logging in again"
+                );
+                tokio::time::sleep(wait).await;
             }
         }
-        let s = self.login(http).await?;
+        let s = self.login(http, reason).await?;
+        if let Ok(mut r) = self.refused_at.lock() {
+            *r = None;
+        }
         *guard = Some(s.clone());
         Ok(s)
     }
 
-    /// Drops the session whose token Neutron refused, so the next call logs in again.
+    /// Drops the session whose token Neutron refused, so the next call logs in again. A
+    /// token already replaced (by a renewal, or by another request's re-login) is left
+    /// alone: its replacement is what the caller retries with.
     pub async fn invalidate(&self, token: &str) {
         let mut guard = self.session.lock().await;
         if guard.as_ref().and_then(|s| s.token.as_deref()) == Some(token) {
             *guard = None;
+            if let Ok(mut r) = self.refused_at.lock() {
+                *r = Some(Instant::now());
+            }
+        }
+    }
+
+    /// What to check when Keystone refuses these credentials: the `[neutron]` keys in use.
+    fn credential_hint(&self) -> String {
+        match &self.settings.credentials {
+            Credentials::None => String::new(),
+            Credentials::Password {
+                username,
+                user_domain_name,
+                project_name,
+                project_domain_name,
+                ..
+            } => format!(
+                "user {username} (domain {user_domain_name}) scoped to project {project_name} (domain {project_domain_name}) was refused: check [neutron] username, password, user_domain_name, project_name and project_domain_name in kuryr.conf, and that the user is enabled and has a role on the project"
+            ),
+            Credentials::ApplicationCredential { id: Some(id), .. } => format!(
+                "application credential {id} was refused: check [neutron] application_credential_id and application_credential_secret in kuryr.conf (an application credential can expire or be deleted, and goes with its user)"
+            ),
+            Credentials::ApplicationCredential { name, username, .. } => format!(
+                "application credential {} of user {} was refused: check [neutron] application_credential_name, username, user_domain_name and application_credential_secret in kuryr.conf",
+                name.as_deref().unwrap_or("?"),
+                username.as_deref().unwrap_or("?")
+            ),
+        }
+    }
+
+    /// `text` with the configured secret replaced: nothing Keystone echoes back may carry it
+    /// into an error message or a log.
+    fn redact(&self, text: &str) -> String {
+        let secret = match &self.settings.credentials {
+            Credentials::Password { password, .. } => password,
+            Credentials::ApplicationCredential { secret, .. } => secret,
+            Credentials::None => return text.to_string(),
+        };
+        if secret.is_empty() {
+            text.to_string()
+        } else {
+            text.replace(secret.as_str(), "<hidden>")
         }
     }
 
@@ -164,13 +260,14 @@ impl Authenticator {
         }
     }
 
-    async fn login(&self, http: &reqwest::Client) -> Result<Session, NeutronError> {
+    async fn login(&self, http: &reqwest::Client, reason: &str) -> Result<Session, NeutronError> {
         let Some(auth_url) = self.settings.auth_url.as_deref() else {
             // No auth: the endpoint is checked in new().
             return Ok(Session {
                 token: None,
                 endpoint: self.settings.endpoint.clone().unwrap_or_default(),
                 renew_at: None,
+                expires_at: None,
             });
         };
         let err = |message: String| NeutronError::Auth {
@@ -187,26 +284,28 @@ impl Authenticator {
             body["auth"]["scope"] = json!({"project": {"name": project_name,
                 "domain": {"name": project_domain_name}}});
         }
-        let url = format!("{}/auth/tokens", auth_url.trim_end_matches('/'));
+        let url = self.token_url(http, auth_url).await?;
         let started = Instant::now();
-        let resp = http
-            .post(&url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| err(format!("cannot reach Keystone: {e}")))?;
+        let resp = http.post(&url).json(&body).send().await.map_err(|e| {
+            err(format!(
+                "cannot reach Keystone to log in: {}. Check that Keystone runs there, or fix [neutron] auth_url",
+                crate::error::chain(&e)
+            ))
+        })?;
         let status = resp.status();
         if !status.is_success() {
             let text = resp.text().await.unwrap_or_default();
-            let hint = if status.as_u16() == 401 {
-                ": check [neutron] username/password/project_name (or the application credential's id and secret)"
-            } else {
-                ""
-            };
-            return Err(err(format!(
-                "login refused ({status}){hint}: {}",
-                crate::client::error_message(&text)
-            )));
+            let said = self.redact(&crate::client::error_message(&text));
+            return Err(err(match status.as_u16() {
+                401 | 403 => format!(
+                    "login refused ({status}: {said}): {}",
+                    self.credential_hint()
+                ),
+                404 => format!(
+                    "login failed ({status}: {said}): {url} does not exist; [neutron] auth_url must be Keystone's v3 URL, e.g. http://keystone:5000/v3"
+                ),
+                _ => format!("login failed ({status}): {said}"),
+            }));
         }
         let token = resp
             .headers()
@@ -214,15 +313,18 @@ impl Authenticator {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
             .ok_or_else(|| err("no X-Subject-Token in Keystone's answer".into()))?;
-        let v: Value = resp
-            .json()
-            .await
-            .map_err(|e| err(format!("unreadable token: {e}")))?;
-        self.logins
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let v: Value = resp.json().await.map_err(|e| {
+            err(format!(
+                "unreadable token body ({e}): is [neutron] auth_url Keystone's v3 URL?"
+            ))
+        })?;
+        self.logins.fetch_add(1, Ordering::Relaxed);
         let lifetime = token_lifetime(&v);
-        // Renew at 3/4 of the lifetime: a request never leaves with a token about to expire.
-        let renew_at = lifetime.map(|l| started + l.mul_f64(0.75));
+        // Without a readable lifetime, assume 800 s: renewed after 10 minutes (Keystone's
+        // default lifetime is an hour); a 401 still makes the next request log in again.
+        let assumed = lifetime.unwrap_or(Duration::from_secs(800));
+        let renew_at = renew_at(started, assumed);
+        let expires_at = started + assumed.saturating_sub(EXPIRY_GRANULARITY);
         let endpoint = match &self.settings.endpoint {
             Some(e) => e.clone(),
             None => catalog_endpoint(
@@ -242,13 +344,91 @@ impl Authenticator {
                 ))
             })?,
         };
-        tracing::debug!(auth_url, ?lifetime, "logged in to Keystone");
+        // Never the token or the secret; the count of these lines is the number of logins.
+        tracing::debug!(
+            auth_url,
+            reason,
+            lifetime_s = lifetime.map(|l| l.as_secs_f64()),
+            renew_in_s = renew_at.saturating_duration_since(Instant::now()).as_secs_f64(),
+            endpoint = %endpoint,
+            "logged in to Keystone"
+        );
         Ok(Session {
             token: Some(token),
             endpoint,
-            renew_at: renew_at.or(Some(started + Duration::from_secs(600))),
+            renew_at: Some(renew_at),
+            expires_at: lifetime.map(|_| expires_at),
         })
     }
+}
+
+impl Authenticator {
+    /// Where to POST logins. An `auth_url` ending in `/v3` is used as it is; another one (an
+    /// unversioned `http://keystone:5000`, as keystoneauth accepts and deployment tools
+    /// write) is asked for its versions once, and its v3 API's address is kept.
+    async fn token_url(
+        &self,
+        http: &reqwest::Client,
+        auth_url: &str,
+    ) -> Result<String, NeutronError> {
+        let base = auth_url.trim_end_matches('/');
+        if base.ends_with("/v3") {
+            return Ok(format!("{base}/auth/tokens"));
+        }
+        if let Some(url) = self.token_url.lock().ok().and_then(|u| u.clone()) {
+            return Ok(url);
+        }
+        let err = |message: String| NeutronError::Auth {
+            auth_url: auth_url.to_string(),
+            message,
+        };
+        let resp = http.get(base).header("Accept", "application/json").send().await.map_err(|e| {
+            err(format!(
+                "cannot reach Keystone to find its v3 API: {}. Check that Keystone runs there, or fix [neutron] auth_url",
+                crate::error::chain(&e)
+            ))
+        })?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let doc: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let v3 = match discovered_v3(&doc) {
+            Some(v3) => v3,
+            None if base.ends_with("/v2.0") => {
+                return Err(err(
+                    "Keystone's v2.0 API is gone: set [neutron] auth_url to its v3 URL (e.g. http://keystone:5000/v3)".into(),
+                ))
+            }
+            None => {
+                return Err(err(format!(
+                    "no Keystone v3 API found there (GET answered {status}{}): set [neutron] auth_url to Keystone's v3 URL, e.g. http://keystone:5000/v3",
+                    if doc.is_null() { ", not a version document" } else { "" }
+                )))
+            }
+        };
+        let url = format!("{}/auth/tokens", v3.trim_end_matches('/'));
+        tracing::debug!(auth_url, v3 = %v3, "found Keystone's v3 API");
+        if let Ok(mut cached) = self.token_url.lock() {
+            *cached = Some(url.clone());
+        }
+        Ok(url)
+    }
+}
+
+/// The v3 address in a Keystone version document (`GET /`: `{"versions": {"values": [...]}}`,
+/// or one `{"version": ...}`).
+fn discovered_v3(doc: &Value) -> Option<String> {
+    let versions = doc["versions"]["values"]
+        .as_array()
+        .cloned()
+        .or_else(|| doc.get("version").map(|v| vec![v.clone()]))?;
+    versions
+        .iter()
+        .filter(|v| v["id"].as_str().is_some_and(|id| id.starts_with("v3")))
+        .filter(|v| v["status"] != "deprecated")
+        .flat_map(|v| v["links"].as_array().into_iter().flatten())
+        .find(|l| l["rel"] == "self")
+        .and_then(|l| l["href"].as_str())
+        .map(str::to_string)
 }
 
 /// `expires_at - issued_at` of a v3 token body.
@@ -346,6 +526,51 @@ mod tests {
             secret: "s3cret".into(),
         };
         assert!(!format!("{a:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn tokens_are_renewed_at_three_quarters_and_a_second_before_expiry() {
+        let t = Instant::now();
+        let s = Duration::from_secs;
+        assert_eq!(renew_at(t, s(3600)), t + s(2700));
+        assert_eq!(renew_at(t, s(20)), t + s(15));
+        assert_eq!(renew_at(t, s(2)), t + s(1));
+        assert_eq!(renew_at(t, Duration::from_millis(500)), t);
+    }
+
+    #[test]
+    fn secrets_keystone_echoes_are_redacted() {
+        let mut s = AuthSettings::noauth("http://n");
+        s.auth_url = Some("http://k/v3".into());
+        s.credentials = Credentials::Password {
+            username: "u".into(),
+            password: "s3cret".into(),
+            user_domain_name: "Default".into(),
+            project_name: "p".into(),
+            project_domain_name: "Default".into(),
+        };
+        let a = Authenticator::new(s).expect("settings");
+        assert_eq!(a.redact("bad value 's3cret'"), "bad value '<hidden>'");
+        let hint = a.credential_hint();
+        assert!(hint.contains("[neutron] username, password"), "{hint}");
+        assert!(!hint.contains("s3cret"), "{hint}");
+    }
+
+    #[test]
+    fn the_v3_api_is_found_in_keystones_version_document() {
+        let doc = json!({"versions": {"values": [
+            {"id": "v2.0", "status": "deprecated", "links": [{"rel": "self", "href": "http://k:5000/v2.0/"}]},
+            {"id": "v3.14", "status": "stable", "links": [
+                {"rel": "describedby", "href": "https://docs"},
+                {"rel": "self", "href": "http://k:5000/v3/"}]}]}});
+        assert_eq!(discovered_v3(&doc).as_deref(), Some("http://k:5000/v3/"));
+        let one = json!({"version": {"id": "v3.14", "status": "stable",
+            "links": [{"rel": "self", "href": "http://k/identity/v3/"}]}});
+        assert_eq!(
+            discovered_v3(&one).as_deref(),
+            Some("http://k/identity/v3/")
+        );
+        assert_eq!(discovered_v3(&json!({"error": "no"})), None);
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub struct NeutronClient {
     http: reqwest::Client,
     auth: Authenticator,
     calls: AtomicU64,
+    refused: AtomicU64,
 }
 
 /// The `NeutronError` message out of Neutron's or Keystone's error body.
@@ -94,6 +95,7 @@ impl NeutronClient {
             http,
             auth: Authenticator::new(auth)?,
             calls: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
         })
     }
 
@@ -107,7 +109,15 @@ impl NeutronClient {
         self.auth.logins()
     }
 
-    /// One request; a 401 makes it log in again and retry once.
+    /// Requests Neutron answered with 401 (each was retried once with a fresh token, or
+    /// failed if the fresh one was refused too).
+    pub fn tokens_refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// One request; a 401 makes it log in again and retry once. A second 401 is an error:
+    /// Keystone accepted the credentials but Neutron refuses what they give, which another
+    /// login would not change.
     async fn request(
         &self,
         method: Method,
@@ -141,11 +151,19 @@ impl NeutronClient {
             // One line per request (no token, no body): what `RUST_LOG=kuryr_neutron=debug` shows.
             tracing::debug!(%method, path, status = status.as_u16(),
                 ms = started.elapsed().as_secs_f64() * 1000.0, "Neutron request");
-            if status == StatusCode::UNAUTHORIZED && !retried {
+            if status == StatusCode::UNAUTHORIZED {
                 if let Some(t) = &session.token {
-                    self.auth.invalidate(t).await;
-                    retried = true;
-                    continue;
+                    self.refused.fetch_add(1, Ordering::Relaxed);
+                    if !retried {
+                        tracing::info!(
+                            what = %what(),
+                            neutron = %session.endpoint,
+                            "Neutron refused the Keystone token (401): logging in again and retrying once"
+                        );
+                        self.auth.invalidate(t).await;
+                        retried = true;
+                        continue;
+                    }
                 }
             }
             if status == StatusCode::NO_CONTENT {
@@ -160,10 +178,18 @@ impl NeutronClient {
                     source,
                 })?;
             if !status.is_success() {
+                let mut message = error_message(&text);
+                if status == StatusCode::UNAUTHORIZED {
+                    message.push_str(if session.token.is_some() {
+                        " (a fresh Keystone token was refused too: check that the [neutron] user has a role on its project that Neutron accepts, and that Neutron validates tokens against the Keystone of [neutron] auth_url)"
+                    } else {
+                        " (Neutron wants a Keystone token: set [neutron] auth_type = password or v3applicationcredential, with auth_url and the credentials)"
+                    });
+                }
                 return Err(NeutronError::Http {
                     what: what(),
                     status: status.as_u16(),
-                    message: error_message(&text),
+                    message,
                 });
             }
             if text.trim().is_empty() {

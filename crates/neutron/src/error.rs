@@ -11,7 +11,7 @@ pub enum NeutronError {
         message: String,
     },
     /// Neutron could not be reached or the connection broke.
-    #[error("{what}: cannot reach Neutron at {url}: {source}. Check that neutron-server runs there, or set [neutron] endpoint / the Keystone catalog's network endpoint")]
+    #[error("{what}: cannot reach Neutron at {url}: {}. Check that neutron-server runs there, or set [neutron] endpoint / the Keystone catalog's network endpoint", chain(.source))]
     Transport {
         what: String,
         url: String,
@@ -53,4 +53,20 @@ impl NeutronError {
             NeutronError::Transport { .. } | NeutronError::Auth { .. }
         ) || matches!(self.status(), Some(500..=599))
     }
+}
+
+/// An error and its causes on one line (`reqwest`'s own message leaves out why a request
+/// failed: connection refused, timeout, ...).
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cause = c.source();
+    }
+    out
 }

@@ -4,6 +4,8 @@
 //! and is removed by a guard even when the test fails.
 #![allow(dead_code)]
 
+pub mod neutron;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -290,8 +292,11 @@ impl Container {
         let mut args = vec!["run", "-d", "--name", &name, "--net", &net.name];
         args.extend_from_slice(extra);
         args.extend_from_slice(&[IMAGE, "sleep", "600"]);
+        // The guard first: a failed `docker run` leaves a created container behind, which
+        // its drop removes when docker_ok fails the test.
+        let container = Container { name: name.clone() };
         docker_ok(&args);
-        Container { name }
+        container
     }
 
     pub fn exec(&self, cmd: &[&str]) -> Output {
