@@ -222,6 +222,8 @@ const KNOWN: &[(&str, &[&str])] = &[
         &[
             "veth_dst_prefix",
             "default_driver",
+            // kuryr-libnetwork's nested drivers' VM interface; nothing here uses it.
+            "link_iface",
             "network_mtu",
             "port_ready_timeout",
         ],
@@ -251,6 +253,8 @@ const KNOWN_NEUTRON: &[(&str, &[&str])] = &[
             "subnetpool_name_prefix",
             "process_external_connectivity",
             "port_driver",
+            "default_port_driver",
+            "enabled_port_drivers",
         ],
     ),
     (
@@ -749,14 +753,17 @@ fn read_neutron(r: &Reader<'_>, n: &mut NeutronSection) -> Result<(), ConfigErro
     )?;
     // kuryr-libnetwork's nested (VM: vlan, macvlan) and sriov port drivers plug containers
     // quite differently; starting with the veth binding instead would bind the wrong ports.
-    if let Some(v) = r.raw("DEFAULT", "port_driver") {
-        if !v.ends_with(".veth") && v != "veth" {
-            return Err(ConfigError::Unsupported(format!(
-                "{}: [DEFAULT] port_driver = {v}: only kuryr-libnetwork's veth port driver \
-                 (kuryr_libnetwork.port_driver.drivers.veth) has an equivalent in this version; \
-                 keep kuryr-libnetwork on this host",
-                r.path
-            )));
+    // `default_port_driver` is kuryr-libnetwork 18's name, `port_driver` the deprecated one.
+    for key in ["default_port_driver", "port_driver"] {
+        if let Some(v) = r.raw("DEFAULT", key) {
+            if !v.ends_with(".veth") && v != "veth" {
+                return Err(ConfigError::Unsupported(format!(
+                    "{}: [DEFAULT] {key} = {v}: only kuryr-libnetwork's veth port driver \
+                     (kuryr_libnetwork.port_driver.drivers.veth) has an equivalent in this version; \
+                     keep kuryr-libnetwork on this host",
+                    r.path
+                )));
+            }
         }
     }
     for url in ["auth_url", "endpoint"] {
@@ -947,6 +954,11 @@ mod tests {
             ) && err.contains("keep kuryr-libnetwork"),
             "{err}"
         );
+        let nested = format!(
+            "[DEFAULT]\ndefault_port_driver = kuryr_libnetwork.port_driver.drivers.nested\nenabled_port_drivers = kuryr_libnetwork.port_driver.drivers.nested\n{base}"
+        );
+        let err = Config::parse(&nested, "k.conf").unwrap_err().to_string();
+        assert!(err.contains("[DEFAULT] default_port_driver"), "{err}");
     }
 
     #[test]
