@@ -953,9 +953,9 @@ fn a_container_start_and_stop_costs_a_handful_of_neutron_calls() {
     }
     eprintln!("Neutron requests per docker run --rm (start and stop): {counts:?}; kuryr-libnetwork 18: 24");
     d.assert_no_failed_calls();
-    // POST port, PUT bind, PUT tags, GET until ACTIVE (one or two), PUT unbind, DELETE.
+    // POST port, PUT bind, PUT tags, GET until ACTIVE (one or two), DELETE.
     assert!(
-        counts.iter().all(|&c| (6..=9).contains(&c)),
+        counts.iter().all(|&c| (5..=8).contains(&c)),
         "{counts:?} Neutron requests per container start and stop\n{}",
         d.log_text()
     );
