@@ -251,19 +251,7 @@ fn docker_run_ip_adopts_an_unowned_port_and_hands_it_back_intact() {
             "device_owner": "network:kuryr-test", "fixed_ips": [{"ip_address": "10.73.0.60"}]}),
     );
     undo.delete(format!("/ports/{}", id_of(&dhcp_like)));
-    let err = docker_err(&[
-        "run",
-        "-d",
-        "--name",
-        &unique("kctr"),
-        "--net",
-        &net.name,
-        "--ip",
-        "10.73.0.60",
-        IMAGE,
-        "sleep",
-        "60",
-    ]);
+    let err = Container::run_fails(&net, &["--ip", "10.73.0.60"]);
     assert!(
         err.contains("10.73.0.60") && err.contains("network:kuryr-test"),
         "{err}"
@@ -300,19 +288,7 @@ fn docker_run_ip_adopts_an_unowned_port_and_hands_it_back_intact() {
             d.log_text()
         );
         // Its address is taken while it is in use.
-        let err = docker_err(&[
-            "run",
-            "-d",
-            "--name",
-            &unique("kctr"),
-            "--net",
-            &net.name,
-            "--ip",
-            "10.73.0.50",
-            IMAGE,
-            "sleep",
-            "60",
-        ]);
+        let err = Container::run_fails(&net, &["--ip", "10.73.0.50"]);
         assert!(
             err.contains("10.73.0.50") && err.contains("in use"),
             "{err}"
@@ -766,11 +742,7 @@ fn neutron_down_for_a_moment_fails_calls_clearly_then_they_work_again() {
     let nid = id_of(&neutron_network(&net.id)[0]);
     let a = Container::run(&net, &[]);
     proxy.down();
-    let name = unique("kctr");
-    let err = docker_err(&[
-        "run", "-d", "--name", &name, "--net", &net.name, IMAGE, "sleep", "600",
-    ]);
-    let _ = docker(&["rm", "-f", &name]);
+    let err = Container::run_fails(&net, &[]);
     assert!(
         err.contains("Neutron") && err.contains(&proxy.url()),
         "the error does not say Neutron at {} cannot be reached: {err}",
@@ -968,11 +940,7 @@ fn a_host_neutron_cannot_bind_to_gets_a_clear_error_and_keeps_nothing() {
     let d = NeutronDaemon::start(&format!("host = {host}"));
     let net = d.network(&["--subnet", "10.83.0.0/24", "--gateway", "10.83.0.1"]);
     let nid = id_of(&neutron_network(&net.id)[0]);
-    let name = unique("kctr");
-    let err = docker_err(&[
-        "run", "-d", "--name", &name, "--net", &net.name, IMAGE, "sleep", "600",
-    ]);
-    let _ = docker(&["rm", "-f", &name]);
+    let err = Container::run_fails(&net, &[]);
     assert!(
         err.contains("binding_failed") && err.contains(&host),
         "{err}"

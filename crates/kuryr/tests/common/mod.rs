@@ -191,19 +191,7 @@ impl Daemon {
 
     /// `docker network create` with this driver for both the network and IPAM.
     pub fn network(&self, extra: &[&str]) -> Network {
-        let name = unique("knet");
-        let mut args = vec![
-            "network",
-            "create",
-            "-d",
-            &self.name,
-            "--ipam-driver",
-            &self.name,
-        ];
-        args.extend_from_slice(extra);
-        args.push(&name);
-        let id = docker_ok(&args);
-        Network { name, id }
+        create_network(&self.name, "knet", extra)
     }
 
     pub fn call(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
@@ -269,6 +257,16 @@ pub fn post(socket: &Path, path: &str, body: &str) -> std::io::Result<(u16, Stri
     Ok((status, body))
 }
 
+/// `docker network create -d DRIVER --ipam-driver DRIVER EXTRA... <unique name>`.
+pub fn create_network(driver: &str, prefix: &str, extra: &[&str]) -> Network {
+    let name = unique(prefix);
+    let mut args = vec!["network", "create", "-d", driver, "--ipam-driver", driver];
+    args.extend_from_slice(extra);
+    args.push(&name);
+    let id = docker_ok(&args);
+    Network { name, id }
+}
+
 /// A Docker network, removed when dropped.
 pub struct Network {
     pub name: String,
@@ -297,6 +295,16 @@ impl Container {
         let container = Container { name: name.clone() };
         docker_ok(&args);
         container
+    }
+
+    /// A `docker run -d` on `net` that must fail: its error (the created container is removed).
+    pub fn run_fails(net: &Network, extra: &[&str]) -> String {
+        let name = unique("kctr");
+        let mut args = vec!["run", "-d", "--name", &name, "--net", &net.name];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[IMAGE, "sleep", "600"]);
+        let _container = Container { name: name.clone() };
+        docker_err(&args)
     }
 
     pub fn exec(&self, cmd: &[&str]) -> Output {

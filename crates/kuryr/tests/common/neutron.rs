@@ -224,19 +224,7 @@ impl NeutronDaemon {
     }
 
     pub fn network(&self, extra: &[&str]) -> Network {
-        let name = unique("kneu");
-        let mut args = vec![
-            "network",
-            "create",
-            "-d",
-            &self.name,
-            "--ipam-driver",
-            &self.name,
-        ];
-        args.extend_from_slice(extra);
-        args.push(&name);
-        let id = docker_ok(&args);
-        Network { name, id }
+        create_network(&self.name, "kneu", extra)
     }
 }
 
