@@ -144,12 +144,19 @@ fn an_existing_neutron_network_is_used_by_uuid_and_by_name_and_left_as_it_was() 
             "host_routes": [{"destination": "192.168.72.0/24", "nexthop": "10.72.0.254"}]}),
     );
     let sid = id_of(&sub);
+    let sub_name = sub["name"].as_str().unwrap_or_default().to_string();
 
     for option in [
         format!("neutron.net.uuid={nid}"),
         format!("neutron.net.name={name}"),
+        // Its subnet named too (what a network with several subnets of the CIDR needs).
+        format!("neutron.net.uuid={nid},neutron.subnet.name={sub_name}"),
     ] {
-        let docker_net = d.network(&["--subnet", "10.72.0.0/24", "-o", &option]);
+        let mut args = vec!["--subnet", "10.72.0.0/24"];
+        for o in option.split(',') {
+            args.extend_from_slice(&["-o", o]);
+        }
+        let docker_net = d.network(&args);
         let tags = tags_of(&neutron_get(&format!("/networks/{nid}"))["network"]);
         for want in [
             format!("kuryr.net.uuid.lh:{}", &docker_net.id[..32]),
@@ -337,8 +344,13 @@ fn overlapping_cidrs_live_in_named_pools() {
         pools.push((name, id_of(&p)));
     }
     let mut nets = Vec::new();
-    for (name, _) in &pools {
-        let opt = format!("neutron.pool.name={name}");
+    for (i, (name, id)) in pools.iter().enumerate() {
+        // One pool by name, the other by uuid.
+        let opt = if i == 0 {
+            format!("neutron.pool.name={name}")
+        } else {
+            format!("neutron.pool.uuid={id}")
+        };
         nets.push(d.network(&["--subnet", "10.74.1.0/24", "--ipam-opt", &opt, "-o", &opt]));
     }
     {
@@ -903,7 +915,16 @@ fn enable_ssl_serves_kuryr_uri_over_tls_to_docker() {
 #[ignore = "needs root and the lab (make test)"]
 fn a_container_start_and_stop_costs_a_handful_of_neutron_calls() {
     let d = NeutronDaemon::start("");
-    let net = d.network(&["--subnet", "10.82.0.0/24", "--gateway", "10.82.0.1"]);
+    let net = d.network(&[
+        "--subnet",
+        "10.82.0.0/24",
+        "--gateway",
+        "10.82.0.1",
+        "-o",
+        "neutron.net.shared=true",
+    ]);
+    let shared = neutron_network(&net.id)[0]["shared"].clone();
+    assert_eq!(shared, Value::Bool(true), "neutron.net.shared=true");
     // The first run fills the caches (network, subnet); the next ones show the steady state.
     docker_ok(&["run", "--rm", "--net", &net.name, IMAGE, "true"]);
     let mut counts = Vec::new();
