@@ -46,14 +46,19 @@ fn ep_name(i: u32) -> String {
 /// A /24 no other test or run uses at the same time.
 fn cidr() -> (String, String) {
     let n = std::process::id() % 200 + 20;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let m = 100 + (nanos / 1000 + SEQ2.fetch_add(7, std::sync::atomic::Ordering::SeqCst)) % 100;
+    // A start picked once per process, then one step per call: tests running side by side
+    // in one process never get the same /24 (pools are named by CIDR and would be shared).
+    let start = *CIDR_START.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() / 1000)
+            .unwrap_or(0)
+    });
+    let m = 100 + (start + SEQ2.fetch_add(1, std::sync::atomic::Ordering::SeqCst)) % 100;
     (format!("10.{m}.{n}.0/24"), format!("10.{m}.{n}."))
 }
 
+static CIDR_START: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
 static SEQ2: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// Removes what a test made with the command line even when it fails: the network with
