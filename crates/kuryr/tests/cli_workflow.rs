@@ -51,7 +51,7 @@ fn cidr() -> (String, String) {
     let start = *CIDR_START.get_or_init(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos() / 1000)
+            .map(|d| d.subsec_micros())
             .unwrap_or(0)
     });
     let m = 100 + (start + SEQ2.fetch_add(1, std::sync::atomic::Ordering::SeqCst)) % 100;

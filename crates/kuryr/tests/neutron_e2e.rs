@@ -90,12 +90,7 @@ fn two_containers_ping_over_a_neutron_network_named_and_tagged_as_kuryr_libnetwo
                 .is_none()
         },
     );
-    let pools = neutron_get("/subnetpools?name=kuryrPool-10.71.0.0/24")["subnetpools"].clone();
-    assert_eq!(
-        pools.as_array().map(Vec::len),
-        Some(0),
-        "pool left behind: {pools}"
-    );
+    assert_no_pool("10.71.0.0/24");
     d.assert_no_failed_calls();
 }
 
@@ -227,12 +222,7 @@ fn an_existing_neutron_network_is_used_by_uuid_and_by_name_and_left_as_it_was() 
         assert_eq!(ports.as_array().map(Vec::len), Some(0), "{option}: {ports}");
     }
     d.assert_no_failed_calls();
-    let pools = neutron_get("/subnetpools?name=kuryrPool-10.72.0.0/24")["subnetpools"].clone();
-    assert_eq!(
-        pools.as_array().map(Vec::len),
-        Some(0),
-        "pool left behind: {pools}"
-    );
+    assert_no_pool("10.72.0.0/24");
 }
 
 #[test]
@@ -320,12 +310,7 @@ fn docker_run_ip_adopts_an_unowned_port_and_hands_it_back_intact() {
     drop(undo);
     drop(net);
     assert_eq!(neutron_network(&docker_id), Vec::<Value>::new());
-    let pools = neutron_get("/subnetpools?name=kuryrPool-10.73.0.0/24")["subnetpools"].clone();
-    assert_eq!(
-        pools.as_array().map(Vec::len),
-        Some(0),
-        "pool left behind: {pools}"
-    );
+    assert_no_pool("10.73.0.0/24");
 }
 
 #[test]
@@ -440,13 +425,8 @@ fn dual_stack_containers_ping_over_ipv4_and_ipv6_with_one_port_each() {
     });
     drop(net);
     d.assert_no_failed_calls();
-    for name in ["kuryrPool-10.75.0.0/24", "kuryrPool-fd75:0:0:1::/64"] {
-        let pools = neutron_get(&format!("/subnetpools?name={name}"))["subnetpools"].clone();
-        assert_eq!(
-            pools.as_array().map(Vec::len),
-            Some(0),
-            "{name} left: {pools}"
-        );
+    for cidr in ["10.75.0.0/24", "fd75:0:0:1::/64"] {
+        assert_no_pool(cidr);
     }
 }
 

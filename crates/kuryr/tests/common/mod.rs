@@ -207,16 +207,7 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
             // SIGTERM first so it removes its socket.
-            let _ = Command::new("kill").arg(c.id().to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+            stop(&mut c);
         }
         let _ = std::fs::remove_file(&self.socket);
         if std::thread::panicking() {
@@ -255,6 +246,17 @@ pub fn post(socket: &Path, path: &str, body: &str) -> std::io::Result<(u16, Stri
         _ => body,
     };
     Ok((status, body))
+}
+
+/// SIGTERM, as an init system stops a service; SIGKILL when it has not exited in 5 s.
+pub fn stop(c: &mut Child) {
+    let _ = Command::new("kill").arg(c.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && !matches!(c.try_wait(), Ok(Some(_))) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
 }
 
 /// `docker network create -d DRIVER --ipam-driver DRIVER EXTRA... <unique name>`.

@@ -231,13 +231,7 @@ impl NeutronDaemon {
 impl Drop for NeutronDaemon {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg(c.id().to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline && !matches!(c.try_wait(), Ok(Some(_))) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+            stop(&mut c);
         }
         let _ = std::fs::remove_file(&self.socket);
         if std::thread::panicking() {
@@ -248,6 +242,16 @@ impl Drop for NeutronDaemon {
             );
         }
     }
+}
+
+/// No subnet pool named `kuryrPool-<cidr>` is left.
+pub fn assert_no_pool(cidr: &str) {
+    let pools = neutron_get(&format!("/subnetpools?name=kuryrPool-{cidr}"))["subnetpools"].clone();
+    assert_eq!(
+        pools.as_array().map(Vec::len),
+        Some(0),
+        "pool kuryrPool-{cidr} left behind: {pools}"
+    );
 }
 
 /// The Neutron networks kuryr made for a Docker network, found by kuryr-libnetwork's tags.
