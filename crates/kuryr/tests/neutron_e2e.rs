@@ -907,9 +907,9 @@ fn a_container_start_and_stop_costs_a_handful_of_neutron_calls() {
     assert_eq!(shared, Value::Bool(true), "neutron.net.shared=true");
     // The first run fills the caches (network, subnet); the next ones show the steady state.
     docker_ok(&["run", "--rm", "--net", &net.name, IMAGE, "true"]);
-    let mut counts = Vec::new();
+    let (mut work, mut polls) = (Vec::new(), Vec::new());
     for _ in 0..3 {
-        let before = d.neutron_requests();
+        let before = d.log_text().len();
         docker_ok(&["run", "--rm", "--net", &net.name, IMAGE, "true"]);
         // DeleteEndpoint and ReleaseAddress may still be under way when docker returns.
         let mut after = d.neutron_requests();
@@ -922,16 +922,34 @@ fn a_container_start_and_stop_costs_a_handful_of_neutron_calls() {
             }
             after = now;
         }
-        counts.push(after - before);
+        let log = d.log_text();
+        let requests: Vec<&str> = log[before..]
+            .lines()
+            .filter(|l| l.contains("Neutron request"))
+            .collect();
+        // Join's status polls (GET /ports/<id>) depend on how fast Neutron marks the port
+        // ACTIVE, so on the machine's load; the rest is fixed.
+        let (p, w): (Vec<&str>, Vec<&str>) = requests
+            .iter()
+            .partition(|l| l.contains("method=GET path=\"/ports/"));
+        work.push(w.len());
+        polls.push(p.len());
+        assert_eq!(
+            w.len(),
+            4,
+            "POST port, PUT bind, PUT tags, DELETE port; got:\n{}",
+            w.join("\n")
+        );
+        assert!(
+            !p.is_empty(),
+            "Join did not wait for ACTIVE:\n{}",
+            requests.join("\n")
+        );
     }
-    eprintln!("Neutron requests per docker run --rm (start and stop): {counts:?}; kuryr-libnetwork 18: 24");
-    d.assert_no_failed_calls();
-    // POST port, PUT bind, PUT tags, GET until ACTIVE (one or two), DELETE.
-    assert!(
-        counts.iter().all(|&c| (5..=8).contains(&c)),
-        "{counts:?} Neutron requests per container start and stop\n{}",
-        d.log_text()
+    eprintln!(
+        "Neutron requests per docker run --rm (start and stop): {work:?} + ACTIVE polls {polls:?}; kuryr-libnetwork 18: 24"
     );
+    d.assert_no_failed_calls();
 }
 
 #[test]
