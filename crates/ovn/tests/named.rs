@@ -42,6 +42,18 @@ fn rows(b: &OvnBackend, table: &str) -> usize {
     b.client().replica().table(table).len()
 }
 
+/// Waits until `f` holds: another client's write reaches this replica a moment later.
+async fn until(what: &str, f: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs ovsdb-server and the OVN schemas (make test)"]
 async fn network_and_endpoint_lifecycle_by_name() {
@@ -222,6 +234,12 @@ async fn a_docker_network_attaches_to_a_cli_network_by_name() {
         "10.77.0.3/24",
         "one pool: the CLI's address is taken"
     );
+    until("the CLI to see the Docker network", || {
+        cli.logical_networks()
+            .first()
+            .is_some_and(|n| n.docker_networks.len() == 1)
+    })
+    .await;
     let nets = cli.logical_networks();
     assert_eq!(nets.len(), 1, "one switch");
     assert_eq!(nets[0].docker_networks.len(), 1);
@@ -236,8 +254,10 @@ async fn a_docker_network_attaches_to_a_cli_network_by_name() {
         .unwrap();
     docker.delete_network(&docker_id).await.unwrap();
     docker.release_pool(&grant.pool_id).await.unwrap();
-    assert_eq!(rows(&cli, "Logical_Switch"), 0);
-    assert_eq!(rows(&cli, "Address_Set"), 0);
+    until("the switch and pool to go", || {
+        rows(&cli, "Logical_Switch") == 0 && rows(&cli, "Address_Set") == 0
+    })
+    .await;
 
     // A Docker-only network is not the CLI's to delete.
     let only = format!("{:064x}", 0xd0c4e8u64);
@@ -254,6 +274,10 @@ async fn a_docker_network_attaches_to_a_cli_network_by_name() {
         })
         .await
         .unwrap();
+    until("the CLI to see the Docker-only network", || {
+        !cli.logical_networks().is_empty()
+    })
+    .await;
     let name = cli.logical_networks()[0].name.clone();
     let err = cli.delete_named_network(&name).await.unwrap_err();
     assert!(err.to_string().contains("docker network rm"), "{err}");
