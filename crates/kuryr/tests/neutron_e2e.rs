@@ -43,8 +43,19 @@ fn two_containers_ping_over_a_neutron_network_named_and_tagged_as_kuryr_libnetwo
         let ports = ports.as_array().cloned().unwrap_or_default();
         assert_eq!(ports.len(), 2, "{ports:?}");
         for p in &ports {
-            assert_eq!(p["name"], "kuryr-unbound-port");
             assert_eq!(p["device_id"].as_str().map(str::len), Some(64), "{p}");
+            // Named and tagged as kuryr-libnetwork finds and releases its ports.
+            assert_eq!(
+                p["name"],
+                format!("{}-port", p["device_id"].as_str().unwrap_or_default()),
+                "{p}"
+            );
+            assert!(
+                p["tags"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().any(|x| x == "compute:kuryr")),
+                "{p}"
+            );
             assert!(
                 !p["binding:host_id"].as_str().unwrap_or_default().is_empty(),
                 "{p}"

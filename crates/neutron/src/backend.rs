@@ -2,7 +2,8 @@
 //!
 //! Neutron is the IPAM: a Docker pool is a subnet pool, an address is a port
 //! (`kuryr-unbound-port`, `compute:kuryr`) created in RequestAddress and bound to this host in
-//! CreateEndpoint. What never changes (a network's id and MTU, a subnet's CIDR and gateway, the
+//! CreateEndpoint (named `<endpoint id>-port` and tagged `compute:kuryr` there, as
+//! kuryr-libnetwork finds and releases ports). What never changes (a network's id and MTU, a subnet's CIDR and gateway, the
 //! port an address belongs to) is cached so that a container start and stop costs a handful of
 //! Neutron calls; every read-modify-write of a port carries `If-Match` on its revision.
 use crate::client::NeutronClient;
@@ -1068,6 +1069,12 @@ impl Backend for NeutronBackend {
             "device_id": eid,
             "admin_state_up": true,
         });
+        if !port.tags.iter().any(|t| t == PORT_EXISTING) {
+            // kuryr-libnetwork finds the port of an endpoint for `--expose` (Program and
+            // RevokeExternalConnectivity) by this name only: with it, a host gone back to
+            // kuryr-libnetwork removes the security group kuryr made for a running container.
+            body["name"] = json!(names::port_name(eid));
+        }
         if let Some(mac) = &spec.mac {
             if !mac.eq_ignore_ascii_case(&port.mac_address) {
                 body["mac_address"] = json!(mac);
@@ -1110,6 +1117,12 @@ impl Backend for NeutronBackend {
         }
         let mut tags = port.tags.clone();
         let mut add = names::id_tags(eid);
+        if !tags.iter().any(|t| t == PORT_EXISTING) {
+            // kuryr-libnetwork tags the ports it creates `compute:kuryr` and its ReleaseAddress
+            // deletes only ports with that tag (or named `<endpoint id>-port`): without it, a
+            // host gone back to kuryr-libnetwork keeps this port and cannot remove the network.
+            add.push(DEVICE_OWNER.to_string());
+        }
         add.retain(|t| !tags.contains(t));
         if !add.is_empty() {
             tags.extend(add);

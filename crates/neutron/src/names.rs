@@ -44,6 +44,11 @@ pub fn subnet_name(cidr: &IpNet) -> String {
     format!("{SUBNET_NAME_PREFIX}{cidr}")
 }
 
+/// `<endpoint id>-port`: the name kuryr-libnetwork looks an endpoint's port up by.
+pub fn port_name(endpoint_id: &str) -> String {
+    format!("{endpoint_id}-port")
+}
+
 /// `<port id>-exposed_ports`.
 pub fn security_group_name(port_id: &str) -> String {
     format!("{port_id}-{SG_SUFFIX}")
@@ -77,6 +82,7 @@ mod tests {
         );
         assert_eq!(subnet_name(&cidr), "kuryr-subnet-10.1.0.0/24");
         assert_eq!(security_group_name("p1"), "p1-exposed_ports");
+        assert_eq!(port_name("e1"), "e1-port");
         assert_eq!(
             id_tags("short"),
             vec!["kuryr.net.uuid.lh:short".to_string()]
