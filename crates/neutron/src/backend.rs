@@ -3,9 +3,10 @@
 //! Neutron is the IPAM: a Docker pool is a subnet pool, an address is a port
 //! (`kuryr-unbound-port`, `compute:kuryr`) created in RequestAddress and bound to this host in
 //! CreateEndpoint (named `<endpoint id>-port` and tagged `compute:kuryr` there, as
-//! kuryr-libnetwork finds and releases ports). What never changes (a network's id and MTU, a subnet's CIDR and gateway, the
-//! port an address belongs to) is cached so that a container start and stop costs a handful of
-//! Neutron calls; every read-modify-write of a port carries `If-Match` on its revision.
+//! kuryr-libnetwork finds and releases ports). What never changes (a network's id and MTU, a
+//! subnet's CIDR and gateway, the port an address belongs to) is cached so that a container
+//! start and stop costs a handful of Neutron calls; every read-modify-write of a port carries
+//! `If-Match` on its revision.
 use crate::client::NeutronClient;
 use crate::error::NeutronError;
 use crate::names::{self, DEVICE_OWNER, POOL_EXISTING, PORT_EXISTING};
