@@ -680,3 +680,60 @@ fn wrong_credentials_stop_the_daemon_naming_keystone_and_the_keys_to_check() {
         "the wrong secret is in the output"
     );
 }
+
+/// `kuryr doctor --format json` on this kuryr.conf: the checks by name.
+fn doctor_checks(conf_text: &str) -> (String, HashMap<String, Value>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("kuryr.conf");
+    std::fs::write(&conf, conf_text).expect("write kuryr.conf");
+    let out = run(Command::new(env!("CARGO_BIN_EXE_kuryr"))
+        .args(["doctor", "--format", "json", "--timeout", "10", "--config"])
+        .arg(&conf));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let checks: Vec<Value> = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("doctor's JSON ({e}): {text}"));
+    let by_name = checks
+        .into_iter()
+        .filter_map(|c| Some((c["check"].as_str()?.to_string(), c)))
+        .collect();
+    (text, by_name)
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn doctor_logs_in_to_keystone_as_the_daemon_would_and_names_a_refused_login() {
+    let env = require_keystone();
+    let conf = |password: &str| {
+        format!(
+            "[neutron]\nauth_type = password\nauth_url = {}\nusername = {}\npassword = {password}\nproject_name = {}\n",
+            env["KURYR_LAB_KEYSTONE"], env["KURYR_LAB_USER"], env["KURYR_LAB_PROJECT"]
+        )
+    };
+    let (text, checks) = doctor_checks(&conf(&env["KURYR_LAB_PASSWORD"]));
+    let api = &checks["neutron api"];
+    assert_eq!(api["status"], "ok", "{text}");
+    assert!(
+        api["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("logged in to Keystone"),
+        "{api}"
+    );
+    let wrong = format!("not-{}", env["KURYR_LAB_PASSWORD"]);
+    let (text, checks) = doctor_checks(&conf(&wrong));
+    let api = &checks["neutron api"];
+    assert_eq!(api["status"], "fail", "{text}");
+    let detail = api["detail"].as_str().unwrap_or("");
+    assert!(
+        detail.contains(&env["KURYR_LAB_KEYSTONE"]) && detail.contains("[neutron]"),
+        "{api}"
+    );
+    assert!(
+        !text.contains(&wrong),
+        "doctor printed the password: {text}"
+    );
+}

@@ -616,6 +616,42 @@ impl Doctor {
                         }
                     }
                 }
+                // The daemon's own client: a Keystone login (if any), the catalog, one
+                // Neutron request, as `kuryr daemon` does at start.
+                let api = "neutron api";
+                out.push(match kuryr_daemon::neutron_client(&config) {
+                    Err(e) => fail(api, e.to_string(), "set the [neutron] key it names"),
+                    Ok(client) => {
+                        match within(limit * 2, client.has_extension("standard-attr-tag")).await {
+                            None => fail(
+                                api,
+                                format!("no answer from Keystone/Neutron in {:?}", limit * 2),
+                                "check that Keystone and Neutron run and answer (curl the URLs above)",
+                            ),
+                            Some(Ok(true)) => ok(
+                                api,
+                                if client.logins() > 0 {
+                                    format!(
+                                        "logged in to Keystone ({}); Neutron answers and has tags",
+                                        n.auth_type
+                                    )
+                                } else {
+                                    "Neutron answers and has tags (auth_type = none)".to_string()
+                                },
+                            ),
+                            Some(Ok(false)) => fail(
+                                api,
+                                "Neutron lacks the standard-attr-tag extension kuryr finds its networks by",
+                                "enable it in Neutron (ML2 has it by default)",
+                            ),
+                            Some(Err(e)) => fail(
+                                api,
+                                e.to_string(),
+                                "correct what the message names, then run kuryr doctor again",
+                            ),
+                        }
+                    }
+                });
                 let host = config.host.clone().unwrap_or_else(|| {
                     std::fs::read_to_string("/proc/sys/kernel/hostname")
                         .map(|h| h.trim().to_string())
