@@ -28,6 +28,14 @@ const ENV: &[&str] = &[
     "OS_USER_DOMAIN_NAME",
     "OS_PROJECT_DOMAIN_NAME",
     "OS_REGION_NAME",
+    "OS_AUTH_TYPE",
+    "OS_APPLICATION_CREDENTIAL_ID",
+    "OS_APPLICATION_CREDENTIAL_NAME",
+    "OS_APPLICATION_CREDENTIAL_SECRET",
+    "OS_CACERT",
+    "KURYR_NB_PRIVATE_KEY",
+    "KURYR_NB_CERTIFICATE",
+    "KURYR_NB_CA_CERT",
 ];
 
 /// Runs kuryr with `env`, killing it and failing the test after `limit`.
@@ -145,6 +153,133 @@ fn generate_from_the_environment_writes_a_private_conf_and_the_spec_file() {
     assert_eq!(mode(&conf2), 0o644);
     let out = kuryr(&["config", "generate", "--nb", "tcp:192.168.50.1:6641"]);
     assert!(stdout(&out).contains("ovn_nb_connection = tcp:192.168.50.1:6641"));
+}
+
+#[test]
+fn generate_writes_an_application_credential_privately_and_never_prints_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("kuryr.conf");
+    let out = kuryr_env(
+        &["config", "generate", "--output", conf.to_str().unwrap()],
+        &[
+            ("KURYR_BACKEND", "neutron"),
+            ("OS_AUTH_URL", "http://127.0.0.1:5000/v3"),
+            ("OS_APPLICATION_CREDENTIAL_ID", "6f1c2a"),
+            ("OS_APPLICATION_CREDENTIAL_SECRET", "App-Secret-7"),
+            ("OS_CACERT", "/etc/ssl/certs/keystone-ca.pem"),
+            // What an openrc also sets; not needed, and not written, with an app credential.
+            ("OS_PASSWORD", "Very-Secret-9"),
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    for secret in ["App-Secret-7", "Very-Secret-9"] {
+        assert!(!stderr(&out).contains(secret), "{}", stderr(&out));
+        assert!(!stdout(&out).contains(secret), "{}", stdout(&out));
+    }
+    assert!(
+        stderr(&out).contains("--password (OS_PASSWORD) ignored"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(mode(&conf), 0o600, "a file with a secret is private");
+    let c = kuryr_daemon::config::Config::load(Some(&conf)).expect("the daemon reads it");
+    assert_eq!(c.neutron.auth_type, "v3applicationcredential");
+    assert_eq!(
+        c.neutron.application_credential_id.as_deref(),
+        Some("6f1c2a")
+    );
+    assert_eq!(
+        c.neutron.application_credential_secret.as_deref(),
+        Some("App-Secret-7")
+    );
+    assert_eq!(c.neutron.password, None);
+    assert_eq!(
+        c.neutron.cafile.as_deref(),
+        Some(Path::new("/etc/ssl/certs/keystone-ca.pem"))
+    );
+    let out = kuryr(&["config", "check", conf.to_str().unwrap()]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    // OS_AUTH_TYPE is honoured, and what that login lacks is named.
+    let conf2 = dir.path().join("named.conf");
+    let out = kuryr_env(
+        &["config", "generate", "--output", conf2.to_str().unwrap()],
+        &[
+            ("KURYR_BACKEND", "neutron"),
+            ("OS_AUTH_TYPE", "v3applicationcredential"),
+            ("OS_AUTH_URL", "http://127.0.0.1:5000/v3"),
+            ("OS_APPLICATION_CREDENTIAL_NAME", "kuryr-node"),
+            ("OS_APPLICATION_CREDENTIAL_SECRET", "App-Secret-7"),
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(!out.status.success(), "a credential name without its user");
+    assert!(
+        stderr(&out).contains("--username (or OS_USERNAME)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("App-Secret-7"), "{}", stderr(&out));
+    assert!(!conf2.exists(), "a refused file was written");
+}
+
+#[test]
+fn generate_writes_northbound_tls_files_for_ssl_remotes_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("kuryr.conf");
+    let tls = [
+        ("KURYR_NB_PRIVATE_KEY", "/etc/kuryr/nb-privkey.pem"),
+        ("KURYR_NB_CERTIFICATE", "/etc/kuryr/nb-cert.pem"),
+        ("KURYR_NB_CA_CERT", "/etc/kuryr/nb-cacert.pem"),
+    ];
+    let mut env = vec![("KURYR_NB", "ssl:192.168.50.1:6641,ssl:192.168.50.2:6641")];
+    env.extend_from_slice(&tls);
+    let base = ["config", "generate", "--output", conf.to_str().unwrap()];
+    let out = kuryr_env(&base, &env, Duration::from_secs(30));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(mode(&conf), 0o644, "paths to the files are not secrets");
+    let text = std::fs::read_to_string(&conf).expect("read kuryr.conf");
+    for line in [
+        "ovn_nb_connection = ssl:192.168.50.1:6641,ssl:192.168.50.2:6641",
+        "ovn_nb_private_key = /etc/kuryr/nb-privkey.pem",
+        "ovn_nb_certificate = /etc/kuryr/nb-cert.pem",
+        "ovn_nb_ca_cert = /etc/kuryr/nb-cacert.pem",
+    ] {
+        assert!(text.contains(line), "{line:?} missing from:\n{text}");
+    }
+    std::fs::remove_file(&conf).expect("remove kuryr.conf");
+
+    for (args, needle) in [
+        (
+            &["--nb", "ssl:192.168.50.1:6641", "--nb-certificate", "/c.pem"][..],
+            "missing: --nb-private-key (or KURYR_NB_PRIVATE_KEY), --nb-ca-cert (or KURYR_NB_CA_CERT)",
+        ),
+        (
+            &["--nb", "tcp:192.168.50.1:6641", "--nb-ca-cert", "/ca.pem"][..],
+            "--nb-ca-cert (KURYR_NB_CA_CERT) is only for ssl:",
+        ),
+        (
+            &[
+                "--nb",
+                "ssl:192.168.50.1:6641",
+                "--nb-private-key",
+                "/k.pem",
+                "--nb-certificate",
+                "cert.pem",
+                "--nb-ca-cert",
+                "/ca.pem",
+            ][..],
+            "--nb-certificate (KURYR_NB_CERTIFICATE) = \"cert.pem\": must be an absolute path",
+        ),
+    ] {
+        let mut a = base.to_vec();
+        a.extend_from_slice(args);
+        let out = kuryr(&a);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+        assert!(!conf.exists(), "{args:?}: a refused file was written");
+    }
 }
 
 #[test]

@@ -66,12 +66,42 @@ pub struct Generate {
     /// OVN Northbound remote(s), comma-separated (ovn mode).
     #[arg(long, value_name = "URL", env = "KURYR_NB")]
     pub nb: Option<String>,
+    /// Private key (PEM) for ssl: Northbound remotes; with --nb-certificate and --nb-ca-cert.
+    #[arg(long, value_name = "FILE", env = "KURYR_NB_PRIVATE_KEY")]
+    pub nb_private_key: Option<PathBuf>,
+    /// This node's certificate (PEM) for ssl: Northbound remotes.
+    #[arg(long, value_name = "FILE", env = "KURYR_NB_CERTIFICATE")]
+    pub nb_certificate: Option<PathBuf>,
+    /// The CA certificate (PEM) Northbound's certificate is checked against.
+    #[arg(long, value_name = "FILE", env = "KURYR_NB_CA_CERT")]
+    pub nb_ca_cert: Option<PathBuf>,
     /// Neutron's URL; alone (no --auth-url), Neutron without authentication.
     #[arg(long, value_name = "URL", env = "KURYR_NEUTRON_URL")]
     pub neutron_url: Option<String>,
-    /// Keystone v3 URL (password login).
+    /// Keystone v3 URL (password or application credential login).
     #[arg(long, value_name = "URL", env = "OS_AUTH_URL")]
     pub auth_url: Option<String>,
+    /// password or v3applicationcredential (default: v3applicationcredential when an
+    /// application credential is given, else password).
+    #[arg(long, value_name = "TYPE", env = "OS_AUTH_TYPE")]
+    pub auth_type: Option<String>,
+    /// Keystone application credential id (auth_type v3applicationcredential).
+    #[arg(long, value_name = "ID", env = "OS_APPLICATION_CREDENTIAL_ID")]
+    pub application_credential_id: Option<String>,
+    /// Application credential name, instead of its id: needs --username (its owner).
+    #[arg(long, value_name = "NAME", env = "OS_APPLICATION_CREDENTIAL_NAME")]
+    pub application_credential_name: Option<String>,
+    /// Prefer OS_APPLICATION_CREDENTIAL_SECRET: a flag is visible to every user in `ps`.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "OS_APPLICATION_CREDENTIAL_SECRET",
+        hide_env_values = true
+    )]
+    pub application_credential_secret: Option<String>,
+    /// CA bundle (PEM) Keystone's and Neutron's HTTPS certificates are checked against.
+    #[arg(long, value_name = "FILE", env = "OS_CACERT")]
+    pub cafile: Option<PathBuf>,
     /// Keystone user kuryr logs in as.
     #[arg(long, env = "OS_USERNAME")]
     pub username: Option<String>,
@@ -136,10 +166,47 @@ fn flag_value(what: &str, v: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn need(v: &Option<String>, flag: &str, env: &str) -> anyhow::Result<String> {
-    v.clone()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| anyhow::anyhow!("--backend neutron with --auth-url needs {flag} (or {env})"))
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|s| !s.is_empty())
+}
+
+/// `v`, or an error saying that `why` needs `flag` (or `env`); never prints the value.
+fn need(v: &Option<String>, why: &str, flag: &str, env: &str) -> anyhow::Result<String> {
+    let v = given(v)
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("{why} needs {flag} (or {env})"))?;
+    flag_value(flag, &v)?;
+    Ok(v)
+}
+
+/// A file path for kuryr.conf: absolute (the daemon does not run from here) and one line.
+fn abs_path(p: &Path, flag: &str, env: &str) -> anyhow::Result<String> {
+    let s = p
+        .to_str()
+        .ok_or_else(|| anyhow::anyhow!("{flag} ({env}): not a UTF-8 path"))?;
+    flag_value(flag, s)?;
+    if !s.starts_with('/') {
+        anyhow::bail!("{flag} ({env}) = {s:?}: must be an absolute path (the daemon does not run from this directory)");
+    }
+    Ok(s.to_string())
+}
+
+/// How the Neutron mode logs in to Keystone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Auth {
+    None,
+    Password,
+    ApplicationCredential,
+}
+
+impl Auth {
+    fn key(self) -> &'static str {
+        match self {
+            Auth::None => "none",
+            Auth::Password => "password",
+            Auth::ApplicationCredential => "v3applicationcredential",
+        }
+    }
 }
 
 impl Generate {
@@ -177,31 +244,80 @@ impl Generate {
                     .unwrap_or_else(|| Config::default().ovn.nb_connection);
                 flag_value("--nb", &nb)?;
                 let _ = writeln!(t, "\n[ovn]\novn_nb_connection = {nb}");
+                let tls = [
+                    (
+                        "--nb-private-key",
+                        "KURYR_NB_PRIVATE_KEY",
+                        "ovn_nb_private_key",
+                        &self.nb_private_key,
+                    ),
+                    (
+                        "--nb-certificate",
+                        "KURYR_NB_CERTIFICATE",
+                        "ovn_nb_certificate",
+                        &self.nb_certificate,
+                    ),
+                    (
+                        "--nb-ca-cert",
+                        "KURYR_NB_CA_CERT",
+                        "ovn_nb_ca_cert",
+                        &self.nb_ca_cert,
+                    ),
+                ];
+                let ssl = nb.split(',').any(|r| r.trim().starts_with("ssl:"));
+                if ssl {
+                    let missing: Vec<String> = tls
+                        .iter()
+                        .filter(|(.., v)| v.is_none())
+                        .map(|(flag, env, ..)| format!("{flag} (or {env})"))
+                        .collect();
+                    if !missing.is_empty() {
+                        anyhow::bail!(
+                            "--nb {nb} has an ssl: remote, which needs --nb-private-key, --nb-certificate and --nb-ca-cert; missing: {}",
+                            missing.join(", ")
+                        );
+                    }
+                } else if let Some((flag, env, ..)) = tls.iter().find(|(.., v)| v.is_some()) {
+                    anyhow::bail!(
+                        "{flag} ({env}) is only for ssl: Northbound remotes, and --nb {nb} has none: use ssl:HOST:PORT or drop the TLS files"
+                    );
+                }
+                for (flag, env, key, v) in tls {
+                    if let Some(p) = v {
+                        let p = abs_path(p, flag, env)?;
+                        let _ = writeln!(t, "{key} = {p}");
+                    }
+                }
             }
             Backend::Neutron => {
                 let _ = writeln!(t, "\n[neutron]");
                 if let Some(u) = &self.neutron_url {
                     flag_value("--neutron-url", u)?;
                 }
-                match (&self.auth_url, &self.neutron_url) {
-                    (None, None) => anyhow::bail!(
-                        "--backend neutron needs --auth-url (or OS_AUTH_URL) for a Keystone login, or --neutron-url (or KURYR_NEUTRON_URL) for Neutron without authentication"
-                    ),
-                    (None, Some(u)) => {
-                        let _ = writeln!(t, "auth_type = none\nendpoint = {u}");
+                let auth = self.auth()?;
+                let why = format!("--backend neutron with auth_type = {}", auth.key());
+                let _ = writeln!(t, "auth_type = {}", auth.key());
+                if auth == Auth::None {
+                    let u = need(
+                        &self.neutron_url,
+                        &why,
+                        "--neutron-url",
+                        "KURYR_NEUTRON_URL",
+                    )?;
+                    let _ = writeln!(t, "endpoint = {u}");
+                } else {
+                    let a = need(&self.auth_url, &why, "--auth-url", "OS_AUTH_URL")?;
+                    let _ = writeln!(t, "auth_url = {a}");
+                    if let Some(u) = &self.neutron_url {
+                        let _ = writeln!(t, "endpoint = {u}");
                     }
-                    (Some(a), endpoint) => {
-                        flag_value("--auth-url", a)?;
-                        let username = need(&self.username, "--username", "OS_USERNAME")?;
-                        let password = need(&self.password, "--password", "OS_PASSWORD")?;
-                        let project = need(&self.project, "--project", "OS_PROJECT_NAME")?;
-                        flag_value("--username", &username)?;
-                        flag_value("--password", &password)?;
-                        flag_value("--project", &project)?;
-                        let _ = writeln!(t, "auth_type = password\nauth_url = {a}");
-                        if let Some(u) = endpoint {
-                            let _ = writeln!(t, "endpoint = {u}");
-                        }
+                }
+                match auth {
+                    Auth::None => {}
+                    Auth::Password => {
+                        let username = need(&self.username, &why, "--username", "OS_USERNAME")?;
+                        let password = need(&self.password, &why, "--password", "OS_PASSWORD")?;
+                        let project = need(&self.project, &why, "--project", "OS_PROJECT_NAME")?;
                         let _ = writeln!(
                             t,
                             "username = {username}\npassword = {password}\nproject_name = {project}"
@@ -220,10 +336,50 @@ impl Generate {
                             let _ = writeln!(t, "{key} = {v}");
                         }
                     }
+                    Auth::ApplicationCredential => {
+                        let id = given(&self.application_credential_id);
+                        let name = given(&self.application_credential_name);
+                        if id.is_none() && name.is_none() {
+                            anyhow::bail!("{why} needs --application-credential-id (or OS_APPLICATION_CREDENTIAL_ID), or --application-credential-name (or OS_APPLICATION_CREDENTIAL_NAME) with --username");
+                        }
+                        if let Some(id) = id {
+                            flag_value("--application-credential-id", id)?;
+                            let _ = writeln!(t, "application_credential_id = {id}");
+                        }
+                        if let Some(name) = name {
+                            flag_value("--application-credential-name", name)?;
+                            // Keystone looks a credential up by name among its user's.
+                            let username = need(
+                                &self.username,
+                                "--application-credential-name (OS_APPLICATION_CREDENTIAL_NAME)",
+                                "--username",
+                                "OS_USERNAME",
+                            )?;
+                            let domain =
+                                self.user_domain.clone().unwrap_or_else(|| "Default".into());
+                            flag_value("--user-domain", &domain)?;
+                            let _ = writeln!(
+                                t,
+                                "application_credential_name = {name}\nusername = {username}\nuser_domain_name = {domain}"
+                            );
+                        }
+                        let s = need(
+                            &self.application_credential_secret,
+                            &why,
+                            "--application-credential-secret",
+                            "OS_APPLICATION_CREDENTIAL_SECRET",
+                        )?;
+                        let _ = writeln!(t, "application_credential_secret = {s}");
+                        secret = true;
+                    }
                 }
                 if let Some(r) = &self.region {
                     flag_value("--region", r)?;
                     let _ = writeln!(t, "region_name = {r}");
+                }
+                if let Some(f) = &self.cafile {
+                    let f = abs_path(f, "--cafile", "OS_CACERT")?;
+                    let _ = writeln!(t, "cafile = {f}");
                 }
             }
         }
@@ -244,15 +400,52 @@ impl Generate {
         if let Some(w) = config.warnings.first() {
             anyhow::bail!("generated kuryr.conf has a key the daemon would ignore: {w}");
         }
-        if secret && config.neutron.password != self.password {
-            // The value is never printed: it is a credential.
+        // Values are never printed: they are credentials.
+        let n = &config.neutron;
+        if n.auth_type == "password" && n.password != self.password {
             anyhow::bail!("--password (OS_PASSWORD) does not read back unchanged from kuryr.conf: avoid leading/trailing spaces and comment characters");
+        }
+        if n.auth_type == "v3applicationcredential"
+            && n.application_credential_secret != self.application_credential_secret
+        {
+            anyhow::bail!("--application-credential-secret (OS_APPLICATION_CREDENTIAL_SECRET) does not read back unchanged from kuryr.conf: avoid leading/trailing spaces and comment characters");
         }
         Ok(Generated {
             text: t,
             secret,
             config,
         })
+    }
+
+    /// The Keystone login: `--auth-type` (OS_AUTH_TYPE) when set, as openstack clients read
+    /// it; else an application credential when one is given, a password login with
+    /// --auth-url, no authentication with --neutron-url alone.
+    pub fn auth(&self) -> anyhow::Result<Auth> {
+        if let Some(t) = given(&self.auth_type) {
+            return match t {
+                "none" | "noauth" => Ok(Auth::None),
+                "password" | "v3password" => Ok(Auth::Password),
+                "v3applicationcredential" => Ok(Auth::ApplicationCredential),
+                _ => anyhow::bail!("--auth-type (OS_AUTH_TYPE) = {t:?}: expected password or v3applicationcredential (or none, with --neutron-url)"),
+            };
+        }
+        if [
+            &self.application_credential_id,
+            &self.application_credential_name,
+            &self.application_credential_secret,
+        ]
+        .into_iter()
+        .any(|v| given(v).is_some())
+        {
+            return Ok(Auth::ApplicationCredential);
+        }
+        match (&self.auth_url, &self.neutron_url) {
+            (Some(_), _) => Ok(Auth::Password),
+            (None, Some(_)) => Ok(Auth::None),
+            (None, None) => anyhow::bail!(
+                "--backend neutron needs --auth-url (or OS_AUTH_URL) for a Keystone login, or --neutron-url (or KURYR_NEUTRON_URL) for Neutron without authentication"
+            ),
+        }
     }
 
     /// The plugin spec file's name and contents.
@@ -277,6 +470,26 @@ impl Generate {
         if self.backend == Backend::Ovn && (self.auth_url.is_some() || self.neutron_url.is_some()) {
             eprintln!("kuryr: note: --auth-url/--neutron-url (or OS_AUTH_URL/KURYR_NEUTRON_URL) ignored: --backend is ovn");
         }
+        if self.backend == Backend::Neutron {
+            if let Ok(auth) = self.auth() {
+                let ignored: &[(&str, bool)] = match auth {
+                    Auth::ApplicationCredential => &[
+                        ("--password (OS_PASSWORD)", self.password.is_some()),
+                        ("--project (OS_PROJECT_NAME)", self.project.is_some()),
+                    ],
+                    Auth::Password => &[(
+                        "--application-credential-* (OS_APPLICATION_CREDENTIAL_*)",
+                        self.application_credential_id.is_some()
+                            || self.application_credential_name.is_some()
+                            || self.application_credential_secret.is_some(),
+                    )],
+                    Auth::None => &[],
+                };
+                for (what, _) in ignored.iter().filter(|(_, set)| *set) {
+                    eprintln!("kuryr: note: {what} ignored: auth_type is {}", auth.key());
+                }
+            }
+        }
         let g = self.render()?;
         let spec = match &self.spec_dir {
             Some(dir) => Some((dir, self.spec()?)),
@@ -289,10 +502,11 @@ impl Generate {
                     "kuryr: wrote {} ({} mode{})",
                     path.display(),
                     g.config.backend_name(),
-                    if g.secret {
-                        ", mode 0600: it holds a password"
-                    } else {
-                        ""
+                    match (g.secret, g.config.neutron.auth_type.as_str()) {
+                        (false, _) => "",
+                        (true, "v3applicationcredential") =>
+                            ", mode 0600: it holds an application credential secret",
+                        (true, _) => ", mode 0600: it holds a password",
                     }
                 );
             }
@@ -555,6 +769,7 @@ mod tests {
             ("OS_PROJECT_NAME", "envproject"),
             ("OS_USER_DOMAIN_NAME", "dom"),
             ("KURYR_SCOPE", "global"),
+            ("OS_CACERT", "/etc/ssl/ca.pem"),
         ];
         let _guard = ENV.lock().unwrap_or_else(|e| e.into_inner());
         for (k, v) in vars {
@@ -571,6 +786,10 @@ mod tests {
         assert_eq!(c.neutron.username.as_deref(), Some("envuser"));
         assert_eq!(c.neutron.password.as_deref(), Some("envpass"));
         assert_eq!(c.neutron.user_domain_name, "dom");
+        assert_eq!(
+            c.neutron.cafile.as_deref(),
+            Some(Path::new("/etc/ssl/ca.pem"))
+        );
         assert_eq!(c.capability_scope, kuryr_daemon::config::Scope::Global);
     }
 
@@ -623,6 +842,223 @@ mod tests {
         .to_string();
         assert!(err.contains("--password"), "{err}");
         assert!(!err.contains("pw-secret"), "{err}");
+    }
+
+    #[test]
+    fn ssl_northbound_needs_all_three_absolute_tls_files() {
+        let ssl = ["--nb", "tcp:10.0.0.2:6641,ssl:10.0.0.1:6641"];
+        let files = [
+            "--nb-private-key",
+            "/etc/kuryr/nb-key.pem",
+            "--nb-certificate",
+            "/etc/kuryr/nb-cert.pem",
+            "--nb-ca-cert",
+            "/etc/kuryr/nb-ca.pem",
+        ];
+        let g = gen(&[&ssl[..], &files[..]].concat()).unwrap();
+        assert!(!g.secret, "paths are not secrets");
+        let c = Config::parse(&g.text, "k").unwrap();
+        assert_eq!(
+            c.ovn.nb_private_key.as_deref(),
+            Some(Path::new("/etc/kuryr/nb-key.pem"))
+        );
+        assert_eq!(
+            c.ovn.nb_certificate.as_deref(),
+            Some(Path::new("/etc/kuryr/nb-cert.pem"))
+        );
+        assert_eq!(
+            c.ovn.nb_ca_cert.as_deref(),
+            Some(Path::new("/etc/kuryr/nb-ca.pem"))
+        );
+
+        let err = gen(&[&ssl[..], &files[2..4]].concat())
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "--nb-private-key (or KURYR_NB_PRIVATE_KEY)",
+            "--nb-ca-cert (or KURYR_NB_CA_CERT)",
+        ] {
+            assert!(err.contains(needle), "{err}");
+        }
+        assert!(!err.contains("--nb-certificate (or"), "{err}");
+
+        let err = gen(&[&["--nb", "tcp:10.0.0.1:6641"][..], &files[..]].concat())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("only for ssl:"), "{err}");
+
+        let mut rel = files;
+        rel[5] = "nb-ca.pem";
+        let err = gen(&[&ssl[..], &rel[..]].concat()).unwrap_err().to_string();
+        assert!(
+            err.contains("--nb-ca-cert") && err.contains("absolute"),
+            "{err}"
+        );
+    }
+
+    const APP: [&str; 6] = [
+        "--backend",
+        "neutron",
+        "--auth-url",
+        "http://keystone:5000/v3",
+        "--application-credential-secret",
+        "app-S3cret",
+    ];
+
+    #[test]
+    fn an_application_credential_id_selects_v3applicationcredential() {
+        let g = gen(&[
+            &APP[..],
+            &[
+                "--application-credential-id",
+                "0123abcd",
+                "--cafile",
+                "/etc/ssl/keystone-ca.pem",
+            ],
+        ]
+        .concat())
+        .unwrap();
+        assert!(g.secret);
+        let mut c = Config::parse(&g.text, "k").unwrap();
+        assert_eq!(c.neutron.auth_type, "v3applicationcredential");
+        assert_eq!(
+            c.neutron.application_credential_id.as_deref(),
+            Some("0123abcd")
+        );
+        assert_eq!(
+            c.neutron.application_credential_secret.as_deref(),
+            Some("app-S3cret")
+        );
+        assert_eq!(c.neutron.password, None);
+        assert_eq!(
+            c.neutron.cafile.as_deref(),
+            Some(Path::new("/etc/ssl/keystone-ca.pem"))
+        );
+        assert!(
+            semantic_problems(&c).is_empty(),
+            "{:?}",
+            semantic_problems(&c)
+        );
+        // The client reads the CA file, which does not exist here; the credentials are what counts.
+        c.neutron.cafile = None;
+        kuryr_daemon::neutron_client(&c).expect("the daemon accepts these credentials");
+    }
+
+    #[test]
+    fn an_application_credential_name_goes_with_its_user() {
+        let by_name = [&APP[..], &["--application-credential-name", "kuryr-node"]].concat();
+        let err = gen(&by_name).unwrap_err().to_string();
+        assert!(err.contains("--username (or OS_USERNAME)"), "{err}");
+        let g = gen(&[
+            &by_name[..],
+            &["--username", "kuryr", "--user-domain", "ops"],
+        ]
+        .concat())
+        .unwrap();
+        let c = Config::parse(&g.text, "k").unwrap();
+        assert_eq!(c.neutron.auth_type, "v3applicationcredential");
+        assert_eq!(
+            c.neutron.application_credential_name.as_deref(),
+            Some("kuryr-node")
+        );
+        assert_eq!(c.neutron.username.as_deref(), Some("kuryr"));
+        assert_eq!(c.neutron.user_domain_name, "ops");
+        kuryr_daemon::neutron_client(&c).expect("the daemon accepts these credentials");
+    }
+
+    #[test]
+    fn auth_type_chooses_the_login_and_names_what_it_lacks() {
+        let password = [
+            "--backend",
+            "neutron",
+            "--auth-url",
+            "http://k:5000/v3",
+            "--username",
+            "u",
+            "--password",
+            "pw-Secret",
+            "--project",
+            "p",
+        ];
+        // An explicit password login ignores a stray application credential.
+        let g = gen(&[
+            &password[..],
+            &[
+                "--auth-type",
+                "password",
+                "--application-credential-id",
+                "abc",
+                "--application-credential-secret",
+                "app-S3cret",
+            ],
+        ]
+        .concat())
+        .unwrap();
+        assert!(g.text.contains("auth_type = password\n"), "{}", g.text);
+        assert!(!g.text.contains("app-S3cret"), "{}", g.text);
+        // And v3applicationcredential leaves the password out of the file.
+        let err = gen(&[&password[..], &["--auth-type", "v3applicationcredential"]].concat())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--application-credential-id"), "{err}");
+        let g = gen(&[
+            &password[..],
+            &[
+                "--auth-type",
+                "v3applicationcredential",
+                "--application-credential-id",
+                "abc",
+                "--application-credential-secret",
+                "app-S3cret",
+            ],
+        ]
+        .concat())
+        .unwrap();
+        assert!(!g.text.contains("pw-Secret"), "{}", g.text);
+        for (args, needle) in [
+            (
+                &[&APP[..2], &["--auth-type", "v3applicationcredential"]].concat(),
+                "--auth-url (or OS_AUTH_URL)",
+            ),
+            (
+                &[&APP[..4], &["--application-credential-id", "abc"]].concat(),
+                "--application-credential-secret (or OS_APPLICATION_CREDENTIAL_SECRET)",
+            ),
+            (&APP.to_vec(), "--application-credential-id"),
+            (
+                &[&APP[..], &["--auth-type", "password"]].concat(),
+                "--username (or OS_USERNAME)",
+            ),
+            (
+                &[&APP[..], &["--auth-type", "token"]].concat(),
+                "--auth-type (OS_AUTH_TYPE)",
+            ),
+            (
+                &[
+                    &APP[..],
+                    &["--application-credential-id", "a", "--cafile", "ca.pem"],
+                ]
+                .concat(),
+                "--cafile (OS_CACERT)",
+            ),
+            (
+                &[
+                    &APP[..4],
+                    &[
+                        "--application-credential-id",
+                        "a",
+                        "--application-credential-secret",
+                        "app-S3cret ",
+                    ],
+                ]
+                .concat(),
+                "--application-credential-secret",
+            ),
+        ] {
+            let err = gen(args).map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains(needle), "{args:?}: {err}");
+            assert!(!err.contains("app-S3cret"), "{err}");
+        }
     }
 
     #[test]
