@@ -463,6 +463,44 @@ impl Migration {
     }
 
     /// What Neutron still holds of this test's network, one line per object; empty when clean.
+    /// Step 3 of both tests: `old` still has its address on eth0, a new container joins the
+    /// same Neutron network (an address of `prefix`), and the two ping each other both ways.
+    fn new_container_joins(
+        &mut self,
+        old: &str,
+        old_ip: &str,
+        prefix: &str,
+        nid: &str,
+    ) -> (String, String, Value) {
+        assert!(
+            self.eth0_addresses(old).contains(&format!("{old_ip}/24")),
+            "the old container lost its address: {}",
+            self.eth0_addresses(old)
+        );
+        let (new, new_ip, new_eid, new_port) = self.run_container();
+        assert!(
+            new_ip.starts_with(prefix) && new_ip != old_ip,
+            "{new_ip} (old {old_ip})"
+        );
+        assert_eq!(new_port["network_id"], nid, "{new_port}");
+        assert!(
+            self.pings(&new, old_ip),
+            "the new container cannot ping the old one at {old_ip}"
+        );
+        assert!(
+            self.pings(old, &new_ip),
+            "the old container cannot ping the new one at {new_ip}"
+        );
+        (new, new_eid, new_port)
+    }
+
+    fn neutron_has_network(&self, nid: &str) -> bool {
+        self.neutron
+            .get(&format!("/networks/{nid}"))
+            .get("network")
+            .is_some()
+    }
+
     fn neutron_leftovers(&self, docker_net_id: &str) -> Vec<String> {
         let mut left = Vec::new();
         let n = &self.neutron;
@@ -679,32 +717,14 @@ fn a_kuryr_libnetwork_host_moves_to_kuryr_rs_with_its_network_and_running_contai
     );
 
     // 3. The old container keeps its address; a new one joins; they ping both ways.
-    assert!(
-        m.eth0_addresses(&old).contains(&format!("{old_ip}/24")),
-        "the old container lost its address: {}",
-        m.eth0_addresses(&old)
-    );
-    let (new, new_ip, new_eid, new_port) = m.run_container();
+    let (new, new_eid, new_port) = m.new_container_joins(&old, &old_ip, &prefix, &nid);
     let new_pid = id_of(&new_port);
-    assert!(
-        new_ip.starts_with(&prefix) && new_ip != old_ip,
-        "{new_ip} (old {old_ip})"
-    );
-    assert_eq!(new_port["network_id"], nid.as_str(), "{new_port}");
     // --expose under kuryr-rs: the security group kuryr-libnetwork would name.
     let sg = format!("{new_pid}-exposed_ports");
     assert_eq!(
         m.neutron.list(&format!("/security-groups?name={sg}")).len(),
         1,
         "no security group {sg} for the new container's --expose"
-    );
-    assert!(
-        m.pings(&new, &old_ip),
-        "the new container cannot ping the old one at {old_ip}"
-    );
-    assert!(
-        m.pings(&old, &new_ip),
-        "the old container cannot ping the new one at {new_ip}"
     );
     eprintln!(
         "kuryr-rs: new container pings the old one after {:.1} s",
@@ -736,10 +756,7 @@ fn a_kuryr_libnetwork_host_moves_to_kuryr_rs_with_its_network_and_running_contai
         m.log_text(Program::KuryrRs)
     );
     assert!(
-        m.neutron
-            .get(&format!("/networks/{nid}"))
-            .get("network")
-            .is_none(),
+        !m.neutron_has_network(&nid),
         "Neutron network {nid} is left"
     );
     // Docker only logs a driver's error on removal: every call kuryr-rs served succeeded.
@@ -815,31 +832,13 @@ fn a_kuryr_rs_host_goes_back_to_kuryr_libnetwork_with_its_network_and_running_co
     );
 
     // 3. The old container keeps its address; a new one joins; they ping both ways.
-    assert!(
-        m.eth0_addresses(&old).contains(&format!("{old_ip}/24")),
-        "the old container lost its address: {}",
-        m.eth0_addresses(&old)
-    );
-    let (new, new_ip, new_eid, new_port) = m.run_container();
+    let (new, new_eid, new_port) = m.new_container_joins(&old, &old_ip, &prefix, &nid);
     let new_pid = id_of(&new_port);
-    assert!(
-        new_ip.starts_with(&prefix) && new_ip != old_ip,
-        "{new_ip} (old {old_ip})"
-    );
-    assert_eq!(new_port["network_id"], nid.as_str(), "{new_port}");
     let new_tap = format!("tap{}", &new_pid[..11]);
     assert!(
         ovs_ports().contains(&new_tap),
         "kuryr-libnetwork's {new_tap} is not a port of br-int: {:?}",
         ovs_ports()
-    );
-    assert!(
-        m.pings(&new, &old_ip),
-        "the new container cannot ping the old one at {old_ip}"
-    );
-    assert!(
-        m.pings(&old, &new_ip),
-        "the old container cannot ping the new one at {new_ip}"
     );
     eprintln!(
         "kuryr-libnetwork: new container pings the old one after {:.1} s",
@@ -890,10 +889,7 @@ fn a_kuryr_rs_host_goes_back_to_kuryr_libnetwork_with_its_network_and_running_co
         m.log_text(Program::KuryrLibnetwork)
     );
     assert!(
-        m.neutron
-            .get(&format!("/networks/{nid}"))
-            .get("network")
-            .is_none(),
+        !m.neutron_has_network(&nid),
         "Neutron network {nid} is left"
     );
     // 5. kuryr-rs started again does not remove the veth: with no OVS port left, its
