@@ -213,6 +213,12 @@ up_one() {
     # 4. The wire: a veth pair, one end on each side's br-phy.
     if ! ip link show "$main_end" >/dev/null 2>&1; then
         ip -n "$name" link del "$phy_end" 2>/dev/null || true
+        # A port left in either database from the old pair stays dead with the userspace
+        # datapath when a new device of that name appears: take it out so it is added anew.
+        ovs-vsctl --timeout=5 --if-exists del-port "$PHY" "$main_end"
+        if ovsdb_running "$n"; then
+            vsctl "$n" --if-exists del-port "$PHY" "$phy_end"
+        fi
         ip link add "$main_end" type veth peer name "$phy_end" netns "$name"
         say "$name" "veth $main_end <-> $phy_end created"
     fi
