@@ -991,3 +991,18 @@ fn a_host_neutron_cannot_bind_to_gets_a_clear_error_and_keeps_nothing() {
         ovs_ports()
     );
 }
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn published_ports_are_ignored_with_a_warning() {
+    let d = NeutronDaemon::start("");
+    let net = d.network(&["--subnet", "10.84.0.0/24", "--gateway", "10.84.0.1"]);
+    // The container starts: -p is not an error, as with kuryr-libnetwork.
+    let c = Container::run(&net, &["-p", "127.0.0.1::8080"]);
+    assert!(c.ip(&net).starts_with("10.84.0."));
+    wait_until("the -p warning in the log", Duration::from_secs(10), || {
+        d.log_text()
+            .contains("published ports (-p) are not supported by kuryr")
+    });
+    d.assert_no_failed_calls();
+}
