@@ -345,34 +345,33 @@ impl NeutronBackend {
         Ok(ports.pop())
     }
 
-    /// Updates a port under `If-Match`; when someone changed it meanwhile, reads it again
-    /// and applies the same change once more, a few times. Neutron changes ports on its own:
-    /// ML2/OVN sets the status when ovn-controller binds or releases the port, which is
-    /// exactly when CreateEndpoint and DeleteEndpoint update it (measured: DeleteEndpoint's
-    /// unbind lost that race often enough with a single retry).
+    /// A read-modify-write of a port under `If-Match`: `body` builds the update from the
+    /// port as last read. When someone changed the port meanwhile (Neutron itself does: ML2/OVN
+    /// sets the status when ovn-controller binds or releases the port, which is exactly when
+    /// CreateEndpoint and DeleteEndpoint update it), the port is read again and the update
+    /// built anew from it, a few times at most, so nobody's change is written over.
     async fn update_port(
         &self,
         port: &Port,
-        body: Value,
         what: &str,
+        body: impl Fn(&Port) -> Value,
     ) -> Result<Port, BackendError> {
         const ATTEMPTS: u32 = 5;
-        let mut revision = port.revision_number;
+        let mut current = port.clone();
         let mut attempt = 1;
         loop {
             match self
                 .client
-                .update_port(&port.id, body.clone(), Some(revision))
+                .update_port(&current.id, body(&current), Some(current.revision_number))
                 .await
             {
                 Err(e) if e.is_precondition_failed() && attempt < ATTEMPTS => {
                     tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
-                    revision = self
+                    current = self
                         .client
                         .port(&port.id)
                         .await
-                        .map_err(|e| fail(format!("{what}: read port {} again", port.id), e))?
-                        .revision_number;
+                        .map_err(|e| fail(format!("{what}: read port {} again", port.id), e))?;
                     attempt += 1;
                 }
                 r => {
@@ -801,18 +800,13 @@ impl Backend for NeutronBackend {
         let Some(port) = port else { return Ok(()) };
         let what = format!("release address {address} (port {})", port.id);
         if port.tags.iter().any(|t| t == PORT_EXISTING) {
-            // Given back as it was found: unbound, no owner, no kuryr tag.
-            let fresh = self
-                .client
-                .port(&port.id)
+            // Given back as it was found: unbound, no owner, no kuryr tag. Fixed values, so no
+            // read and no If-Match (see delete_endpoint).
+            let body = json!({"device_owner": "", "device_id": "", "binding:host_id": ""});
+            self.client
+                .update_port(&port.id, body, None)
                 .await
                 .map_err(|e| fail(what.clone(), e))?;
-            self.update_port(
-                &fresh,
-                json!({"device_owner": "", "device_id": "", "binding:host_id": ""}),
-                &what,
-            )
-            .await?;
             return self
                 .client
                 .remove_tag("ports", &port.id, PORT_EXISTING)
@@ -822,13 +816,14 @@ impl Backend for NeutronBackend {
         if port.device_owner != DEVICE_OWNER {
             return Ok(());
         }
-        let rest: Vec<Value> = port
-            .fixed_ips
-            .iter()
-            .filter(|f| parse_ip(&f.ip_address) != Some(address))
-            .map(|f| json!({"subnet_id": f.subnet_id, "ip_address": f.ip_address}))
-            .collect();
-        if rest.is_empty() {
+        let rest = |p: &Port| -> Vec<Value> {
+            p.fixed_ips
+                .iter()
+                .filter(|f| parse_ip(&f.ip_address) != Some(address))
+                .map(|f| json!({"subnet_id": f.subnet_id, "ip_address": f.ip_address}))
+                .collect()
+        };
+        if rest(&port).is_empty() {
             self.client
                 .delete_port(&port.id)
                 .await
@@ -841,7 +836,7 @@ impl Backend for NeutronBackend {
                 .await
                 .map_err(|e| fail(what.clone(), e))?;
             let port = self
-                .update_port(&fresh, json!({"fixed_ips": rest}), &what)
+                .update_port(&fresh, &what, |p| json!({"fixed_ips": rest(p)}))
                 .await?;
             let mut c = self.cache();
             for f in &port.fixed_ips {
@@ -1064,24 +1059,8 @@ impl Backend for NeutronBackend {
             short(eid),
             self.settings.host
         );
-        let mut body = json!({
-            "binding:host_id": self.settings.host,
-            "device_owner": DEVICE_OWNER,
-            "device_id": eid,
-            "admin_state_up": true,
-        });
-        if !port.tags.iter().any(|t| t == PORT_EXISTING) {
-            // kuryr-libnetwork finds the port of an endpoint for `--expose` (Program and
-            // RevokeExternalConnectivity) by this name only: with it, a host gone back to
-            // kuryr-libnetwork removes the security group kuryr made for a running container.
-            body["name"] = json!(names::port_name(eid));
-        }
-        if let Some(mac) = &spec.mac {
-            if !mac.eq_ignore_ascii_case(&port.mac_address) {
-                body["mac_address"] = json!(mac);
-            }
-        }
-        if let Some(second) = ports.get(1) {
+        let second = ports.get(1);
+        if let Some(second) = second {
             // Dual stack: IPAM made one port per family; the endpoint keeps one port with both.
             if second.device_owner != DEVICE_OWNER || second.tags.iter().any(|t| t == PORT_EXISTING)
             {
@@ -1094,16 +1073,39 @@ impl Backend for NeutronBackend {
                 .delete_port(&second.id)
                 .await
                 .map_err(|e| fail(what.clone(), e))?;
-            let mut fixed: Vec<Value> = port
-                .fixed_ips
-                .iter()
-                .chain(second.fixed_ips.iter())
-                .map(|f| json!({"subnet_id": f.subnet_id, "ip_address": f.ip_address}))
-                .collect();
-            fixed.dedup();
-            body["fixed_ips"] = json!(fixed);
         }
-        port = self.update_port(&port, body, &what).await?;
+        let bind = |p: &Port| {
+            let mut body = json!({
+                "binding:host_id": self.settings.host,
+                "device_owner": DEVICE_OWNER,
+                "device_id": eid,
+                "admin_state_up": true,
+            });
+            if !p.tags.iter().any(|t| t == PORT_EXISTING) {
+                // kuryr-libnetwork finds the port of an endpoint for `--expose` (Program and
+                // RevokeExternalConnectivity) by this name only: with it, a host gone back to
+                // kuryr-libnetwork removes the security group kuryr made for a running container.
+                body["name"] = json!(names::port_name(eid));
+            }
+            if let Some(mac) = &spec.mac {
+                if !mac.eq_ignore_ascii_case(&p.mac_address) {
+                    body["mac_address"] = json!(mac);
+                }
+            }
+            if let Some(second) = second {
+                // Dual stack: the other family's address moves onto this port.
+                let mut fixed: Vec<Value> = p
+                    .fixed_ips
+                    .iter()
+                    .chain(second.fixed_ips.iter())
+                    .map(|f| json!({"subnet_id": f.subnet_id, "ip_address": f.ip_address}))
+                    .collect();
+                fixed.dedup();
+                body["fixed_ips"] = json!(fixed);
+            }
+            body
+        };
+        port = self.update_port(&port, &what, bind).await?;
         if port.vif_type.as_deref() == Some("binding_failed") {
             // Undo: the port goes back to unbound, the address stays reserved for Docker
             // to release.
@@ -1194,10 +1196,11 @@ impl Backend for NeutronBackend {
         if port.device_id != endpoint_id {
             return Ok(());
         }
-        if port.device_owner == DEVICE_OWNER && !port.tags.iter().any(|t| t == PORT_EXISTING) {
+        if !port.tags.iter().any(|t| t == PORT_EXISTING) {
             // kuryr's own port: Docker's ReleaseAddress, which follows DeleteEndpoint at once,
             // deletes it. Unbinding it first cost a full ML2/OVN port update (about 0.6 s of a
-            // 2.4 s `docker run --rm`, measured) for a state that lasts milliseconds.
+            // 2.4 s `docker run --rm`, measured) for a state that lasts milliseconds. Only an
+            // adopted port is unbound here, and given back in ReleaseAddress.
             return Ok(());
         }
         let what = format!("unbind port {} of endpoint {}", port.id, short(endpoint_id));
@@ -1210,16 +1213,14 @@ impl Backend for NeutronBackend {
             r => r.map_err(|e| fail(what.clone(), e))?,
         };
         let eps = names::id_tags(endpoint_id);
-        let mut tags = unbound.tags.clone();
-        if tags.iter().any(|t| t == PORT_EXISTING) {
-            for t in &eps {
-                self.client
-                    .remove_tag("ports", &port.id, t)
-                    .await
-                    .map_err(|e| fail(what.clone(), e))?;
-            }
-            tags.retain(|t| !eps.contains(t));
+        for t in &eps {
+            self.client
+                .remove_tag("ports", &port.id, t)
+                .await
+                .map_err(|e| fail(what.clone(), e))?;
         }
+        let mut tags = unbound.tags.clone();
+        tags.retain(|t| !eps.contains(t));
         let mut c = self.cache();
         for f in &unbound.fixed_ips {
             if let Some(ip) = parse_ip(&f.ip_address) {
@@ -1356,13 +1357,16 @@ impl Backend for NeutronBackend {
             Ok(p) => p,
             Err(e) => return Err(undo(fail(format!("show port {}", port.id), e)).await),
         };
-        let mut groups = fresh.security_groups.clone();
-        groups.push(sg.id.clone());
+        let add = |p: &Port| {
+            let mut groups = p.security_groups.clone();
+            groups.push(sg.id.clone());
+            json!({ "security_groups": groups })
+        };
         match self
             .update_port(
                 &fresh,
-                json!({"security_groups": groups}),
                 &format!("add security group {name} to port {}", port.id),
+                add,
             )
             .await
         {
@@ -1400,18 +1404,17 @@ impl Backend for NeutronBackend {
             .port(&port.id)
             .await
             .map_err(|e| fail(format!("show port {}", port.id), e))?;
-        let groups: Vec<String> = fresh
-            .security_groups
-            .iter()
-            .filter(|g| !sgs.iter().any(|s| &s.id == *g))
-            .cloned()
-            .collect();
-        if groups.len() != fresh.security_groups.len() {
+        let ours = |g: &String| sgs.iter().any(|s| &s.id == g);
+        if fresh.security_groups.iter().any(ours) {
+            let remove = |p: &Port| {
+                let groups: Vec<&String> = p.security_groups.iter().filter(|g| !ours(g)).collect();
+                json!({ "security_groups": groups })
+            };
             let p = self
                 .update_port(
                     &fresh,
-                    json!({"security_groups": groups}),
                     &format!("remove security group {name} from port {}", port.id),
+                    remove,
                 )
                 .await?;
             self.cache().endpoints.insert(endpoint_id.to_string(), p);
