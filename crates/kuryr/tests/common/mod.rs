@@ -205,18 +205,7 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SIGTERM first so it removes its socket.
-            stop(&mut c);
-        }
-        let _ = std::fs::remove_file(&self.socket);
-        if std::thread::panicking() {
-            eprintln!(
-                "---- kuryr daemon log ({}) ----\n{}",
-                self.name,
-                self.log_text()
-            );
-        }
+        shut_down(self.child.take(), &self.socket, &self.name, &self.log);
     }
 }
 
@@ -257,6 +246,21 @@ pub fn stop(c: &mut Child) {
     }
     let _ = c.kill();
     let _ = c.wait();
+}
+
+/// A daemon under test goes: SIGTERM first so it removes its socket, then the socket file
+/// anyway; its log is printed when the test is failing.
+pub fn shut_down(child: Option<Child>, socket: &Path, name: &str, log: &Path) {
+    if let Some(mut c) = child {
+        stop(&mut c);
+    }
+    let _ = std::fs::remove_file(socket);
+    if std::thread::panicking() {
+        eprintln!(
+            "---- kuryr daemon log ({name}) ----\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    }
 }
 
 /// `docker network create -d DRIVER --ipam-driver DRIVER EXTRA... <unique name>`.

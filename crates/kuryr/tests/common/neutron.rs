@@ -230,17 +230,7 @@ impl NeutronDaemon {
 
 impl Drop for NeutronDaemon {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            stop(&mut c);
-        }
-        let _ = std::fs::remove_file(&self.socket);
-        if std::thread::panicking() {
-            eprintln!(
-                "---- kuryr daemon log ({}) ----\n{}",
-                self.name,
-                self.log_text()
-            );
-        }
+        shut_down(self.child.take(), &self.socket, &self.name, &self.log);
     }
 }
 
