@@ -232,6 +232,31 @@ fn an_existing_neutron_network_is_used_by_uuid_and_by_name_and_left_as_it_was() 
             .clone();
         assert_eq!(ports.as_array().map(Vec::len), Some(0), "{option}: {ports}");
     }
+
+    // Two Docker networks on the one Neutron network (as two hosts have): the first going
+    // leaves what the second uses; the second going leaves the network as it was found.
+    let uuid = format!("neutron.net.uuid={nid}");
+    let first = d.network(&["--subnet", "10.72.0.0/24", "-o", &uuid]);
+    let second = d.network(&["--subnet", "10.72.0.0/24", "-o", &uuid]);
+    let second_tag = format!("kuryr.net.existing:{}", &second.id[..12]);
+    drop(first);
+    let net_tags = tags_of(&neutron_get(&format!("/networks/{nid}"))["network"]);
+    assert!(net_tags.contains(&second_tag), "{net_tags:?}");
+    let sub_tags = tags_of(&neutron_get(&format!("/subnets/{sid}"))["subnet"]);
+    assert_eq!(
+        sub_tags.len(),
+        1,
+        "the pool tag the second network needs: {sub_tags:?}"
+    );
+    drop(second);
+    let net_tags = tags_of(&neutron_get(&format!("/networks/{nid}"))["network"]);
+    assert!(net_tags.is_empty(), "{net_tags:?}");
+    let sub_tags = tags_of(&neutron_get(&format!("/subnets/{sid}"))["subnet"]);
+    assert!(
+        sub_tags.is_empty(),
+        "pool tag left on the subnet: {sub_tags:?}"
+    );
+
     d.assert_no_failed_calls();
     assert_no_pool("10.72.0.0/24");
 }

@@ -985,7 +985,6 @@ impl Backend for NeutronBackend {
                 .await
                 .map_err(|e| fail(what.clone(), e))?;
             for s in &subnets {
-                let pools = self.cache().pool_tags.remove(&s.id).unwrap_or_default();
                 if s.name.starts_with(names::SUBNET_NAME_PREFIX) {
                     match self.client.delete_subnet(&s.id).await {
                         Err(e) if e.is_conflict() => {
@@ -994,6 +993,8 @@ impl Backend for NeutronBackend {
                         r => r.map_err(|e| fail(what.clone(), e))?,
                     }
                 } else if !others {
+                    // The last Docker network on it: the pool tags kuryr added go too.
+                    let pools = self.cache().pool_tags.remove(&s.id).unwrap_or_default();
                     for p in pools.iter().filter(|p| s.tags.contains(p)) {
                         self.client
                             .remove_tag("subnets", &s.id, p)
