@@ -15,11 +15,11 @@
 #            veth port driver (the port's vif_type from Neutron, `ovs` under ML2/OVN, picks the
 #            script that plugs the host end into br-int), kuryr_uri http://127.0.0.1:23751
 #   neutron  a Neutron API process of its own on 127.0.0.1:9698: the lab's Neutron code, database
-#            and OVN (openstack.sh's noauth config files and venv) under the same uwsgi, but
-#            answering `Connection: close`. The lab's http-socket on 9696 answers HTTP/1.1 without
-#            it and then drops the connection, and kuryr-libnetwork's client (requests through
-#            keystoneauth) reuses connections: its second Neutron call fails with "Connection
-#            reset by peer"
+#            and OVN (openstack.sh's noauth config files and venv), so that its load and logs
+#            stay apart from the tests that use 9696. Like every lab uwsgi it answers
+#            `Connection: close`: uwsgi's http-socket drops a connection after each answer, and
+#            kuryr-libnetwork's client (requests through keystoneauth) reuses connections, so
+#            without it its second Neutron call fails with "Connection reset by peer"
 #   server   its own `kuryr-server` entry point (Flask's threaded server; what devstack runs)
 #   spec     /etc/docker/plugins/kuryr-libnetwork.spec -> http://127.0.0.1:23751: Docker names a
 #            plugin after its spec file, so the driver is `kuryr-libnetwork` and does not clash
@@ -59,7 +59,7 @@ is_alive() {
     local pid
     pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
     [[ $pid =~ ^[0-9]+$ ]] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$VENV/bin/kuryr-server"
+    tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$VENV/bin/kuryr-server"
 }
 neutron_alive() {
     local pid
