@@ -162,10 +162,18 @@ async fn two_hosts_allocating_from_one_pool_never_collide() {
         .collect();
     let unique: HashSet<_> = results.iter().collect();
     assert_eq!(unique.len(), 120, "an address was handed out twice");
-    // Northbound holds exactly those addresses.
-    let rep = a.client().replica();
-    let set = rep.table("Address_Set").rows().next().unwrap().clone();
-    assert_eq!(set.strings("addresses").len(), 120);
+    // Northbound holds exactly those addresses. Host b's last writes reach a's replica
+    // a moment after b's calls return: wait for them, then compare the whole set.
+    let stored = a
+        .client()
+        .wait_for(Duration::from_secs(5), |r| {
+            let set = r.table("Address_Set").rows().next()?.strings("addresses");
+            (set.len() >= 120).then_some(set)
+        })
+        .await
+        .expect("the pool's Address_Set in host a's replica never held 120 addresses");
+    let stored: HashSet<IpAddr> = stored.iter().map(|a| a.parse().unwrap()).collect();
+    assert_eq!(stored, unique.into_iter().copied().collect::<HashSet<_>>());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
