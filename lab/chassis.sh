@@ -127,8 +127,11 @@ down_main() {
                 ovs-vsctl --timeout=5 set Open_vSwitch . "external_ids:ovn-encap-type=\"$was_type\""
                 say main "ovn-encap-type restored to $was_type"
             fi
+            rm -f "$MAIN_STATE"
+        else
+            # Kept: the next `down` with the main OVS running puts them back.
+            say main "OVS not running: ovn-encap-ip/type not restored yet (kept in $MAIN_STATE)"
         fi
-        rm -f "$MAIN_STATE"
     fi
     if ovs-vsctl --timeout=5 br-exists "$PHY" 2>/dev/null; then
         if [[ $(ovs-vsctl --timeout=5 --if-exists get Bridge "$PHY" external_ids:kuryr-lab | tr -d '"') == chassis ]]; then
