@@ -62,6 +62,9 @@ ns() { echo "kuryr-chassis-$1"; }
 dir() { echo "$STATE_DIR/chassis-$1"; }
 logs() { echo "$LOG_ROOT/chassis-$1"; }
 ip_of() { echo "$NET.$((10 + $1))"; }
+# A fixed MAC for chassis N's br-phy: re-created chassis keep it, so a tunnel neighbour
+# another vswitchd learned earlier is still right.
+mac_of() { printf '02:6b:72:fa:00:%02x\n' "$((10 + $1))"; }
 db() { echo "unix:$(dir "$1")/db.sock"; }
 vsctl() {
     local n=$1
@@ -229,7 +232,7 @@ up_one() {
     ip -n "$name" link set "$phy_end" up
     ovs-vsctl --timeout=5 --may-exist add-port "$PHY" "$main_end" -- set Port "$main_end" "$MARK"
     vsctl "$n" --may-exist add-br "$PHY" -- set Bridge "$PHY" datapath_type=netdev \
-        -- --may-exist add-port "$PHY" "$phy_end"
+        "other_config:hwaddr=\"$(mac_of "$n")\"" -- --may-exist add-port "$PHY" "$phy_end"
     wait_for 10 ip -n "$name" link show "$PHY" >/dev/null 2>&1 || fail "$name" "$PHY did not appear" "$l/ovs-vswitchd.log"
     ip -n "$name" link set "$PHY" up
     ip -n "$name" -4 addr show dev "$PHY" | grep -qF " $(ip_of "$n")/24 " ||
@@ -256,8 +259,9 @@ up_one() {
 
 stop_pidfile() {
     local pidfile=$1 comm=$2 pid
-    pidfile_alive "$pidfile" "$comm" || return 0
-    pid=$(cat "$pidfile")
+    # Read once: a daemon asked to exit removes its pid file as it goes.
+    pid=$(cat "$pidfile" 2>/dev/null) || return 0
+    [[ $pid =~ ^[0-9]+$ && $(cat "/proc/$pid/comm" 2>/dev/null) == "$comm" ]] || return 0
     kill -TERM "$pid" 2>/dev/null || true
     wait_for 10 eval "! kill -0 $pid 2>/dev/null" || kill -KILL "$pid" 2>/dev/null || true
 }
@@ -301,6 +305,9 @@ cmd_up() {
     for ((n = 1; n <= COUNT; n++)); do
         up_one "$n"
     done
+    # Forget tunnel neighbours learned from chassis of an earlier run (their MACs may be
+    # stale); the main vswitchd learns them again from the next ARP.
+    ovs-appctl -T 5 tnl/neigh/flush >/dev/null 2>&1 || true
 }
 
 cmd_down() {

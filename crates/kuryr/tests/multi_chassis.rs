@@ -180,14 +180,21 @@ impl ChassisLab {
 impl Drop for ChassisLab {
     fn drop(&mut self) {
         if self.made {
-            let out = Command::new(CHASSIS_SH).arg("down").output();
-            if let Ok(o) = out {
-                if !o.status.success() {
-                    eprintln!(
-                        "lab/chassis.sh down: {}",
-                        String::from_utf8_lossy(&o.stderr)
-                    );
-                }
+            let problem = match Command::new(CHASSIS_SH).arg("down").output() {
+                Ok(o) if o.status.success() => return,
+                Ok(o) => format!(
+                    "{}: {}",
+                    o.status,
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ),
+                Err(e) => e.to_string(),
+            };
+            // A half-taken-down chassis lab breaks the next run: fail this one, unless it
+            // is failing already.
+            if std::thread::panicking() {
+                eprintln!("lab/chassis.sh down failed: {problem}");
+            } else {
+                panic!("lab/chassis.sh down failed, the chassis lab is left half up: {problem}");
             }
         }
     }
