@@ -58,3 +58,23 @@ lock_or_fail() {
     exec 9>"$1"
     flock -w "$2" 9 || fail "$3" "another $(basename "$0") is still running (lock $1)"
 }
+
+# warm_neutron_policy COMPONENT URL [TOKEN]: Neutron builds its policy engine on the first
+# request that enforces a policy, and a request arriving meanwhile on another thread is judged
+# against an engine without rules: "rule:create_subnetpool is disallowed by policy" for an
+# admin (3 of 4 parallel creates on a fresh Neutron here). Listing an empty collection
+# enforces nothing, so one subnet pool is created and deleted before tests run in parallel.
+# Without TOKEN (noauth) the pool names its project itself.
+warm_neutron_policy() {
+    local comp=$1 url=$2 token=${3:-} body out id
+    local auth=(-H "X-Auth-Token: ${token:-unused}")
+    body='{"subnetpool":{"name":"kuryr-lab-warmup","prefixes":["198.18.255.0/24"],"min_prefixlen":24'
+    [[ -n $token ]] || body+=',"project_id":"kuryr-lab-warmup"'
+    body+='}}'
+    out=$(curl -sS -m 60 -X POST "${auth[@]}" -H 'Content-Type: application/json' -d "$body" \
+        "$url/v2.0/subnetpools" 2>&1) || fail "$comp" "creating a subnet pool to warm up Neutron failed: $out"
+    id=$(/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["subnetpool"]["id"])' <<<"$out" 2>/dev/null) ||
+        fail "$comp" "creating a subnet pool to warm up Neutron answered: $out"
+    curl -fsS -m 60 -X DELETE "${auth[@]}" "$url/v2.0/subnetpools/$id" >/dev/null ||
+        fail "$comp" "could not delete warm-up subnet pool $id on $url"
+}

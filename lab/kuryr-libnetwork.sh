@@ -151,6 +151,7 @@ INI
     wait_for 90 neutron_running ||
         fail neutron "not answering on $NEUTRON after 90s" "$LOG_DIR/kuryr-libnetwork-neutron.log" \
             "$LOG_DIR/kuryr-libnetwork-neutron-app.log"
+    warm_neutron_policy neutron "$NEUTRON"
     say neutron "started on $NEUTRON in $((SECONDS - t0))s"
 }
 

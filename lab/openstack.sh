@@ -387,23 +387,15 @@ up_neutron() {
             fail "$name" "not answering on 127.0.0.1:$(port_of "$name") after ${WAIT}s" "$LOG_DIR/$name.log" "$LOG_DIR/$name-app.log"
         say "$name" started
     done
-    warm_neutron_policy
-}
-
-# Neutron builds its policy engine on the first request that checks a policy, and a second
-# thread arriving meanwhile is judged against an engine without rules: "rule:create_subnetpool
-# is disallowed by policy" for an admin. neutron-noauth's readiness check lists networks (one
-# request, policy checked); neutron-keystone's answers 401 before any policy, so one
-# authenticated list builds the engine before tests send requests in parallel.
-warm_neutron_policy() {
-    local tok code
-    tok=$(token_for "$USER_NAME" "$USER_PASS" "$PROJECT")
-    [[ -n $tok ]] || fail keystone "user $USER_NAME cannot log in" "$LOG_DIR/keystone-app.log"
-    code=$(curl -sS -m 30 -o /dev/null -w '%{http_code}' -H "X-Auth-Token: $tok" \
-        "http://127.0.0.1:$(port_of neutron-keystone)/v2.0/networks?limit=1" 2>/dev/null) || true
-    [[ $code == 200 ]] ||
-        fail neutron-keystone "listing networks with $USER_NAME's token answered ${code:-nothing}, not 200" \
-            "$LOG_DIR/neutron-keystone-app.log"
+    # Also when already running: an earlier `up` may have stopped before this step.
+    for name in neutron-noauth neutron-keystone; do
+        if [[ $name == neutron-keystone ]]; then
+            warm_neutron_policy "$name" "http://127.0.0.1:$(port_of "$name")" \
+                "$(token_for "$USER_NAME" "$USER_PASS" "$PROJECT")"
+        else
+            warm_neutron_policy "$name" "http://127.0.0.1:$(port_of "$name")"
+        fi
+    done
 }
 
 cmd_up() {
