@@ -388,14 +388,9 @@ up_neutron() {
         say "$name" started
     done
     # Also when already running: an earlier `up` may have stopped before this step.
-    for name in neutron-noauth neutron-keystone; do
-        if [[ $name == neutron-keystone ]]; then
-            warm_neutron_policy "$name" "http://127.0.0.1:$(port_of "$name")" \
-                "$(token_for "$USER_NAME" "$USER_PASS" "$PROJECT")"
-        else
-            warm_neutron_policy "$name" "http://127.0.0.1:$(port_of "$name")"
-        fi
-    done
+    warm_neutron_policy neutron-noauth "http://127.0.0.1:$(port_of neutron-noauth)"
+    warm_neutron_policy neutron-keystone "http://127.0.0.1:$(port_of neutron-keystone)" \
+        "$(token_for "$USER_NAME" "$USER_PASS" "$PROJECT")"
 }
 
 cmd_up() {
