@@ -259,9 +259,7 @@ up_one() {
 
 stop_pidfile() {
     local pidfile=$1 comm=$2 pid
-    # Read once: a daemon asked to exit removes its pid file as it goes.
-    pid=$(cat "$pidfile" 2>/dev/null) || return 0
-    [[ $pid =~ ^[0-9]+$ && $(cat "/proc/$pid/comm" 2>/dev/null) == "$comm" ]] || return 0
+    pid=$(alive_pid "$pidfile" "$comm") || return 0
     kill -TERM "$pid" 2>/dev/null || true
     wait_for 10 eval "! kill -0 $pid 2>/dev/null" || kill -KILL "$pid" 2>/dev/null || true
 }

@@ -27,12 +27,18 @@ wait_for() {
     done
 }
 
-# pidfile_alive PIDFILE COMM: the pid file names a live process called COMM. Checking the
-# name matters after a reboot or kill: a stale pid may now belong to anything.
-pidfile_alive() {
+# alive_pid PIDFILE COMM: prints the pid when the pid file names a live process called COMM.
+# Checking the name matters after a reboot or kill: a stale pid may now belong to anything.
+# The file is read once: a daemon asked to exit removes its pid file as it goes.
+alive_pid() {
     local pid
-    pid=$(cat "$1" 2>/dev/null) && [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == "$2" ]]
+    pid=$(cat "$1" 2>/dev/null) && [[ $pid =~ ^[0-9]+$ && $(cat "/proc/$pid/comm" 2>/dev/null) == "$2" ]] &&
+        echo "$pid"
 }
+pidfile_alive() { alive_pid "$@" >/dev/null; }
+
+# json_get PATH: one value from JSON on stdin, PATH like project.id or roles.0.id.
+json_get() { /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); exec("for k in sys.argv[1].split(\".\"):\n  d=d[int(k)] if isinstance(d,list) else d[k]"); print(d if d is not None else "")' "$1"; }
 
 # Start a daemon without the lock's file descriptor, or it would hold the lock for its life.
 spawn() { "$@" 9>&-; }
@@ -73,7 +79,7 @@ warm_neutron_policy() {
     body+='}}'
     out=$(curl -sS -m 60 -X POST "${auth[@]}" -H 'Content-Type: application/json' -d "$body" \
         "$url/v2.0/subnetpools" 2>&1) || fail "$comp" "creating a subnet pool to warm up Neutron failed: $out"
-    id=$(/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["subnetpool"]["id"])' <<<"$out" 2>/dev/null) ||
+    id=$(json_get subnetpool.id <<<"$out" 2>/dev/null) ||
         fail "$comp" "creating a subnet pool to warm up Neutron answered: $out"
     curl -fsS -m 60 -X DELETE "${auth[@]}" "$url/v2.0/subnetpools/$id" >/dev/null ||
         fail "$comp" "could not delete warm-up subnet pool $id on $url"

@@ -151,7 +151,6 @@ INI
     wait_for 90 neutron_running ||
         fail neutron "not answering on $NEUTRON after 90s" "$LOG_DIR/kuryr-libnetwork-neutron.log" \
             "$LOG_DIR/kuryr-libnetwork-neutron-app.log"
-    warm_neutron_policy neutron "$NEUTRON"
     say neutron "started on $NEUTRON in $((SECONDS - t0))s"
 }
 
@@ -193,6 +192,8 @@ cmd_up() {
     local t0=$SECONDS
     up_venv
     up_neutron
+    # Also when already running: an earlier `up` may have stopped before this step.
+    warm_neutron_policy neutron "$NEUTRON"
     write_conf
     up_server
     up_spec

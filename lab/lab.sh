@@ -421,8 +421,7 @@ cmd_up() {
 
 stop_dockerd() {
     local pid
-    pidfile_alive "$DOCKERD_PIDFILE" dockerd || return 0
-    pid=$(cat "$DOCKERD_PIDFILE")
+    pid=$(alive_pid "$DOCKERD_PIDFILE" dockerd) || return 0
     kill -TERM "$pid"
     # dockerd stops its containers first (10 s grace each), so give it time.
     wait_for "$WAIT" pid_gone "$pid" ||

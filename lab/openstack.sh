@@ -233,7 +233,6 @@ ks() { # METHOD PATH [BODY] with the admin token
     curl -fsS -m 10 -X "$method" -H "X-Auth-Token: $tok" -H 'Content-Type: application/json' \
         ${body:+-d "$body"} "http://127.0.0.1:5000/v3$path"
 }
-json_get() { "$PY" -c 'import json,sys; d=json.load(sys.stdin); exec("for k in sys.argv[1].split(\".\"):\n  d=d[int(k)] if isinstance(d,list) else d[k]"); print(d if d is not None else "")' "$1"; }
 
 up_keystone() {
     venv keystone "keystone==$KEYSTONE_VERSION" PyMySQL
