@@ -72,6 +72,8 @@ pub struct NetworkSpec {
     pub ipv6: Option<SubnetSpec>,
     /// `-o` options.
     pub options: KuryrOptions,
+    /// `--internal`: no way out of the network.
+    pub internal: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -15,6 +15,8 @@ pub const KNOWN: &[(&str, &str)] = &[
     ("kuryr.subnet.name", "neutron.subnet.name"),
     ("kuryr.subnet.v6.uuid", "neutron.subnet.v6.uuid"),
     ("kuryr.subnet.v6.name", "neutron.subnet.v6.name"),
+    // The OVN mode's router; Neutron has no such option, so both spellings are kuryr's.
+    ("kuryr.router", "kuryr.router"),
 ];
 
 /// Options normalized to their `kuryr.*` spelling; unknown `kuryr.*`/`neutron.*` keys are an

@@ -115,6 +115,7 @@ impl<Bk: Backend, Bd: Binding> NetworkDriver for Driver<Bk, Bd> {
             ipv6: subnet(&req.ipv6, "IPv6")?,
             options: KuryrOptions::parse(&req.options.generic)
                 .map_err(PluginError::InvalidArgument)?,
+            internal: req.options.internal,
         };
         self.backend.create_network(&spec).await.map_err(plugin_err)
     }

@@ -7,6 +7,7 @@
 use crate::error::{OvnError, Result};
 use crate::ipam::{self, PoolId};
 use crate::keys;
+use crate::routing::{self, RouterChoice};
 use ipnet::IpNet;
 use kuryr_ovsdb::datum::{self, Row};
 use kuryr_ovsdb::txn::{self, eq};
@@ -18,13 +19,22 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-const NB: &str = "OVN_Northbound";
-const LS: &str = "Logical_Switch";
-const LSP: &str = "Logical_Switch_Port";
+pub(crate) const NB: &str = "OVN_Northbound";
+pub(crate) const LS: &str = "Logical_Switch";
+pub(crate) const LSP: &str = "Logical_Switch_Port";
 const AS: &str = "Address_Set";
 
 /// The Northbound tables the backend keeps in its replica.
-pub const TABLES: &[&str] = &[LS, LSP, AS];
+pub const TABLES: &[&str] = &[
+    LS,
+    LSP,
+    AS,
+    routing::LR,
+    routing::LRP,
+    routing::LRSR,
+    routing::PG,
+    routing::ACL,
+];
 
 #[derive(Debug, Clone)]
 pub struct OvnSettings {
@@ -91,6 +101,8 @@ pub struct NetworkSpec {
     pub ipv4: Option<SubnetSpec>,
     pub ipv6: Option<SubnetSpec>,
     pub attach: Option<Attach>,
+    /// The router the network's gateway is a port of.
+    pub router: RouterChoice,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,7 +154,7 @@ fn short(id: &str) -> &str {
 }
 
 /// A `wait` that fails the transaction if `column` of row `uuid` changed since it was read.
-fn guard_column(t: &mut Txn, table: &str, row: &Row, column: &str) {
+pub(crate) fn guard_column(t: &mut Txn, table: &str, row: &Row, column: &str) {
     let current = row.get(column).cloned().unwrap_or_else(datum::empty_set);
     t.wait(
         table,
@@ -695,6 +707,15 @@ impl OvnBackend {
             Ok(Some(txn))
         })
         .await?;
+        if let Some(router) = spec.router.name() {
+            if let Err(e) = self.attach_router(&spec.network_id, router).await {
+                // Leave nothing half made: the network goes again.
+                if let Err(undo) = self.delete_network(&spec.network_id).await {
+                    tracing::error!(network = %short(&spec.network_id), error = %undo, "could not remove the network after its router attachment failed");
+                }
+                return Err(e);
+            }
+        }
         self.network(&spec.network_id).ok_or_else(|| {
             OvnError::NotFound(format!(
                 "network {} vanished right after it was created",
@@ -755,9 +776,14 @@ impl OvnBackend {
                     .iter()
                     .filter_map(|u| rep.table(LSP).get(u))
                     .collect();
-                let stale: Vec<Uuid> = ports
+                let mut stale: Vec<Uuid> = ports
                     .iter()
                     .filter(|p| p.external_id(keys::NETWORK_ID) == Some(network_id))
+                    .map(|p| p.uuid)
+                    .collect();
+                let router_peers: Vec<Uuid> = ports
+                    .iter()
+                    .filter(|p| routing::is_router_peer(p))
                     .map(|p| p.uuid)
                     .collect();
                 let owned = ext.get(keys::OWNER).map(String::as_str) == Some(keys::OWNER_VALUE);
@@ -765,6 +791,11 @@ impl OvnBackend {
                 // Another host changing the marks at the same time makes this fail and run again,
                 // so the last network to leave always sees that it is the last.
                 guard_column(&mut t, LS, &ls, "external_ids");
+                if others == 0 {
+                    // The last network of the switch takes its gateway port with it.
+                    routing::detach_ops(rep, &mut t, &ls);
+                    stale.extend(router_peers);
+                }
                 if others == 0 && owned && stale.len() == ports.len() {
                     t.delete(LS, vec![txn::by_uuid(ls.uuid)]);
                 } else {
@@ -777,6 +808,8 @@ impl OvnBackend {
                             keys::GATEWAY_V6,
                             keys::POOL_V4,
                             keys::POOL_V6,
+                            keys::ROUTER,
+                            keys::PORT_GROUP,
                         ] {
                             drop_keys.push(json!(k));
                         }
@@ -876,6 +909,7 @@ impl OvnBackend {
             // `wait` guard, which would make ovsdb-server scan every port of Northbound.
             t.insert(LSP, json!({"name": spec.endpoint_id, "addresses": addr, "port_security": addr, "external_ids": ext}), Some("lsp"));
             t.mutate(LS, vec![txn::by_uuid(ls.uuid)], vec![txn::mutate_insert("ports", datum::set([datum::named_uuid("lsp")]))]);
+            routing::join_port_group(rep, &mut t, &ls, "lsp");
             Ok(Some(t))
         })
         .await?;

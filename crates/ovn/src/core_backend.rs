@@ -3,6 +3,7 @@
 use crate::backend::{Attach, OvnBackend, PoolRequest as OvnPool, SubnetSpec as OvnSubnet};
 use crate::error::OvnError;
 use crate::NetworkSpec as OvnNetwork;
+use crate::RouterChoice;
 use ipnet::IpNet;
 use kuryr_core::{
     AddressRequest, Backend, BackendError, Endpoint, EndpointSpec, ExposedPort, KuryrOptions,
@@ -110,6 +111,7 @@ impl Backend for OvnBackend {
             ipv4: subnet(&spec.ipv4, false),
             ipv6: subnet(&spec.ipv6, true),
             attach: attach(&spec.options)?,
+            router: RouterChoice::from_option(spec.options.get("kuryr.router"), spec.internal)?,
         };
         let created = OvnBackend::create_network(self, &net).await?;
         tracing::info!(network = %&spec.network_id[..spec.network_id.len().min(12)], switch = %created.switch, "network ready");
@@ -151,13 +153,10 @@ impl Backend for OvnBackend {
     }
 
     async fn expose(&self, endpoint_id: &str, ports: &[ExposedPort]) -> Result<(), BackendError> {
-        // Networks are separate logical switches with no router between them, so there is no
-        // path for an exposed port to open yet.
-        tracing::debug!(endpoint = %endpoint_id, ports = ports.len(), "--expose has no effect without a router between networks");
-        Ok(())
+        Ok(OvnBackend::expose_ports(self, endpoint_id, ports).await?)
     }
 
-    async fn unexpose(&self, _endpoint_id: &str) -> Result<(), BackendError> {
-        Ok(())
+    async fn unexpose(&self, endpoint_id: &str) -> Result<(), BackendError> {
+        Ok(OvnBackend::unexpose_ports(self, endpoint_id).await?)
     }
 }

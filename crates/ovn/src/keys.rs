@@ -44,3 +44,46 @@ pub const CLI_NETWORK_PREFIX: &str = "cli-";
 /// Logical_Switch_Port: the network container holding the endpoint's interface,
 /// `docker:<container id>` or `netns:<namespace name>`.
 pub const CONTAINER: &str = "kuryr:container";
+
+/// Logical_Switch: the Logical_Router the network is attached to (its gateway is a port of
+/// it), and the Port_Group that holds the network's endpoints for isolation ACLs.
+pub const ROUTER: &str = "kuryr:router";
+pub const PORT_GROUP: &str = "kuryr:port_group";
+/// Logical_Router: its address on the join switch, where every host's management port is.
+pub const JOIN_IP: &str = "kuryr:join_ip";
+/// ACL: the endpoint whose `--expose`d or published port it opens.
+pub const ACL_ENDPOINT: &str = "kuryr:endpoint_id";
+
+/// The router networks attach to unless `-o kuryr.router` names another.
+pub const DEFAULT_ROUTER: &str = "kuryr-router";
+/// `-o kuryr.router=none`: no router, no gateway, no egress (what `--internal` gets).
+pub const NO_ROUTER: &str = "none";
+/// The switch between every router and the hosts' management ports.
+pub const JOIN_SWITCH: &str = "kuryr-join";
+/// The `localport` on the join switch each host binds its management interface to: it is on
+/// every chassis at once, so a container's egress always leaves through its own host.
+pub const MGMT_PORT: &str = "kuryr-mgmt";
+/// The join network: routers take .1 upwards, every host's management port is .254.
+pub const JOIN_PREFIX: u8 = 24;
+pub const JOIN_NET: [u8; 3] = [169, 254, 100];
+pub const MGMT_HOST_OCTET: u8 = 254;
+pub const MGMT_MAC: &str = "0a:58:a9:fe:64:fe";
+
+/// The Logical_Router_Port that is a network's gateway, and its peer on the switch.
+pub fn gateway_lrp_name(switch: uuid::Uuid) -> String {
+    format!("kuryr-lrp-{switch}")
+}
+pub fn gateway_lsp_name(switch: uuid::Uuid) -> String {
+    format!("kuryr-rtr-{switch}")
+}
+/// A router's port on the join switch, and its peer.
+pub fn join_lrp_name(router: &str) -> String {
+    format!("kuryr-join-{router}")
+}
+pub fn join_lsp_name(router: &str) -> String {
+    format!("kuryr-join-{router}-peer")
+}
+/// The Port_Group of a network's endpoints (OVN names allow letters, digits and `_`).
+pub fn port_group_name(switch: uuid::Uuid) -> String {
+    format!("kuryr_{}", switch.simple())
+}

@@ -6,10 +6,12 @@ mod error;
 pub mod ipam;
 pub mod keys;
 mod named;
+pub mod routing;
 
 pub use backend::{
     Attach, Endpoint, EndpointSpec, Network, NetworkSpec, OvnBackend, OvnSettings, PoolGrant,
     PoolRequest, SubnetSpec, TABLES,
 };
 pub use error::{OvnError, Result};
+pub use routing::{RouterChoice, RouterInfo, RoutedNetwork};
 pub use named::{LogicalNetwork, NamedEndpoint, NamedNetworkSpec, PortInfo};

@@ -31,6 +31,8 @@ pub struct NamedNetworkSpec {
     pub name: String,
     pub ipv4: Option<(IpNet, Option<IpAddr>)>,
     pub ipv6: Option<(IpNet, Option<IpAddr>)>,
+    /// The router its gateway is a port of (`--router`, `--internal`).
+    pub router: crate::RouterChoice,
 }
 
 /// A Logical_Switch that kuryr knows (it carries at least one `kuryr:net.*` mark).
@@ -162,7 +164,9 @@ impl OvnBackend {
                 n.ports = ls
                     .uuids("ports")
                     .iter()
-                    .filter_map(|u| rep.table(LSP).get(u)?.str("name").map(str::to_string))
+                    .filter_map(|u| rep.table(LSP).get(u))
+                    .filter(|p| !crate::routing::is_router_peer(p))
+                    .filter_map(|p| p.str("name").map(str::to_string))
                     .collect();
                 n.ports.sort();
                 Some(n)
@@ -249,6 +253,7 @@ impl OvnBackend {
             ipv4,
             ipv6,
             attach: Some(Attach::ByName(spec.name.clone())),
+            router: spec.router.clone(),
         };
         if let Err(e) = self.create_network(&net).await {
             self.release_pools(&granted).await;

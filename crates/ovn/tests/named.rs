@@ -35,6 +35,7 @@ fn spec(name: &str, v4: &str, v6: Option<&str>) -> NamedNetworkSpec {
         name: name.into(),
         ipv4: Some((v4.parse().unwrap(), None)),
         ipv6: v6.map(|c| (c.parse().unwrap(), None)),
+        router: kuryr_ovn::RouterChoice::Default,
     }
 }
 
@@ -175,8 +176,13 @@ async fn network_and_endpoint_lifecycle_by_name() {
         b.delete_named_endpoint(n).await.unwrap();
     }
     b.delete_named_network("ls0").await.unwrap();
-    assert_eq!(rows(&b, "Logical_Switch"), 0);
-    assert_eq!(rows(&b, "Logical_Switch_Port"), 0);
+    // What stays is the default router's skeleton: the join switch with the management
+    // localport and the router's peer port.
+    assert_eq!(rows(&b, "Logical_Switch"), 1);
+    assert_eq!(rows(&b, "Logical_Switch_Port"), 2);
+    assert_eq!(rows(&b, "Logical_Router_Port"), 1);
+    assert_eq!(rows(&b, "Port_Group"), 0);
+    assert_eq!(rows(&b, "ACL"), 0);
     assert_eq!(rows(&b, "Address_Set"), 0, "the pools go with the network");
 }
 
@@ -222,6 +228,7 @@ async fn a_docker_network_attaches_to_a_cli_network_by_name() {
             }),
             ipv6: None,
             attach: Some(Attach::ByName("shared".into())),
+            router: kuryr_ovn::RouterChoice::None,
         })
         .await
         .unwrap();
@@ -247,15 +254,19 @@ async fn a_docker_network_attaches_to_a_cli_network_by_name() {
     // The CLI network goes; the switch stays for Docker, then goes with it.
     cli.delete_named_endpoint("clip0").await.unwrap();
     cli.delete_named_network("shared").await.unwrap();
-    assert_eq!(rows(&cli, "Logical_Switch"), 1);
+    // The switch, still routed, and the router's join switch.
+    assert_eq!(rows(&cli, "Logical_Switch"), 2);
+    assert_eq!(rows(&cli, "Port_Group"), 1);
     docker
         .release_address(&grant.pool_id, addr.addr())
         .await
         .unwrap();
     docker.delete_network(&docker_id).await.unwrap();
     docker.release_pool(&grant.pool_id).await.unwrap();
-    until("the switch and pool to go", || {
-        rows(&cli, "Logical_Switch") == 0 && rows(&cli, "Address_Set") == 0
+    until("the switch, its port group and pool to go", || {
+        rows(&cli, "Logical_Switch") == 1
+            && rows(&cli, "Port_Group") == 0
+            && rows(&cli, "Address_Set") == 0
     })
     .await;
 
@@ -271,6 +282,7 @@ async fn a_docker_network_attaches_to_a_cli_network_by_name() {
             }),
             ipv6: None,
             attach: None,
+            router: kuryr_ovn::RouterChoice::None,
         })
         .await
         .unwrap();

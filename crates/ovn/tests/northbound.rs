@@ -203,6 +203,7 @@ async fn network_and_endpoints_lifecycle_leaves_northbound_as_it_was() {
             }),
             ipv6: None,
             attach: None,
+            router: kuryr_ovn::RouterChoice::None,
         })
         .await
         .unwrap();
@@ -214,7 +215,8 @@ async fn network_and_endpoints_lifecycle_leaves_northbound_as_it_was() {
             network_id: net.clone(),
             ipv4: v4("10.3.0.0/24"),
             ipv6: None,
-            attach: None
+            attach: None,
+            router: kuryr_ovn::RouterChoice::None
         })
         .await
         .unwrap(),
@@ -321,6 +323,7 @@ async fn one_logical_network_shared_by_two_hosts() {
             ipv4: v4("10.4.0.0/24"),
             ipv6: None,
             attach: attach.clone(),
+            router: kuryr_ovn::RouterChoice::None,
         })
         .await
         .unwrap();
@@ -338,6 +341,7 @@ async fn one_logical_network_shared_by_two_hosts() {
             ipv4: v4("10.4.0.0/24"),
             ipv6: None,
             attach: attach.clone(),
+            router: kuryr_ovn::RouterChoice::None,
         })
         .await
         .unwrap();
@@ -352,6 +356,7 @@ async fn one_logical_network_shared_by_two_hosts() {
             ipv4: v4("10.5.0.0/24"),
             ipv6: None,
             attach,
+            router: kuryr_ovn::RouterChoice::None,
         })
         .await
         .unwrap_err();
@@ -366,6 +371,7 @@ async fn one_logical_network_shared_by_two_hosts() {
             ipv4: None,
             ipv6: None,
             attach: Some(Attach::ByUuid(uuid::Uuid::new_v4())),
+            router: kuryr_ovn::RouterChoice::None,
         })
         .await
         .unwrap_err();

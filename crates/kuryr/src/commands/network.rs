@@ -4,7 +4,7 @@ use crate::output::{table, Format};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use ipnet::IpNet;
-use kuryr_ovn::{LogicalNetwork, NamedNetworkSpec};
+use kuryr_ovn::{LogicalNetwork, NamedNetworkSpec, RouterChoice};
 use serde::Serialize;
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -41,6 +41,12 @@ enum Cmd {
         /// Also an IPv6 subnet (dual stack).
         #[arg(long, value_name = "CIDR")]
         ipv6: Option<IpNet>,
+        /// The router whose port is the gateway (default kuryr-router; `none`: no router).
+        #[arg(long, value_name = "NAME", conflicts_with = "internal")]
+        router: Option<String>,
+        /// No router: no gateway, no egress, no published ports.
+        #[arg(long)]
+        internal: bool,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -164,6 +170,8 @@ impl Network {
                     cidr,
                     gateway,
                     ipv6,
+                    router,
+                    internal,
                     format,
                 } => {
                     if let Some(v6) = ipv6 {
@@ -184,11 +192,13 @@ impl Network {
                             anyhow::bail!("--gateway {gw} is not inside {cidr}");
                         }
                     }
+                    let router = RouterChoice::from_option(router.as_deref(), internal)?;
                     let net = backend
                         .create_named_network(&NamedNetworkSpec {
                             name: name.clone(),
                             ipv4: v4,
                             ipv6: v6,
+                            router,
                         })
                         .await
                         .with_context(|| format!("create network {name}"))?;
