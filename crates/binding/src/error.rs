@@ -35,6 +35,14 @@ pub enum BindingError {
         reason: String,
     },
 
+    /// Setting up the host's own side (the management port, its address and routes).
+    #[error("{action}: {source}")]
+    Host {
+        action: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     #[error("open a netlink socket: {0}")]
     NetlinkSocket(#[source] std::io::Error),
 

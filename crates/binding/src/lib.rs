@@ -19,6 +19,7 @@
 //! # let _ = plugged; Ok(()) }
 //! ```
 mod error;
+mod mgmt;
 mod mtu;
 mod names;
 mod netlink;
@@ -30,6 +31,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use error::BindingError;
+pub use mgmt::{MgmtPort, MGMT_IFNAME, MGMT_KEY};
 pub use mtu::{default_mtu, parse_encaps, Encap};
 pub use names::{container_ifname, host_ifname, kuryr_libnetwork_host_ifname, MTU_RANGE};
 pub use null::NullBinding;

@@ -40,6 +40,10 @@ impl Netlink {
         Ok(Netlink { handle, task })
     }
 
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
     /// Creates `host`/`peer` in one request: both ends with `mtu`, the peer with `peer_mac`, the
     /// host end up. Fails with `EEXIST` when either name is taken.
     pub async fn create_veth(

@@ -101,6 +101,14 @@ impl OvsBinding {
         let _ = self.inner.backend.set(backend.to_string());
     }
 
+    pub(crate) fn ovs_client(&self) -> &Client {
+        &self.inner.ovs
+    }
+
+    pub(crate) fn netlink_handle(&self) -> &rtnetlink::Handle {
+        self.inner.netlink.handle()
+    }
+
     pub fn bridge(&self) -> &str {
         &self.inner.bridge
     }

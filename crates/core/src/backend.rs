@@ -113,6 +113,14 @@ pub struct ExposedPort {
     pub port: u16,
 }
 
+/// How this host carries a routed network's traffic (the OVN mode's routers): the network's
+/// IPv4 subnet goes via its router's address on the join network, through the management port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HostRoute {
+    pub subnet_v4: ipnet::Ipv4Net,
+    pub via: std::net::Ipv4Addr,
+}
+
 /// A control plane: where networks, endpoints and address pools live.
 ///
 /// Calls for different containers arrive concurrently, and several hosts may share one
@@ -178,4 +186,16 @@ pub trait Backend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
     /// Takes back what `expose` opened; idempotent.
     fn unexpose(&self, endpoint_id: &str) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// The route this host needs for a network whose egress and published ports leave
+    /// through this host; `None` where the control plane routes by itself (Neutron) or the
+    /// network has no router.
+    fn host_route(&self, _network_id: &str) -> Option<HostRoute> {
+        None
+    }
+
+    /// [`Backend::host_route`] of every network with an endpoint on this host.
+    fn local_host_routes(&self) -> Vec<HostRoute> {
+        Vec::new()
+    }
 }

@@ -1,6 +1,7 @@
 //! The Docker driver: each Docker call is a thin sequence of control-plane steps (a
 //! [`Backend`]) and host steps (a [`Binding`]), undone in reverse when a later step fails.
 use crate::config::{Config, Scope};
+use crate::gateway::{GatewayError, HostGateway};
 use kuryr_binding::{container_ifname, Binding, PlugRequest};
 use kuryr_core::{
     AddressRequest, Backend, BackendError, EndpointSpec, ExposedPort, KuryrOptions, NetworkSpec,
@@ -18,6 +19,7 @@ use kuryr_docker::{
 };
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub struct Driver<Bk: Backend, Bd: Binding> {
@@ -29,8 +31,18 @@ pub struct Driver<Bk: Backend, Bd: Binding> {
     /// The containers' MTU when the backend does not know the network's.
     mtu: u32,
     ready_timeout: Duration,
-    /// `[DEFAULT] process_external_connectivity`: whether `--expose` opens ports.
+    /// `[DEFAULT] process_external_connectivity`: whether `--expose` and `-p` open ports.
     external_connectivity: bool,
+    /// The host side of routed networks (OVN mode with the OVS binding), if any.
+    gateway: Option<Arc<HostGateway>>,
+}
+
+fn gateway_err(context: String) -> impl FnOnce(GatewayError) -> PluginError {
+    move |e| match e {
+        GatewayError::Conflict(m) => PluginError::Conflict(m),
+        GatewayError::Invalid(m) => PluginError::InvalidArgument(m),
+        GatewayError::Host(m) => PluginError::backend(context, m),
+    }
 }
 
 /// Maps a backend error to what Docker shows, keeping its message.
@@ -75,7 +87,34 @@ impl<Bk: Backend, Bd: Binding> Driver<Bk, Bd> {
             mtu,
             ready_timeout: config.port_ready_timeout,
             external_connectivity: config.neutron.process_external_connectivity,
+            gateway: None,
         }
+    }
+
+    /// Routed networks get their host side (routes, NAT, published ports) from `gateway`.
+    pub fn with_gateway(mut self, gateway: HostGateway) -> Self {
+        self.gateway = Some(Arc::new(gateway));
+        self
+    }
+
+    pub fn gateway(&self) -> Option<&HostGateway> {
+        self.gateway.as_deref()
+    }
+
+    /// Routes and source-NATs every routed network with an endpoint here (after a restart or
+    /// a reboot); a network that fails is logged and the others go on.
+    pub async fn restore_routes(&self) -> usize {
+        let Some(g) = &self.gateway else { return 0 };
+        let mut n = 0;
+        for r in self.backend.local_host_routes() {
+            match g.ensure_route(r).await {
+                Ok(()) => n += 1,
+                Err(e) => {
+                    tracing::error!(subnet = %r.subnet_v4, error = %e, "could not route a network on this host")
+                }
+            }
+        }
+        n
     }
 
     pub fn mtu(&self) -> u32 {
@@ -121,10 +160,18 @@ impl<Bk: Backend, Bd: Binding> NetworkDriver for Driver<Bk, Bd> {
     }
 
     async fn delete_network(&self, req: DeleteNetwork) -> Result<(), PluginError> {
-        self.backend
-            .delete_network(req.network_id.as_str())
-            .await
-            .map_err(plugin_err)
+        let id = req.network_id.as_str();
+        let route = self.backend.host_route(id);
+        self.backend.delete_network(id).await.map_err(plugin_err)?;
+        if let (Some(g), Some(r)) = (&self.gateway, route) {
+            // Another Docker network of this host on the same logical network keeps it.
+            if !self.backend.local_host_routes().contains(&r) {
+                if let Err(e) = g.remove_route(r).await {
+                    tracing::warn!(network = %short(id), error = %e, "could not remove the network's host route and NAT rule");
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn create_endpoint(
@@ -167,6 +214,21 @@ impl<Bk: Backend, Bd: Binding> NetworkDriver for Driver<Bk, Bd> {
                 e,
             ));
         }
+        // 3. Routed networks: the host's route and source NAT (once per network).
+        if let (Some(g), Some(route)) = (&self.gateway, self.backend.host_route(&spec.network_id)) {
+            if let Err(e) = g.ensure_route(route).await {
+                if let Err(undo) = self.binding.unplug(&id).await {
+                    tracing::error!(endpoint = %short(&id), error = %undo, "could not unplug after a failed route");
+                }
+                if let Err(undo) = self.backend.delete_endpoint(&id).await {
+                    tracing::error!(endpoint = %short(&id), error = %undo, "could not remove the logical port after a failed route");
+                }
+                return Err(gateway_err(format!(
+                    "route network {} on this host",
+                    short(&spec.network_id)
+                ))(e));
+            }
+        }
         let mac: MacAddr = ep.mac.parse().map_err(|e| {
             PluginError::backend(
                 format!("endpoint {}: MAC {}", short(&id), ep.mac),
@@ -197,7 +259,13 @@ impl<Bk: Backend, Bd: Binding> NetworkDriver for Driver<Bk, Bd> {
 
     async fn delete_endpoint(&self, req: DeleteEndpoint) -> Result<(), PluginError> {
         let id = req.endpoint_id.as_str();
-        // 1. The host side (veth and OVS port); 2. the logical port. Both run; both are idempotent.
+        // 1. The host side (published ports, veth and OVS port); 2. the logical port. All run;
+        // all are idempotent.
+        if let Some(g) = &self.gateway {
+            if let Err(e) = g.unpublish(id).await {
+                tracing::warn!(endpoint = %short(id), error = %e, "could not remove published ports");
+            }
+        }
         let host = self.binding.unplug(id).await;
         let logical = self.backend.delete_endpoint(id).await;
         match (host, logical) {
@@ -277,7 +345,9 @@ impl<Bk: Backend, Bd: Binding> NetworkDriver for Driver<Bk, Bd> {
             // kuryr.conf turned it off: exposed ports stay closed, as the operator asked.
             return Ok(());
         }
-        let ports: Vec<ExposedPort> = req
+        let id = req.endpoint_id.as_str();
+        // A published container port is open to everyone, as an exposed one is.
+        let mut ports: Vec<ExposedPort> = req
             .options
             .exposed_ports
             .iter()
@@ -285,17 +355,58 @@ impl<Bk: Backend, Bd: Binding> NetworkDriver for Driver<Bk, Bd> {
                 protocol: p.proto.number(),
                 port: p.port,
             })
+            .chain(req.options.port_map.iter().map(|b| ExposedPort {
+                protocol: b.proto.number(),
+                port: b.port,
+            }))
             .collect();
-        if !req.options.port_map.is_empty() {
-            tracing::warn!(endpoint = %short(req.endpoint_id.as_str()), "published ports (-p) are not supported by kuryr; ignored");
+        ports.sort();
+        ports.dedup();
+        let port_map = &req.options.port_map;
+        let mut published = false;
+        if !port_map.is_empty() {
+            match &self.gateway {
+                None => {
+                    tracing::warn!(endpoint = %short(id), "published ports (-p) need the OVN mode's routers; ignored");
+                }
+                Some(g) => {
+                    if self.backend.host_route(req.network_id.as_str()).is_none() {
+                        return Err(PluginError::invalid(format!(
+                            "endpoint {}: -p needs a network with a router; this one is --internal or has -o kuryr.router=none",
+                            short(id)
+                        )));
+                    }
+                    let ep = self.known_endpoint(id).await?;
+                    let Some(IpAddr::V4(ip)) = ep.ipv4.map(|n| n.addr()) else {
+                        return Err(PluginError::invalid(format!(
+                            "endpoint {}: -p needs an IPv4 address on the network",
+                            short(id)
+                        )));
+                    };
+                    let done = g
+                        .publish(id, ip, port_map)
+                        .await
+                        .map_err(gateway_err(format!(
+                            "publish ports of endpoint {}",
+                            short(id)
+                        )))?;
+                    published = true;
+                    tracing::info!(endpoint = %short(id), ports = done.len(), "published");
+                }
+            }
         }
         if ports.is_empty() {
             return Ok(());
         }
-        self.backend
-            .expose(req.endpoint_id.as_str(), &ports)
-            .await
-            .map_err(plugin_err)
+        if let Err(e) = self.backend.expose(id, &ports).await {
+            if let (true, Some(g)) = (published, &self.gateway) {
+                if let Err(undo) = g.unpublish(id).await {
+                    tracing::error!(endpoint = %short(id), error = %undo, "could not remove published ports after a failure");
+                }
+            }
+            return Err(plugin_err(e));
+        }
+        Ok(())
     }
 
     async fn revoke_external_connectivity(
@@ -305,10 +416,14 @@ impl<Bk: Backend, Bd: Binding> NetworkDriver for Driver<Bk, Bd> {
         if !self.external_connectivity {
             return Ok(());
         }
-        self.backend
-            .unexpose(req.endpoint_id.as_str())
-            .await
-            .map_err(plugin_err)
+        let id = req.endpoint_id.as_str();
+        if let Some(g) = &self.gateway {
+            g.unpublish(id).await.map_err(gateway_err(format!(
+                "remove published ports of endpoint {}",
+                short(id)
+            )))?;
+        }
+        self.backend.unexpose(id).await.map_err(plugin_err)
     }
 }
 

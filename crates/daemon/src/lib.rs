@@ -2,6 +2,7 @@
 //! vSwitch, reconciles what a previous run left, and serves Docker's plugin API.
 pub mod config;
 pub mod driver;
+pub mod gateway;
 pub mod host;
 pub mod reconcile;
 
@@ -75,12 +76,24 @@ pub async fn ovn_driver(config: &Config) -> Result<Driver<OvnBackend, HostBindin
     settings.default_prefix_v6 = config.ovn.default_pool_v6_prefix;
     settings.write_timeout = config.ovn.write_timeout;
     tracing::info!(host = %host, mtu, bridge = %config.ovs.integration_bridge, "OVN mode");
-    Ok(Driver::new(
-        OvnBackend::new(nb, settings),
-        binding,
-        config,
-        mtu,
-    ))
+    // Routed networks leave through this host: its management port, forwarding and NAT.
+    let gateway = match &binding {
+        HostBinding::Ovs(ovs) => {
+            let g = gateway::HostGateway::new(ovs.clone());
+            g.ensure_base().await.map_err(|e| {
+                DaemonError::Other(format!(
+                    "set up this host's gateway for routed networks: {e} (kuryr needs root, iptables and ovs-vswitchd)"
+                ))
+            })?;
+            Some(g)
+        }
+        HostBinding::None(_) => None,
+    };
+    let driver = Driver::new(OvnBackend::new(nb, settings), binding, config, mtu);
+    Ok(match gateway {
+        Some(g) => driver.with_gateway(g),
+        None => driver,
+    })
 }
 
 /// The Neutron client as `[neutron]` describes it.
@@ -205,6 +218,10 @@ async fn serve<Bk: kuryr_core::Backend>(
         kept_kuryr_libnetwork = report.kept_kuryr_libnetwork.len(),
         "reconciled with the previous run"
     );
+    let routed = driver.restore_routes().await;
+    if routed > 0 {
+        tracing::info!(networks = routed, "routed networks on this host");
+    }
     let mut server_config = ServerConfig::unix(&config.plugin_socket);
     if let Some(addr) = config.kuryr_uri {
         server_config = server_config.with_tcp(addr);

@@ -6,8 +6,8 @@ use crate::NetworkSpec as OvnNetwork;
 use crate::RouterChoice;
 use ipnet::IpNet;
 use kuryr_core::{
-    AddressRequest, Backend, BackendError, Endpoint, EndpointSpec, ExposedPort, KuryrOptions,
-    NetworkSpec, PoolGrant, PoolRequest,
+    AddressRequest, Backend, BackendError, Endpoint, EndpointSpec, ExposedPort, HostRoute,
+    KuryrOptions, NetworkSpec, PoolGrant, PoolRequest,
 };
 use std::net::IpAddr;
 use std::time::Duration;
@@ -158,5 +158,28 @@ impl Backend for OvnBackend {
 
     async fn unexpose(&self, endpoint_id: &str) -> Result<(), BackendError> {
         Ok(OvnBackend::unexpose_ports(self, endpoint_id).await?)
+    }
+
+    fn host_route(&self, network_id: &str) -> Option<HostRoute> {
+        let r = self.routed_network(network_id)?;
+        Some(HostRoute {
+            subnet_v4: r.subnet_v4?,
+            via: r.via,
+        })
+    }
+
+    fn local_host_routes(&self) -> Vec<HostRoute> {
+        let mut out: Vec<HostRoute> = self
+            .routed_local_networks()
+            .into_iter()
+            .filter_map(|r| {
+                Some(HostRoute {
+                    subnet_v4: r.subnet_v4?,
+                    via: r.via,
+                })
+            })
+            .collect();
+        out.dedup();
+        out
     }
 }

@@ -13,5 +13,5 @@ pub use backend::{
     PoolRequest, SubnetSpec, TABLES,
 };
 pub use error::{OvnError, Result};
-pub use routing::{RouterChoice, RouterInfo, RoutedNetwork};
 pub use named::{LogicalNetwork, NamedEndpoint, NamedNetworkSpec, PortInfo};
+pub use routing::{RoutedNetwork, RouterChoice, RouterInfo};

@@ -149,10 +149,26 @@ fn acl(t: &mut Txn, named: &str, prio: i64, m: String, action: &str, ext: Value)
 fn isolation_acls(t: &mut Txn, pg: &str) -> Vec<Value> {
     let out = format!("outport == @{pg}");
     let rules = [
-        (PRIO_ALLOW, format!("{out} && ip4.src == ${pg}_ip4"), "allow-related"),
-        (PRIO_ALLOW, format!("{out} && ip6.src == ${pg}_ip6"), "allow-related"),
-        (PRIO_ALLOW, format!("{out} && ip4.src == {}", mgmt_ip()), "allow-related"),
-        (PRIO_ALLOW, format!("{out} && ip6.src == fe80::/10"), "allow-related"),
+        (
+            PRIO_ALLOW,
+            format!("{out} && ip4.src == ${pg}_ip4"),
+            "allow-related",
+        ),
+        (
+            PRIO_ALLOW,
+            format!("{out} && ip6.src == ${pg}_ip6"),
+            "allow-related",
+        ),
+        (
+            PRIO_ALLOW,
+            format!("{out} && ip4.src == {}", mgmt_ip()),
+            "allow-related",
+        ),
+        (
+            PRIO_ALLOW,
+            format!("{out} && ip6.src == fe80::/10"),
+            "allow-related",
+        ),
         (PRIO_DROP, format!("{out} && ip"), "drop"),
     ];
     let mut refs = Vec::new();
@@ -184,7 +200,8 @@ impl OvnBackend {
     pub(crate) async fn attach_router(&self, network_id: &str, router: &str) -> Result<()> {
         let key = keys::net_key(network_id);
         let what = format!("attach network {} to router {router}", short(network_id));
-        self.write(&what, |rep| attach_txn(rep, &key, router)).await?;
+        self.write(&what, |rep| attach_txn(rep, &key, router))
+            .await?;
         Ok(())
     }
 
@@ -197,7 +214,11 @@ impl OvnBackend {
             .into_iter()
             .next()?;
         let router = ls.external_id(keys::ROUTER)?.to_string();
-        let lr = rep.table(LR).by_name(&router).into_iter().find(|r| is_kuryr(r))?;
+        let lr = rep
+            .table(LR)
+            .by_name(&router)
+            .into_iter()
+            .find(|r| is_kuryr(r))?;
         let via = lr.external_id(keys::JOIN_IP)?.parse().ok()?;
         let subnet_v4 = ls.external_id(keys::SUBNET_V4).and_then(|s| s.parse().ok());
         Some(RoutedNetwork {
@@ -257,7 +278,10 @@ impl OvnBackend {
                 t.mutate(
                     PG,
                     vec![txn::by_uuid(pg.uuid)],
-                    vec![txn::mutate_delete("acls", datum::set(old.into_iter().map(datum::uuid)))],
+                    vec![txn::mutate_delete(
+                        "acls",
+                        datum::set(old.into_iter().map(datum::uuid)),
+                    )],
                 );
             }
             if !new.is_empty() {
@@ -291,7 +315,10 @@ impl OvnBackend {
             t.mutate(
                 PG,
                 vec![txn::by_uuid(pg.uuid)],
-                vec![txn::mutate_delete("acls", datum::set(old.into_iter().map(datum::uuid)))],
+                vec![txn::mutate_delete(
+                    "acls",
+                    datum::set(old.into_iter().map(datum::uuid)),
+                )],
             );
             Ok(Some(t))
         })
@@ -311,7 +338,12 @@ impl OvnBackend {
                     .table(LS)
                     .by_external_id(keys::ROUTER, &name)
                     .iter()
-                    .map(|ls| (ls.str("name").unwrap_or_default().to_string(), subnets_of(ls)))
+                    .map(|ls| {
+                        (
+                            ls.str("name").unwrap_or_default().to_string(),
+                            subnets_of(ls),
+                        )
+                    })
                     .collect();
                 networks.sort();
                 RouterInfo {
@@ -348,7 +380,9 @@ impl OvnBackend {
         self.routers()
             .into_iter()
             .find(|r| r.name == name)
-            .ok_or_else(|| OvnError::NotFound(format!("router {name} vanished right after it was created")))
+            .ok_or_else(|| {
+                OvnError::NotFound(format!("router {name} vanished right after it was created"))
+            })
     }
 
     /// `kuryr router delete`: refuses while networks are attached.
@@ -384,7 +418,10 @@ impl OvnBackend {
                 t.mutate(
                     LS,
                     vec![txn::includes("ports", datum::uuid(peer.uuid))],
-                    vec![txn::mutate_delete("ports", datum::set([datum::uuid(peer.uuid)]))],
+                    vec![txn::mutate_delete(
+                        "ports",
+                        datum::set([datum::uuid(peer.uuid)]),
+                    )],
                 );
             }
             Ok(Some(t))
@@ -564,8 +601,12 @@ fn attach_txn(rep: &Replica, key: &str, router: &str) -> Result<Option<Txn>> {
     }
     let mut t = Txn::new(NB);
     // The gateway port; its MAC derives from the gateway address like an endpoint's.
-    let v4 = ls.external_id(keys::GATEWAY_V4).and_then(|g| g.parse().ok());
-    let v6 = ls.external_id(keys::GATEWAY_V6).and_then(|g| g.parse().ok());
+    let v4 = ls
+        .external_id(keys::GATEWAY_V4)
+        .and_then(|g| g.parse().ok());
+    let v6 = ls
+        .external_id(keys::GATEWAY_V6)
+        .and_then(|g| g.parse().ok());
     let lrp = keys::gateway_lrp_name(ls.uuid);
     t.insert(
         LRP,
@@ -641,7 +682,10 @@ pub(crate) fn detach_ops(rep: &Replica, t: &mut Txn, ls: &Row) {
         t.mutate(
             LR,
             vec![txn::includes("ports", datum::uuid(lrp.uuid))],
-            vec![txn::mutate_delete("ports", datum::set([datum::uuid(lrp.uuid)]))],
+            vec![txn::mutate_delete(
+                "ports",
+                datum::set([datum::uuid(lrp.uuid)]),
+            )],
         );
     }
     if let Some(pg) = ls.external_id(keys::PORT_GROUP) {
@@ -658,7 +702,10 @@ pub(crate) fn join_port_group(rep: &Replica, t: &mut Txn, ls: &Row, named: &str)
         t.mutate(
             PG,
             vec![eq("name", pg)],
-            vec![txn::mutate_insert("ports", datum::set([datum::named_uuid(named)]))],
+            vec![txn::mutate_insert(
+                "ports",
+                datum::set([datum::named_uuid(named)]),
+            )],
         );
     }
 }

@@ -1,0 +1,467 @@
+//! The host side of routing in the OVN mode ("local gateway"): the management port into the
+//! join switch, a route per routed network, source NAT for egress and DNAT for published
+//! ports, all in this host's kernel. iptables is driven the way Docker drives it (its own
+//! chains, jumped to from the built-in ones), so both coexist on one host.
+use ipnet::Ipv4Net;
+use kuryr_binding::{MgmtPort, OvsBinding, MGMT_IFNAME};
+use kuryr_core::HostRoute;
+use kuryr_docker::request::PortBinding;
+use kuryr_docker::Protocol;
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr};
+use tokio::process::Command;
+
+/// kuryr's chains: forwarding to and from the management port, egress NAT, published ports.
+pub const CHAIN_FORWARD: &str = "KURYR-FORWARD";
+pub const CHAIN_POSTROUTING: &str = "KURYR-POSTROUTING";
+pub const CHAIN_DNAT: &str = "KURYR-DNAT";
+
+/// Why the host side could not be set up; the message says what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Host(String),
+}
+
+/// One published port, as kuryr writes it into [`CHAIN_DNAT`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub proto: &'static str,
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub container_ip: Ipv4Addr,
+    pub container_port: u16,
+}
+
+pub struct HostGateway {
+    binding: OvsBinding,
+    /// Subnets routed and source-NATed on this host: after the first container of a network,
+    /// the others pay nothing.
+    routed: tokio::sync::Mutex<HashSet<HostRoute>>,
+    /// Serializes this process' iptables changes (check, then change).
+    iptables: tokio::sync::Mutex<()>,
+}
+
+fn proto_name(p: Protocol) -> Option<&'static str> {
+    match p.number() {
+        6 => Some("tcp"),
+        17 => Some("udp"),
+        132 => Some("sctp"),
+        _ => None,
+    }
+}
+
+fn parse_mac(text: &str) -> Result<[u8; 6], GatewayError> {
+    let mut mac = [0u8; 6];
+    let parts: Vec<&str> = text.split(':').collect();
+    if parts.len() != 6 {
+        return Err(GatewayError::Invalid(format!(
+            "MAC {text:?}: six bytes expected"
+        )));
+    }
+    for (b, p) in mac.iter_mut().zip(parts) {
+        *b = u8::from_str_radix(p, 16)
+            .map_err(|_| GatewayError::Invalid(format!("MAC {text:?}: {p:?} is not a byte")))?;
+    }
+    Ok(mac)
+}
+
+fn comment(endpoint_id: &str) -> String {
+    format!("kuryr:{endpoint_id}")
+}
+
+/// `iptables -w ARGS`; the error holds iptables' own words.
+async fn iptables(args: &[&str]) -> Result<(), GatewayError> {
+    let out = Command::new("iptables")
+        .arg("-w")
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| GatewayError::Host(format!("run iptables (is it installed?): {e}")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(GatewayError::Host(format!(
+        "iptables {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    )))
+}
+
+/// Whether `iptables -C` finds the rule.
+async fn has_rule(args: &[&str]) -> Result<bool, GatewayError> {
+    let out = Command::new("iptables")
+        .arg("-w")
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| GatewayError::Host(format!("run iptables (is it installed?): {e}")))?;
+    Ok(out.status.success())
+}
+
+/// The rules of one chain as `iptables -S` prints them.
+async fn rules(table: &str, chain: &str) -> Result<Vec<String>, GatewayError> {
+    let out = Command::new("iptables")
+        .args(["-w", "-t", table, "-S", chain])
+        .output()
+        .await
+        .map_err(|e| GatewayError::Host(format!("run iptables (is it installed?): {e}")))?;
+    if !out.status.success() {
+        return Err(GatewayError::Host(format!(
+            "iptables -t {table} -S {chain}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("-A "))
+        .map(str::to_string)
+        .collect())
+}
+
+async fn ensure_rule(
+    table: &str,
+    chain: &str,
+    rule: &[&str],
+    first: bool,
+) -> Result<(), GatewayError> {
+    let mut check = vec!["-t", table, "-C", chain];
+    check.extend_from_slice(rule);
+    if has_rule(&check).await? {
+        return Ok(());
+    }
+    let mut add = vec!["-t", table];
+    if first {
+        add.extend(["-I", chain, "1"]);
+    } else {
+        add.extend(["-A", chain]);
+    }
+    add.extend_from_slice(rule);
+    iptables(&add).await
+}
+
+async fn ensure_chain(table: &str, chain: &str) -> Result<(), GatewayError> {
+    if has_rule(&["-t", table, "-S", chain]).await? {
+        return Ok(());
+    }
+    match iptables(&["-t", table, "-N", chain]).await {
+        Ok(()) => Ok(()),
+        // Another kuryr of this host made it meanwhile.
+        Err(_) if has_rule(&["-t", table, "-S", chain]).await? => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn masquerade_rule(subnet: &Ipv4Net) -> Vec<String> {
+    vec![
+        "-s".into(),
+        subnet.to_string(),
+        "!".into(),
+        "-o".into(),
+        MGMT_IFNAME.into(),
+        "-j".into(),
+        "MASQUERADE".into(),
+    ]
+}
+
+fn dnat_rule(p: &Published, endpoint_id: &str) -> Vec<String> {
+    let mut r = vec!["-p".to_string(), p.proto.to_string()];
+    if let Some(ip) = p.host_ip {
+        r.extend(["-d".into(), format!("{ip}/32")]);
+    }
+    r.extend([
+        "-m".into(),
+        p.proto.to_string(),
+        "--dport".into(),
+        p.host_port.to_string(),
+        "-m".into(),
+        "comment".into(),
+        "--comment".into(),
+        comment(endpoint_id),
+        "-j".into(),
+        "DNAT".into(),
+        "--to-destination".into(),
+        format!("{}:{}", p.container_ip, p.container_port),
+    ]);
+    r
+}
+
+/// A published port found in [`CHAIN_DNAT`]: protocol, host address, host port, endpoint.
+fn parse_dnat(line: &str) -> Option<(String, Option<String>, u16, String)> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let after = |flag: &str| {
+        words
+            .iter()
+            .position(|w| *w == flag)
+            .and_then(|i| words.get(i + 1))
+            .map(|s| s.trim_matches('"').to_string())
+    };
+    let proto = after("-p")?;
+    let port = after("--dport")?.parse().ok()?;
+    let ep = after("--comment")?.strip_prefix("kuryr:")?.to_string();
+    let host = after("-d").map(|d| d.trim_end_matches("/32").to_string());
+    Some((proto, host, port, ep))
+}
+
+/// Whether something on this host holds the port (a listening process, or Docker's own
+/// proxy for a port the bridge driver published).
+fn port_in_use(proto: &str, ip: Option<Ipv4Addr>, port: u16) -> bool {
+    let addr = (ip.unwrap_or(Ipv4Addr::UNSPECIFIED), port);
+    let e = match proto {
+        "tcp" => std::net::TcpListener::bind(addr).err(),
+        "udp" => std::net::UdpSocket::bind(addr).err(),
+        _ => None,
+    };
+    matches!(e, Some(e) if e.kind() == std::io::ErrorKind::AddrInUse)
+}
+
+impl HostGateway {
+    pub fn new(binding: OvsBinding) -> HostGateway {
+        HostGateway {
+            binding,
+            routed: tokio::sync::Mutex::new(HashSet::new()),
+            iptables: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The management port, forwarding and kuryr's chains. Idempotent: run at every start.
+    pub async fn ensure_base(&self) -> Result<(), GatewayError> {
+        let mac = parse_mac(kuryr_ovn::keys::MGMT_MAC)?;
+        self.binding
+            .ensure_mgmt_port(&MgmtPort {
+                iface_id: kuryr_ovn::keys::MGMT_PORT.to_string(),
+                mac,
+                address: kuryr_ovn::routing::mgmt_ip(),
+                prefix: kuryr_ovn::keys::JOIN_PREFIX,
+            })
+            .await
+            .map_err(|e| GatewayError::Host(e.to_string()))?;
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(|e| {
+            GatewayError::Host(format!(
+                "turn on IPv4 forwarding (net.ipv4.ip_forward): {e}"
+            ))
+        })?;
+        let _g = self.iptables.lock().await;
+        ensure_chain("filter", CHAIN_FORWARD).await?;
+        ensure_chain("nat", CHAIN_POSTROUTING).await?;
+        ensure_chain("nat", CHAIN_DNAT).await?;
+        ensure_rule("filter", "FORWARD", &["-j", CHAIN_FORWARD], true).await?;
+        ensure_rule(
+            "filter",
+            CHAIN_FORWARD,
+            &["-i", MGMT_IFNAME, "-j", "ACCEPT"],
+            false,
+        )
+        .await?;
+        ensure_rule(
+            "filter",
+            CHAIN_FORWARD,
+            &["-o", MGMT_IFNAME, "-j", "ACCEPT"],
+            false,
+        )
+        .await?;
+        ensure_rule("nat", "POSTROUTING", &["-j", CHAIN_POSTROUTING], true).await?;
+        let local = ["-m", "addrtype", "--dst-type", "LOCAL", "-j", CHAIN_DNAT];
+        ensure_rule("nat", "PREROUTING", &local, true).await?;
+        let mut out = vec!["!", "-d", "127.0.0.0/8"];
+        out.extend(local);
+        ensure_rule("nat", "OUTPUT", &out, true).await?;
+        Ok(())
+    }
+
+    /// The route and source NAT of one routed network; free after the first call.
+    pub async fn ensure_route(&self, route: HostRoute) -> Result<(), GatewayError> {
+        let mut routed = self.routed.lock().await;
+        if routed.contains(&route) {
+            return Ok(());
+        }
+        self.binding
+            .route_subnet(route.subnet_v4, route.via)
+            .await
+            .map_err(|e| GatewayError::Host(e.to_string()))?;
+        let rule = masquerade_rule(&route.subnet_v4);
+        let rule: Vec<&str> = rule.iter().map(String::as_str).collect();
+        {
+            let _g = self.iptables.lock().await;
+            ensure_rule("nat", CHAIN_POSTROUTING, &rule, false).await?;
+        }
+        routed.insert(route);
+        Ok(())
+    }
+
+    /// Removes what [`HostGateway::ensure_route`] added; what is already gone is success.
+    pub async fn remove_route(&self, route: HostRoute) -> Result<(), GatewayError> {
+        let mut routed = self.routed.lock().await;
+        routed.remove(&route);
+        self.binding
+            .unroute_subnet(route.subnet_v4, route.via)
+            .await
+            .map_err(|e| GatewayError::Host(e.to_string()))?;
+        let rule = masquerade_rule(&route.subnet_v4);
+        let mut check = vec!["-t", "nat", "-C", CHAIN_POSTROUTING];
+        check.extend(rule.iter().map(String::as_str));
+        let _g = self.iptables.lock().await;
+        if has_rule(&check).await? {
+            check[2] = "-D";
+            iptables(&check).await?;
+        }
+        Ok(())
+    }
+
+    /// `-p`: DNAT from the host's ports to the container. A host port another endpoint
+    /// published, or that something on the host holds, is refused; a failure part way takes
+    /// back what this call added.
+    pub async fn publish(
+        &self,
+        endpoint_id: &str,
+        container_ip: Ipv4Addr,
+        bindings: &[PortBinding],
+    ) -> Result<Vec<Published>, GatewayError> {
+        let short = &endpoint_id[..endpoint_id.len().min(12)];
+        let _g = self.iptables.lock().await;
+        let existing: Vec<_> = rules("nat", CHAIN_DNAT)
+            .await?
+            .iter()
+            .filter_map(|l| parse_dnat(l))
+            .collect();
+        let mut plan = Vec::new();
+        for b in bindings {
+            let proto = proto_name(b.proto).ok_or_else(|| {
+                GatewayError::Invalid(format!(
+                    "endpoint {short}: kuryr publishes tcp, udp and sctp ports, not protocol {}",
+                    b.proto.number()
+                ))
+            })?;
+            let host_ip = match b.host_ip {
+                None => None,
+                Some(IpAddr::V4(ip)) if ip.is_unspecified() => None,
+                Some(IpAddr::V4(ip)) => Some(ip),
+                Some(IpAddr::V6(ip)) => {
+                    tracing::warn!(endpoint = %short, host_ip = %ip, "published ports on IPv6 host addresses are not supported by kuryr; skipped");
+                    continue;
+                }
+            };
+            if b.host_port == 0 {
+                return Err(GatewayError::Invalid(format!(
+                    "endpoint {short}: -p {}/{proto} has no host port; kuryr cannot tell Docker a port it chose: give one, as in -p 8080:{}",
+                    b.port, b.port
+                )));
+            }
+            let last = b.host_port_end.max(b.host_port);
+            let taken = |port: u16| {
+                existing.iter().any(|(p, ip, hp, ep)| {
+                    p == proto
+                        && *hp == port
+                        && ep != endpoint_id
+                        && (ip.is_none()
+                            || host_ip.is_none()
+                            || ip.as_deref() == host_ip.map(|h| h.to_string()).as_deref())
+                }) || plan
+                    .iter()
+                    .any(|q: &Published| q.proto == proto && q.host_port == port)
+                    || port_in_use(proto, host_ip, port)
+            };
+            let Some(port) = (b.host_port..=last).find(|p| !taken(*p)) else {
+                let range = if last > b.host_port {
+                    format!("{}-{last}", b.host_port)
+                } else {
+                    b.host_port.to_string()
+                };
+                let by = existing
+                    .iter()
+                    .find(|(p, _, hp, _)| p == proto && *hp == b.host_port)
+                    .map(|(_, _, _, ep)| format!(" by endpoint {}", &ep[..ep.len().min(12)]))
+                    .unwrap_or_else(|| " by a process or another network's -p".into());
+                return Err(GatewayError::Conflict(format!(
+                    "endpoint {short}: host port {range}/{proto} is already in use on this host{by}: publish another host port"
+                )));
+            };
+            plan.push(Published {
+                proto,
+                host_ip,
+                host_port: port,
+                container_ip,
+                container_port: b.port,
+            });
+        }
+        for (i, p) in plan.iter().enumerate() {
+            let rule = dnat_rule(p, endpoint_id);
+            let mut add = vec!["-t", "nat", "-A", CHAIN_DNAT];
+            add.extend(rule.iter().map(String::as_str));
+            if let Err(e) = iptables(&add).await {
+                for done in &plan[..i] {
+                    let rule = dnat_rule(done, endpoint_id);
+                    let mut del = vec!["-t", "nat", "-D", CHAIN_DNAT];
+                    del.extend(rule.iter().map(String::as_str));
+                    if let Err(undo) = iptables(&del).await {
+                        tracing::error!(endpoint = %short, error = %undo, "could not remove a published port after a failure");
+                    }
+                }
+                return Err(e);
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Removes every port the endpoint published; idempotent.
+    pub async fn unpublish(&self, endpoint_id: &str) -> Result<usize, GatewayError> {
+        let _g = self.iptables.lock().await;
+        let mine = comment(endpoint_id);
+        let mut removed = 0;
+        for line in rules("nat", CHAIN_DNAT).await? {
+            if !line.split_whitespace().any(|w| w.trim_matches('"') == mine) {
+                continue;
+            }
+            let words: Vec<&str> = line
+                .split_whitespace()
+                .map(|w| w.trim_matches('"'))
+                .collect();
+            let mut del = vec!["-t", "nat", "-D"];
+            del.extend(words.iter().skip(1));
+            iptables(&del).await?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Endpoints with published ports on this host, for reconciliation.
+    pub async fn published_endpoints(&self) -> Result<HashSet<String>, GatewayError> {
+        Ok(rules("nat", CHAIN_DNAT)
+            .await?
+            .iter()
+            .filter_map(|l| parse_dnat(l).map(|(_, _, _, ep)| ep))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_ports_read_back_from_iptables_save_lines() {
+        let p = Published {
+            proto: "tcp",
+            host_ip: Some("192.0.2.2".parse().unwrap()),
+            host_port: 8080,
+            container_ip: "10.1.0.2".parse().unwrap(),
+            container_port: 80,
+        };
+        let line = format!("-A {CHAIN_DNAT} {}", dnat_rule(&p, "abc").join(" "));
+        assert_eq!(
+            parse_dnat(&line),
+            Some(("tcp".into(), Some("192.0.2.2".into()), 8080, "abc".into()))
+        );
+        // iptables prints the comment quoted when it likes.
+        let quoted = "-A KURYR-DNAT -p udp -m udp --dport 53 -m comment --comment \"kuryr:e1\" -j DNAT --to-destination 10.1.0.3:53";
+        assert_eq!(
+            parse_dnat(quoted),
+            Some(("udp".into(), None, 53, "e1".into()))
+        );
+        assert_eq!(parse_dnat("-A KURYR-DNAT -j RETURN"), None);
+    }
+}
