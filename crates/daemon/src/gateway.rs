@@ -279,6 +279,12 @@ impl HostGateway {
         if routed.contains(&route) {
             return Ok(());
         }
+        if let Some(other) = routed.iter().find(|r| r.subnet_v4 == route.subnet_v4) {
+            return Err(GatewayError::Conflict(format!(
+                "subnet {} is routed on this host through another router ({}) already: two networks with one subnet cannot both leave through one host; give this one -o kuryr.router=none",
+                route.subnet_v4, other.via
+            )));
+        }
         self.binding
             .route_subnet(route.subnet_v4, route.via)
             .await

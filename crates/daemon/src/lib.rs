@@ -89,7 +89,14 @@ pub async fn ovn_driver(config: &Config) -> Result<Driver<OvnBackend, HostBindin
         }
         HostBinding::None(_) => None,
     };
-    let driver = Driver::new(OvnBackend::new(nb, settings), binding, config, mtu);
+    let backend = OvnBackend::new(nb, settings);
+    if gateway.is_some() {
+        // There before the first network, so `kuryr router list` shows what networks join.
+        if let Err(e) = backend.ensure_router(kuryr_ovn::keys::DEFAULT_ROUTER).await {
+            tracing::warn!(error = %e, "could not create the default router; the first routed network will");
+        }
+    }
+    let driver = Driver::new(backend, binding, config, mtu);
     Ok(match gateway {
         Some(g) => driver.with_gateway(g),
         None => driver,

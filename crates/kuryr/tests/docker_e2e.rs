@@ -188,7 +188,9 @@ fn same_cidr_on_two_networks_with_pool_names() {
     };
     let (p1, p2) = (unique("blue"), unique("green"));
     let o1 = opts(&p1);
-    let o2 = opts(&p2);
+    // Overlapping subnets cannot share a router: the second network has none.
+    let mut o2 = opts(&p2);
+    o2.extend(["-o".to_string(), "kuryr.router=none".into()]);
     let n1 = d.network(&o1.iter().map(String::as_str).collect::<Vec<_>>());
     let n2 = d.network(&o2.iter().map(String::as_str).collect::<Vec<_>>());
     let a1 = Container::run(&n1, &[]);
@@ -296,6 +298,9 @@ fn kuryr_killed_and_restarted_between_network_create_and_run() {
 #[ignore = "needs root and the lab (make test)"]
 fn network_rm_leaves_northbound_and_ovs_as_before() {
     let _g = exclusive();
+    // Started first: a daemon's start makes the host's management port and the default
+    // router, which stay for every later network.
+    let d = Daemon::start(&[]);
     let before = (
         kuryr_rows("Logical_Switch"),
         kuryr_rows("Logical_Switch_Port"),
@@ -303,7 +308,6 @@ fn network_rm_leaves_northbound_and_ovs_as_before() {
         ovs_ports(),
     );
     {
-        let d = Daemon::start(&[]);
         let net = d.network(&[
             "--subnet",
             "10.70.0.0/24",

@@ -42,9 +42,19 @@ impl PrivateNb {
         self.server.unix_remote()
     }
 
-    /// Every row of `table`, read with `ovsdb-client` (no ovn-nbctl defaults involved).
+    /// Every row of `table`, read with `ovsdb-client` (no ovn-nbctl defaults involved), but
+    /// the routing skeleton a daemon makes at start and each network's gateway peer port.
     fn rows(&self, table: &str) -> Vec<serde_json::Map<String, Value>> {
+        let skeleton = |name: &str| {
+            name == "kuryr-join"
+                || name == "kuryr-mgmt"
+                || name.starts_with("kuryr-join-")
+                || name.starts_with("kuryr-rtr-")
+        };
         select(&self.remote(), "OVN_Northbound", table)
+            .into_iter()
+            .filter(|r| !r.get("name").and_then(Value::as_str).is_some_and(skeleton))
+            .collect()
     }
 
     /// The addresses of every Address_Set, with the set's name.

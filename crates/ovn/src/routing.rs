@@ -367,6 +367,19 @@ impl OvnBackend {
                 "a logical router named {name:?} already exists: see `kuryr router list`"
             )));
         }
+        self.ensure_router(name).await?;
+        self.routers()
+            .into_iter()
+            .find(|r| r.name == name)
+            .ok_or_else(|| {
+                OvnError::NotFound(format!("router {name} vanished right after it was created"))
+            })
+    }
+
+    /// Creates the router (with the join switch) unless it exists; the daemon makes the
+    /// default one at start, so it is there before the first network.
+    pub async fn ensure_router(&self, name: &str) -> Result<()> {
+        validate_router_name(name)?;
         self.write(&format!("create router {name}"), |rep| {
             let mut t = Txn::new(NB);
             let mut join_ports = Vec::new();
@@ -377,12 +390,7 @@ impl OvnBackend {
             Ok(Some(t))
         })
         .await?;
-        self.routers()
-            .into_iter()
-            .find(|r| r.name == name)
-            .ok_or_else(|| {
-                OvnError::NotFound(format!("router {name} vanished right after it was created"))
-            })
+        Ok(())
     }
 
     /// `kuryr router delete`: refuses while networks are attached.
@@ -614,6 +622,11 @@ fn attach_txn(rep: &Replica, key: &str, router: &str) -> Result<Option<Txn>> {
                "networks": datum::set(networks.iter().map(|n| json!(n))), "external_ids": owner()}),
         Some("gwlrp"),
     );
+    if router != keys::DEFAULT_ROUTER && rep.table(LR).by_name(router).is_empty() {
+        return Err(OvnError::NotFound(format!(
+            "no router is named {router:?}: create it with `kuryr router create {router}`"
+        )));
+    }
     let mut join_ports = Vec::new();
     let gw_port = vec![datum::named_uuid("gwlrp")];
     if let Some(lr) = ensure_router(rep, &mut t, router, &mut join_ports, gw_port.clone())? {

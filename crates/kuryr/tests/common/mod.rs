@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod neutron;
+pub mod outside;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;

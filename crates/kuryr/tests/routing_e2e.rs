@@ -1,0 +1,286 @@
+//! The OVN mode's routing end to end, with the real Docker Engine, OVS, OVN and this host's
+//! kernel: the gateway answers, containers reach "the outside" (a namespace the host reaches
+//! only by ordinary routing) source-NATed to the host, `-p` answers from there, `--internal`
+//! stays closed, networks of one router are isolated except for `--expose`d ports, and
+//! `docker network rm` leaves Northbound, routes and NAT rules as they were. Run by
+//! `make test` (ignored by a bare `cargo test`: they need root and the lab).
+mod common;
+
+use common::outside::Outside;
+use common::*;
+use std::process::Command;
+use std::sync::RwLock;
+use std::time::Duration;
+
+/// The before/after test takes this exclusively.
+static LAB: RwLock<()> = RwLock::new(());
+
+fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    LAB.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
+    LAB.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A container that serves "served-by-<name>" over HTTP on each port.
+fn web(net: &Network, ports: &[u16], extra: &[&str]) -> Container {
+    let name = unique("kweb");
+    let mut script = String::from("mkdir -p /www && echo served > /www/index.html");
+    for p in ports {
+        script.push_str(&format!(" && httpd -p {p} -h /www"));
+    }
+    script.push_str(" && sleep 600");
+    let mut args = vec!["run", "-d", "--name", &name, "--net", &net.name];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[IMAGE, "sh", "-c", &script]);
+    let c = Container { name: name.clone() };
+    docker_ok(&args);
+    c
+}
+
+/// An HTTP GET from a container: the answer's text, empty when nothing answered.
+fn get_from(c: &Container, ip: &str, port: u16) -> String {
+    let out = c.exec(&[
+        "sh",
+        "-c",
+        &format!("printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {ip} {port}"),
+    ]);
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// A host port no test of this run uses yet.
+fn host_port(n: u16) -> u16 {
+    20000 + (std::process::id() % 1000) as u16 * 20 + n
+}
+
+fn nat_rules(chain: &str) -> Vec<String> {
+    let out = run(Command::new("iptables").args(["-w", "-t", "nat", "-S", chain]));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn routes() -> Vec<String> {
+    let out = run(Command::new("ip").args(["route", "show", "dev", "kuryr-mp0"]));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn the_gateway_answers_and_egress_leaves_as_the_host() {
+    let _g = shared();
+    let d = Daemon::start(&[]);
+    let out = Outside::new();
+    let net = d.network(&["--subnet", "10.111.0.0/24"]);
+    let c = Container::run(&net, &[]);
+    assert!(c.pings("10.111.0.1"), "the gateway does not answer ping");
+    let listener = out.accept_one(9000, Duration::from_secs(15));
+    let said = c.exec(&["sh", "-c", &format!("nc -w 5 {} 9000 </dev/null", out.ip)]);
+    let peer = listener.join().expect("listener thread");
+    assert_eq!(
+        String::from_utf8_lossy(&said.stdout).trim(),
+        "hello",
+        "no answer from the outside: {}",
+        String::from_utf8_lossy(&said.stderr)
+    );
+    let peer = peer.expect("the outside saw no connection");
+    assert_eq!(
+        peer.ip().to_string(),
+        out.host_ip.to_string(),
+        "egress must be source-NATed to the host's address"
+    );
+    // The host reaches the container by its address.
+    let ping = run(Command::new("ping").args(["-c", "1", "-W", "2", &c.ip(&net)]));
+    assert!(ping.status.success(), "the host cannot reach its container");
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn a_published_port_answers_from_outside_and_closes_with_the_container() {
+    let _g = shared();
+    let d = Daemon::start(&[]);
+    let out = Outside::new();
+    let net = d.network(&["--subnet", "10.112.0.0/24"]);
+    let port = host_port(1);
+    let publish = format!("{port}:80");
+    let c = web(&net, &[80], &["-p", &publish]);
+    let mut last = Err(String::new());
+    wait_until(
+        "the published port to answer",
+        Duration::from_secs(15),
+        || {
+            last = out.http_get(out.host_ip, port);
+            last.as_ref().is_ok_and(|b| b.contains("served"))
+        },
+    );
+    // The same host port again is refused, naming the port.
+    let again = Container::run_fails(&net, &["-p", &publish]);
+    assert!(
+        again.contains(&format!("host port {port}/tcp is already in use")),
+        "{again}"
+    );
+    // Published on one host address only: still answers there.
+    let port2 = host_port(2);
+    let on_ip = format!("{}:{port2}:80", out.host_ip);
+    let c2 = web(&net, &[80], &["-p", &on_ip]);
+    wait_until(
+        "the port published on one address",
+        Duration::from_secs(15),
+        || {
+            out.http_get(out.host_ip, port2)
+                .is_ok_and(|b| b.contains("served"))
+        },
+    );
+    drop(c2);
+    drop(c);
+    let gone = out.http_get(out.host_ip, port);
+    assert!(
+        gone.is_err(),
+        "port {port} still answers after docker rm: {gone:?}"
+    );
+    assert!(
+        !nat_rules("KURYR-DNAT")
+            .iter()
+            .any(|r| r.contains(&format!("--dport {port} "))),
+        "the DNAT rule is left: {:?}",
+        nat_rules("KURYR-DNAT")
+    );
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn an_internal_network_reaches_nothing_outside() {
+    let _g = shared();
+    let d = Daemon::start(&[]);
+    let out = Outside::new();
+    let net = d.network(&["--internal", "--subnet", "10.113.0.0/24"]);
+    let a = Container::run(&net, &[]);
+    let b = Container::run(&net, &[]);
+    assert!(
+        a.pings(&b.ip(&net)),
+        "containers of an internal network reach each other"
+    );
+    assert!(!a.pings("10.113.0.1"), "an internal network has no gateway");
+    assert!(
+        !a.pings(&out.ip.to_string()),
+        "an internal network has no egress"
+    );
+    // Docker does not ask to publish on an internal network (as with its bridge driver):
+    // the port stays closed.
+    let port = host_port(3);
+    let _web = web(&net, &[80], &["-p", &format!("{port}:80")]);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        out.http_get(out.host_ip, port).is_err(),
+        "a port of an internal network answers"
+    );
+    assert!(
+        !nat_rules("KURYR-DNAT")
+            .iter()
+            .any(|r| r.contains(&format!("--dport {port} "))),
+        "an internal network's container got a DNAT rule"
+    );
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn networks_of_one_router_are_isolated_except_exposed_ports() {
+    let _g = shared();
+    let d = Daemon::start(&[]);
+    let n1 = d.network(&["--subnet", "10.114.0.0/24"]);
+    let n2 = d.network(&["--subnet", "10.115.0.0/24"]);
+    let server = web(&n1, &[8080, 8081], &["--expose", "8080"]);
+    let peer = Container::run(&n1, &[]);
+    let client = Container::run(&n2, &[]);
+    let sip = server.ip(&n1);
+    wait_until("the server to listen", Duration::from_secs(15), || {
+        get_from(&peer, &sip, 8081).contains("served")
+    });
+    assert!(
+        !client.pings(&sip),
+        "a container of another network pings across the router"
+    );
+    assert!(
+        get_from(&client, &sip, 8080).contains("served"),
+        "--expose 8080 does not let another network in"
+    );
+    assert!(
+        get_from(&client, &sip, 8081).is_empty(),
+        "port 8081 is open to another network without --expose"
+    );
+    // Both networks' gateways answer their own containers.
+    assert!(client.pings("10.115.0.1"));
+    assert!(peer.pings("10.114.0.1"));
+    // Overlapping subnets cannot share a router: the error says what to do.
+    let err = docker_err(&[
+        "network",
+        "create",
+        "-d",
+        &d.name,
+        "--ipam-driver",
+        &d.name,
+        "--subnet",
+        "10.114.0.0/24",
+        "--ipam-opt",
+        "kuryr.pool.name=overlap",
+        "-o",
+        "kuryr.pool.name=overlap",
+        &unique("kovl"),
+    ]);
+    assert!(
+        err.contains("overlaps 10.114.0.0/24") && err.contains("kuryr.router"),
+        "{err}"
+    );
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn network_rm_leaves_routing_as_before() {
+    let _g = exclusive();
+    let d = Daemon::start(&[]);
+    let kuryr = |t: &str| -> Vec<String> {
+        nb_rows(t)
+            .into_iter()
+            .filter(|r| r.contains("kuryr"))
+            .collect()
+    };
+    let snapshot = || {
+        (
+            kuryr("Logical_Router"),
+            kuryr("Logical_Router_Port"),
+            kuryr("Logical_Switch"),
+            nb_rows("Port_Group")
+                .into_iter()
+                .filter(|r| r.contains("kuryr_"))
+                .collect::<Vec<_>>(),
+            kuryr("ACL"),
+            routes(),
+            nat_rules("KURYR-POSTROUTING"),
+            nat_rules("KURYR-DNAT"),
+            ovs_ports(),
+        )
+    };
+    let before = snapshot();
+    {
+        let net = d.network(&["--subnet", "10.116.0.0/24"]);
+        let c = web(
+            &net,
+            &[80],
+            &["-p", &format!("{}:80", host_port(4)), "--expose", "81"],
+        );
+        assert!(c.pings("10.116.0.1"));
+        assert_ne!(snapshot(), before, "the network is routed");
+        drop(c);
+        drop(net);
+    }
+    assert_eq!(
+        snapshot(),
+        before,
+        "routing state differs from before the network"
+    );
+}
