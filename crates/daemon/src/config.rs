@@ -205,6 +205,7 @@ const KNOWN: &[(&str, &[&str])] = &[
         "DEFAULT",
         &[
             "backend",
+            "process_external_connectivity",
             "capability_scope",
             "kuryr_uri",
             "enable_ssl",
@@ -251,7 +252,6 @@ const KNOWN_NEUTRON: &[(&str, &[&str])] = &[
         "DEFAULT",
         &[
             "subnetpool_name_prefix",
-            "process_external_connectivity",
             "port_driver",
             "default_port_driver",
             "enabled_port_drivers",
@@ -647,6 +647,12 @@ impl Config {
         })?;
         r.string("ovs", "integration_bridge", &mut c.ovs.integration_bridge)?;
 
+        // Both modes: whether --expose and -p open anything.
+        r.bool(
+            "DEFAULT",
+            "process_external_connectivity",
+            &mut c.neutron.process_external_connectivity,
+        )?;
         if c.backend == BackendKind::Neutron {
             read_neutron(&r, &mut c.neutron)?;
         }
@@ -745,11 +751,6 @@ fn read_neutron(r: &Reader<'_>, n: &mut NeutronSection) -> Result<(), ConfigErro
         "DEFAULT",
         "subnetpool_name_prefix",
         &mut n.subnetpool_name_prefix,
-    )?;
-    r.bool(
-        "DEFAULT",
-        "process_external_connectivity",
-        &mut n.process_external_connectivity,
     )?;
     // kuryr-libnetwork's nested (VM: vlan, macvlan) and sriov port drivers plug containers
     // quite differently; starting with the veth binding instead would bind the wrong ports.

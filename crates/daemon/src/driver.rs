@@ -102,9 +102,27 @@ impl<Bk: Backend, Bd: Binding> Driver<Bk, Bd> {
     }
 
     /// Routes and source-NATs every routed network with an endpoint here (after a restart or
-    /// a reboot); a network that fails is logged and the others go on.
+    /// a reboot), and removes ports published for endpoints that are gone (a kill -9 between
+    /// a container's stop and its DeleteEndpoint); what fails is logged and the rest goes on.
     pub async fn restore_routes(&self) -> usize {
         let Some(g) = &self.gateway else { return 0 };
+        match g.published_endpoints().await {
+            Ok(eps) => {
+                for ep in eps {
+                    if matches!(self.backend.endpoint(&ep).await, Ok(None)) {
+                        match g.unpublish(&ep).await {
+                            Ok(n) => {
+                                tracing::info!(endpoint = %short(&ep), rules = n, "removed ports published for an endpoint that is gone")
+                            }
+                            Err(e) => {
+                                tracing::warn!(endpoint = %short(&ep), error = %e, "could not remove stale published ports")
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read the published ports"),
+        }
         let mut n = 0;
         for r in self.backend.local_host_routes() {
             match g.ensure_route(r).await {

@@ -284,3 +284,112 @@ fn network_rm_leaves_routing_as_before() {
         "routing state differs from before the network"
     );
 }
+
+fn kuryr_cli(args: &[&str]) -> std::process::Output {
+    run(Command::new(env!("CARGO_BIN_EXE_kuryr")).args(args))
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn a_named_router_from_the_cli_routes_its_networks_and_goes_when_empty() {
+    let _g = shared();
+    let d = Daemon::start(&[]);
+    let out = Outside::new();
+    let router = unique("krt");
+    let made = kuryr_cli(&["router", "create", &router]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    struct Gone(String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = kuryr_cli(&["router", "delete", &self.0]);
+        }
+    }
+    let _gone = Gone(router.clone());
+    let on = format!("kuryr.router={router}");
+    let net = d.network(&["--subnet", "10.117.0.0/24", "-o", &on]);
+    let other = d.network(&["--subnet", "10.118.0.0/24"]);
+    let c = Container::run(&net, &[]);
+    let o = Container::run(&other, &[]);
+    assert!(
+        c.pings("10.117.0.1"),
+        "the named router's gateway does not answer"
+    );
+    assert!(
+        c.pings(&out.ip.to_string()),
+        "no egress through the named router"
+    );
+    assert!(
+        !o.pings(&c.ip(&net)),
+        "networks of two routers reach each other"
+    );
+    let show = kuryr_cli(&["router", "show", &router, "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&show.stdout).expect("router show JSON");
+    assert_eq!(v["networks"][0]["subnets"][0], "10.117.0.0/24", "{v}");
+    let busy = kuryr_cli(&["router", "delete", &router]);
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains("remove them first"),
+        "{}",
+        String::from_utf8_lossy(&busy.stderr)
+    );
+    // A router that does not exist is named in Docker's error.
+    let err = docker_err(&[
+        "network",
+        "create",
+        "-d",
+        &d.name,
+        "--ipam-driver",
+        &d.name,
+        "--subnet",
+        "10.119.0.0/24",
+        "-o",
+        "kuryr.router=no-such-router",
+        &unique("knr"),
+    ]);
+    assert!(err.contains("kuryr router create no-such-router"), "{err}");
+    drop(c);
+    drop(net);
+    let del = kuryr_cli(&["router", "delete", &router]);
+    assert!(
+        del.status.success(),
+        "{}",
+        String::from_utf8_lossy(&del.stderr)
+    );
+    let list = kuryr_cli(&["router", "list", "--format", "json"]);
+    assert!(!String::from_utf8_lossy(&list.stdout).contains(&router));
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn process_external_connectivity_false_keeps_exposed_and_published_ports_closed() {
+    let _g = shared();
+    let closed = Daemon::start_with_conf("[DEFAULT]\nprocess_external_connectivity = false\n", &[]);
+    let out = Outside::new();
+    let n1 = closed.network(&["--subnet", "10.120.0.0/24"]);
+    let n2 = closed.network(&["--subnet", "10.121.0.0/24"]);
+    let port = host_port(5);
+    let server = web(
+        &n1,
+        &[8080],
+        &["--expose", "8080", "-p", &format!("{port}:8080")],
+    );
+    let peer = Container::run(&n1, &[]);
+    let client = Container::run(&n2, &[]);
+    let sip = server.ip(&n1);
+    wait_until("the server to listen", Duration::from_secs(15), || {
+        get_from(&peer, &sip, 8080).contains("served")
+    });
+    assert!(
+        get_from(&client, &sip, 8080).is_empty(),
+        "--expose opened a port"
+    );
+    assert!(
+        out.http_get(out.host_ip, port).is_err(),
+        "-p published a port"
+    );
+    drop((server, peer, client));
+    drop((n1, n2));
+}

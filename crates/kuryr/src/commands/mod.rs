@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod endpoint;
 pub mod host;
 pub mod network;
+pub mod router;
 pub mod version;
 
 use clap::Subcommand;
@@ -26,6 +27,8 @@ pub enum Command {
     Version(version::Version),
     /// Logical networks in OVN Northbound: create, list, show, delete.
     Network(network::Network),
+    /// Logical routers: the networks' gateways, egress and published ports (OVN mode).
+    Router(router::Router),
     /// Endpoints (logical ports with addresses) on those networks.
     Endpoint(endpoint::Endpoint),
     /// Network containers holding endpoints, for `docker run --net=container:ID`.
@@ -48,6 +51,7 @@ impl Command {
             Command::Daemon(cmd) => cmd.exec(),
             Command::Version(cmd) => cmd.exec(),
             Command::Network(cmd) => cmd.exec(),
+            Command::Router(cmd) => cmd.exec(),
             Command::Endpoint(cmd) => cmd.exec(),
             Command::Container(cmd) => cmd.exec(),
             Command::Host(cmd) => cmd.exec(),

@@ -114,10 +114,17 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     extra: Vec<String>,
+    /// The kuryr.conf it reads (empty: every default).
+    conf: String,
 }
 
 impl Daemon {
     pub fn start(extra: &[&str]) -> Daemon {
+        Daemon::start_with_conf("", extra)
+    }
+
+    /// A daemon reading `conf` as its kuryr.conf.
+    pub fn start_with_conf(conf: &str, extra: &[&str]) -> Daemon {
         require_lab();
         let name = unique("kuryrtest");
         let dir = tempfile::tempdir().expect("tempdir");
@@ -128,6 +135,7 @@ impl Daemon {
             dir,
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            conf: conf.to_string(),
         };
         d.spawn();
         d
@@ -135,7 +143,7 @@ impl Daemon {
 
     pub fn spawn(&mut self) {
         assert!(self.child.is_none());
-        std::fs::write(self.dir.path().join("none.conf"), "").expect("write the empty config");
+        std::fs::write(self.dir.path().join("none.conf"), &self.conf).expect("write the config");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
