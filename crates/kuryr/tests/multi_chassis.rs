@@ -406,3 +406,242 @@ fn containers_on_two_chassis_ping_over_geneve_and_vxlan_and_other_networks_stay_
         assert!(left.is_empty(), "port {left} of {e} is left on {CHASSIS}");
     }
 }
+
+/// A kuryr daemon on the other chassis (in its network namespace, on its Open_vSwitch),
+/// driven over the plugin protocol as that host's Docker would drive it; stopped on drop.
+struct DaemonThere {
+    child: Child,
+    socket: std::path::PathBuf,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl DaemonThere {
+    fn start() -> DaemonThere {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("kuryr.conf");
+        std::fs::write(&conf, "").expect("conf");
+        let socket = dir.path().join("kuryr.sock");
+        let log = dir.path().join("kuryr.log");
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/var/run/netns/{CHASSIS}"))
+            .arg(KURYR)
+            .args(["daemon", "--ovsdb", CHASSIS_DB, "--config"])
+            .arg(&conf)
+            .arg("--socket")
+            .arg(&socket)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("start kuryr daemon on the other chassis");
+        let d = DaemonThere {
+            child,
+            socket,
+            log,
+            _dir: dir,
+        };
+        wait_until(
+            "the other chassis' kuryr to answer",
+            Duration::from_secs(20),
+            || post(&d.socket, "/Plugin.Activate", "").is_ok_and(|(s, _)| s == 200),
+        );
+        d
+    }
+
+    fn call(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let (status, text) = post(&self.socket, path, &body.to_string())
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        assert_eq!(
+            status,
+            200,
+            "{path} {body}: {text}\n---- log ----\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+        v
+    }
+}
+
+impl Drop for DaemonThere {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
+
+fn docker_id() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn a_container_on_another_chassis_has_egress_and_a_published_port_through_its_own_host() {
+    require_lab();
+    let _lab = ChassisLab::ensure();
+    let _main = Daemon::start(&[]);
+    let [(subnet, prefix), _] = cidrs();
+    let net = unique("mcr");
+    let ns = unique("kmcr");
+    let _cleanup = Cleanup {
+        netns: vec![],
+        networks: vec![net.clone()],
+    };
+    ok(
+        kuryr(&["network", "create", &net, &subnet]),
+        "network create",
+    );
+    let there = DaemonThere::start();
+    let out = common::outside::Outside::new_on(Some(CHASSIS));
+
+    // What that host's Docker would send for `docker run --net N -p PORT:80`.
+    let (nid, eid) = (docker_id(), docker_id());
+    let pool = there.call(
+        "/IpamDriver.RequestPool",
+        serde_json::json!({"AddressSpace": "", "Pool": subnet, "SubPool": "", "Options": {}, "V6": false}),
+    );
+    let pool_id = pool["PoolID"].as_str().expect("PoolID").to_string();
+    let gw = format!("{prefix}1");
+    there.call(
+        "/NetworkDriver.CreateNetwork",
+        serde_json::json!({"NetworkID": nid, "Options": {"com.docker.network.generic": {"kuryr.net.name": net}},
+            "IPv4Data": [{"AddressSpace": "", "Pool": subnet, "Gateway": format!("{gw}/24")}], "IPv6Data": []}),
+    );
+    struct Teardown<'a>(&'a DaemonThere, String, String, String, String);
+    impl Drop for Teardown<'_> {
+        fn drop(&mut self) {
+            let (d, nid, eid, pool, ns) = (self.0, &self.1, &self.2, &self.3, &self.4);
+            let _ = Command::new("ip").args(["netns", "delete", ns]).output();
+            for (path, body) in [
+                (
+                    "/NetworkDriver.RevokeExternalConnectivity",
+                    serde_json::json!({"NetworkID": nid, "EndpointID": eid}),
+                ),
+                (
+                    "/NetworkDriver.Leave",
+                    serde_json::json!({"NetworkID": nid, "EndpointID": eid}),
+                ),
+                (
+                    "/NetworkDriver.DeleteEndpoint",
+                    serde_json::json!({"NetworkID": nid, "EndpointID": eid}),
+                ),
+                (
+                    "/NetworkDriver.DeleteNetwork",
+                    serde_json::json!({"NetworkID": nid}),
+                ),
+                (
+                    "/IpamDriver.ReleasePool",
+                    serde_json::json!({"PoolID": pool}),
+                ),
+            ] {
+                let _ = post(&d.socket, path, &body.to_string());
+            }
+        }
+    }
+    let _teardown = Teardown(
+        &there,
+        nid.clone(),
+        eid.clone(),
+        pool_id.clone(),
+        ns.clone(),
+    );
+    let addr = there.call(
+        "/IpamDriver.RequestAddress",
+        serde_json::json!({"PoolID": pool_id, "Address": "", "Options": {}}),
+    )["Address"]
+        .as_str()
+        .expect("Address")
+        .to_string();
+    there.call(
+        "/NetworkDriver.CreateEndpoint",
+        serde_json::json!({"NetworkID": nid, "EndpointID": eid, "Interface": {"Address": addr, "AddressIPv6": "", "MacAddress": ""}, "Options": {}}),
+    );
+    let join = there.call(
+        "/NetworkDriver.Join",
+        serde_json::json!({"NetworkID": nid, "EndpointID": eid, "SandboxKey": format!("/var/run/netns/{ns}"), "Options": {}}),
+    );
+    let src = join["InterfaceName"]["SrcName"]
+        .as_str()
+        .expect("SrcName")
+        .to_string();
+    assert_eq!(join["Gateway"], gw.as_str(), "{join}");
+    // Docker's part: the container end into the container, with its address and route.
+    let ip = |args: &[&str]| {
+        ok(
+            run(Command::new("ip").args(args)),
+            &format!("ip {}", args.join(" ")),
+        )
+    };
+    ip(&["netns", "add", &ns]);
+    ip(&["-n", CHASSIS, "link", "set", &src, "netns", &ns]);
+    ip(&["-n", &ns, "addr", "add", &addr, "dev", &src]);
+    ip(&["-n", &ns, "link", "set", &src, "up"]);
+    ip(&["-n", &ns, "link", "set", "lo", "up"]);
+    ip(&["-n", &ns, "route", "add", "default", "via", &gw]);
+    let port = 21000 + (std::process::id() % 1000) as u16;
+    there.call(
+        "/NetworkDriver.ProgramExternalConnectivity",
+        serde_json::json!({"NetworkID": nid, "EndpointID": eid, "Options": {
+            "com.docker.network.endpoint.exposedports": [{"Proto": 6, "Port": 80}],
+            "com.docker.network.portmap": [{"Proto": 6, "IP": "", "Port": 80, "HostIP": "", "HostPort": port, "HostPortEnd": port}]}}),
+    );
+
+    // Egress: leaves through that chassis, source-NATed to its address.
+    let listener = out.accept_one(9000, Duration::from_secs(20));
+    let target = out.ip;
+    let said = common::outside::in_netns(&ns, move || {
+        let start = Instant::now();
+        loop {
+            match std::net::TcpStream::connect_timeout(
+                &(target, 9000).into(),
+                Duration::from_secs(2),
+            ) {
+                Ok(mut s) => {
+                    let mut buf = String::new();
+                    let _ = std::io::Read::read_to_string(&mut s, &mut buf);
+                    return buf;
+                }
+                Err(e) if start.elapsed() > Duration::from_secs(15) => return e.to_string(),
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    })
+    .join()
+    .expect("container thread");
+    let peer = listener.join().expect("listener");
+    assert_eq!(said.trim(), "hello", "egress from the other chassis failed");
+    assert_eq!(
+        peer.map(|p| p.ip().to_string()),
+        Some(out.host_ip.to_string()),
+        "egress must leave as the other chassis' own address"
+    );
+
+    // The published port answers on that chassis' address.
+    let www = tempfile::tempdir().expect("www");
+    std::fs::write(www.path().join("index.html"), "served-there\n").expect("index");
+    let mut httpd = Command::new("ip")
+        .args([
+            "netns", "exec", &ns, "busybox", "httpd", "-f", "-p", "80", "-h",
+        ])
+        .arg(www.path())
+        .spawn()
+        .expect("httpd");
+    let mut last = Err(String::new());
+    let ok_get = (0..50).any(|_| {
+        last = out.http_get(out.host_ip, port);
+        let hit = last.as_ref().is_ok_and(|b| b.contains("served-there"));
+        if !hit {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        hit
+    });
+    let _ = httpd.kill();
+    let _ = httpd.wait();
+    assert!(
+        ok_get,
+        "the port published on the other chassis does not answer: {last:?}"
+    );
+}

@@ -15,6 +15,8 @@ static NEXT: AtomicU8 = AtomicU8::new(0);
 pub struct Outside {
     pub ns: String,
     host_if: String,
+    /// The namespace standing for the host (another chassis'), or `None` for this host.
+    host_ns: Option<String>,
     /// The host's address on the link: what the outside sees egress come from, and where it
     /// reaches published ports.
     pub host_ip: Ipv4Addr,
@@ -49,6 +51,11 @@ pub fn in_netns<T: Send + 'static>(
 impl Outside {
     /// A new outside namespace on 172.30.N.0/30 (N unique in this test process).
     pub fn new() -> Outside {
+        Outside::new_on(None)
+    }
+
+    /// The same, reached from the host namespace `host_ns` (another chassis) instead.
+    pub fn new_on(host_ns: Option<&str>) -> Outside {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let id = format!("{}{n}", std::process::id() % 10000);
         let o = Outside {
@@ -56,6 +63,7 @@ impl Outside {
             host_if: format!("ko{id}h"),
             host_ip: Ipv4Addr::new(172, 30, n, 1),
             ip: Ipv4Addr::new(172, 30, n, 2),
+            host_ns: host_ns.map(str::to_string),
         };
         let peer = format!("ko{id}o");
         o.remove();
@@ -64,14 +72,25 @@ impl Outside {
             "link", "add", &o.host_if, "type", "veth", "peer", "name", &peer,
         ]);
         ip(&["link", "set", &peer, "netns", &o.ns]);
-        ip(&[
+        let host_side = |args: &[&str]| match &o.host_ns {
+            Some(h) => {
+                let mut a = vec!["-n", h.as_str()];
+                a.extend_from_slice(args);
+                ip(&a);
+            }
+            None => ip(args),
+        };
+        if let Some(h) = &o.host_ns {
+            ip(&["link", "set", &o.host_if, "netns", h]);
+        }
+        host_side(&[
             "addr",
             "add",
             &format!("{}/30", o.host_ip),
             "dev",
             &o.host_if,
         ]);
-        ip(&["link", "set", &o.host_if, "up"]);
+        host_side(&["link", "set", &o.host_if, "up"]);
         let inside = |args: &[&str]| {
             let mut a = vec!["netns", "exec", &o.ns, "ip"];
             a.extend_from_slice(args);
@@ -87,6 +106,9 @@ impl Outside {
     fn remove(&self) {
         let _ = run(Command::new("ip").args(["netns", "del", &self.ns]));
         let _ = run(Command::new("ip").args(["link", "del", &self.host_if]));
+        if let Some(h) = &self.host_ns {
+            let _ = run(Command::new("ip").args(["-n", h, "link", "del", &self.host_if]));
+        }
     }
 
     /// Listens on `port` inside the outside namespace; the handle yields the peer address of
