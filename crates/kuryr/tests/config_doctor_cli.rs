@@ -443,7 +443,8 @@ fn doctor_passes_on_the_lab_with_a_running_daemon() {
             "ovn-controller",
             "southbound chassis",
             "northbound",
-            "tunnel endpoint"
+            "tunnel endpoint",
+            "gateway"
         ]
     );
     // The table for people: one line per check plus the header, exit 0.

@@ -2,6 +2,8 @@
 //! propagates (Docker, the plugin, OVS, ovn-controller and its chassis, the control plane,
 //! the tunnel endpoint), and says for each link what is wrong and how to fix it. Every check
 //! has a deadline, so a dead daemon makes doctor report, never hang.
+mod gateway;
+
 use super::conn::runtime;
 use crate::output::{table, Format};
 use clap::Args;
@@ -702,6 +704,11 @@ impl Doctor {
                     )
                 });
             }
+        }
+
+        // 9. The OVN mode's host gateway (egress, published ports).
+        if config.backend == BackendKind::Ovn {
+            out.push(gateway::check());
         }
         out
     }
