@@ -155,11 +155,27 @@ pub fn run(cfg: &DockerBench) -> Result<DockerReport, BenchError> {
     for (_, net) in &nets {
         timed(&["run", "--rm", "--net", net, &cfg.image, "sh", "-c", "true"])?;
     }
+    // Each network but none also with a published port (`LABEL -p`): the port's setup cost,
+    // beside the bridge driver's own.
+    let published: Vec<(String, String, String)> = nets
+        .iter()
+        .filter(|(l, _)| l != "none")
+        .enumerate()
+        .map(|(i, (l, n))| {
+            let port = 30000 + (std::process::id() % 1000) as usize * 8 + i;
+            (format!("{l} -p"), n.clone(), format!("{port}:80"))
+        })
+        .collect();
     let mut samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for _ in 0..cfg.runs {
         for (label, net) in &nets {
             samples.entry(label.clone()).or_default().push(timed(&[
                 "run", "--rm", "--net", net, &cfg.image, "sh", "-c", "true",
+            ])?);
+        }
+        for (label, net, port) in &published {
+            samples.entry(label.clone()).or_default().push(timed(&[
+                "run", "--rm", "--net", net, "-p", port, &cfg.image, "sh", "-c", "true",
             ])?);
         }
     }

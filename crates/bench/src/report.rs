@@ -192,6 +192,17 @@ impl BenchReport {
                     if *b > 0.0 { k / b } else { 0.0 }
                 );
             }
+            // What publishing a port adds to a run, per network.
+            for (label, with) in d.run_median_s.iter().filter(|(l, _)| l.ends_with(" -p")) {
+                let plain = label.trim_end_matches(" -p");
+                if let Some(m) = d.run_median_s.get(plain) {
+                    let _ = writeln!(
+                        out,
+                        "publishing a port (-p) adds to a {plain} run: {:+.3} s",
+                        with - m
+                    );
+                }
+            }
             for (label, c) in &d.network_create_s {
                 let _ = writeln!(
                     out,

@@ -851,6 +851,11 @@ impl Backend for NeutronBackend {
     async fn create_network(&self, spec: &NetworkSpec) -> Result<(), BackendError> {
         let id = &spec.network_id;
         let o = &spec.options;
+        if o.get("kuryr.router").is_some() {
+            return Err(BackendError::Invalid(
+                "kuryr.router is the OVN mode's option; in the Neutron mode attach the network's subnet to a Neutron router (openstack router add subnet)".into(),
+            ));
+        }
         let existing = match (o.get("kuryr.net.uuid"), o.get("kuryr.net.name")) {
             (Some(_), Some(_)) => {
                 return Err(BackendError::Invalid(
