@@ -385,7 +385,7 @@ impl<Bk: Backend, Bd: Binding> NetworkDriver for Driver<Bk, Bd> {
         if !port_map.is_empty() {
             match &self.gateway {
                 None => {
-                    tracing::warn!(endpoint = %short(id), "published ports (-p) need the OVN mode's routers; ignored");
+                    tracing::warn!(endpoint = %short(id), "published ports (-p) are not supported by kuryr in this mode (the OVN mode publishes them); ignored");
                 }
                 Some(g) => {
                     if self.backend.host_route(req.network_id.as_str()).is_none() {

@@ -1030,4 +1030,19 @@ fn published_ports_are_ignored_with_a_warning() {
             .contains("published ports (-p) are not supported by kuryr")
     });
     d.assert_no_failed_calls();
+    // The OVN mode's router option is refused, naming Neutron's way.
+    let err = docker_err(&[
+        "network",
+        "create",
+        "-d",
+        &d.name,
+        "--ipam-driver",
+        &d.name,
+        "--subnet",
+        "10.85.0.0/24",
+        "-o",
+        "kuryr.router=blue",
+        &unique("knr"),
+    ]);
+    assert!(err.contains("openstack router add subnet"), "{err}");
 }
