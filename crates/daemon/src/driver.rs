@@ -56,7 +56,7 @@ fn plugin_err(e: BackendError) -> PluginError {
 }
 
 fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
+    id.get(..id.len().min(12)).unwrap_or(id)
 }
 
 fn subnet(

@@ -327,7 +327,7 @@ impl HostGateway {
         container_ip: Ipv4Addr,
         bindings: &[PortBinding],
     ) -> Result<Vec<Published>, GatewayError> {
-        let short = &endpoint_id[..endpoint_id.len().min(12)];
+        let short: String = endpoint_id.chars().take(12).collect();
         let _g = self.iptables.lock().await;
         let existing: Vec<_> = rules("nat", CHAIN_DNAT)
             .await?
@@ -380,7 +380,9 @@ impl HostGateway {
                 let by = existing
                     .iter()
                     .find(|(p, _, hp, _)| p == proto && *hp == b.host_port)
-                    .map(|(_, _, _, ep)| format!(" by endpoint {}", &ep[..ep.len().min(12)]))
+                    .map(|(_, _, _, ep)| {
+                        format!(" by endpoint {}", ep.chars().take(12).collect::<String>())
+                    })
                     .unwrap_or_else(|| " by a process or another network's -p".into());
                 return Err(GatewayError::Conflict(format!(
                     "endpoint {short}: host port {range}/{proto} is already in use on this host{by}: publish another host port"

@@ -440,7 +440,7 @@ impl OvnBackend {
 }
 
 fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
+    id.get(..id.len().min(12)).unwrap_or(id)
 }
 
 /// The Port_Group of the switch that holds the port.
