@@ -44,6 +44,9 @@ pub struct HostGateway {
     routed: tokio::sync::Mutex<HashSet<HostRoute>>,
     /// Serializes this process' iptables changes (check, then change).
     iptables: tokio::sync::Mutex<()>,
+    /// Endpoints with published ports (read back from iptables at start), so stopping a
+    /// container without any costs no iptables call.
+    published: std::sync::Mutex<HashSet<String>>,
 }
 
 fn proto_name(p: Protocol) -> Option<&'static str> {
@@ -225,6 +228,7 @@ impl HostGateway {
             binding,
             routed: tokio::sync::Mutex::new(HashSet::new()),
             iptables: tokio::sync::Mutex::new(()),
+            published: std::sync::Mutex::new(HashSet::new()),
         }
     }
 
@@ -396,6 +400,10 @@ impl HostGateway {
                 container_port: b.port,
             });
         }
+        if !plan.is_empty() {
+            // Recorded first: a failure part way still leaves something to take back.
+            self.published_set().insert(endpoint_id.to_string());
+        }
         for (i, p) in plan.iter().enumerate() {
             let rule = dnat_rule(p, endpoint_id);
             let mut add = vec!["-t", "nat", "-A", CHAIN_DNAT];
@@ -417,6 +425,9 @@ impl HostGateway {
 
     /// Removes every port the endpoint published; idempotent.
     pub async fn unpublish(&self, endpoint_id: &str) -> Result<usize, GatewayError> {
+        if !self.published_set().contains(endpoint_id) {
+            return Ok(0);
+        }
         let _g = self.iptables.lock().await;
         let mine = comment(endpoint_id);
         let mut removed = 0;
@@ -433,16 +444,24 @@ impl HostGateway {
             iptables(&del).await?;
             removed += 1;
         }
+        self.published_set().remove(endpoint_id);
         Ok(removed)
     }
 
-    /// Endpoints with published ports on this host, for reconciliation.
+    fn published_set(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.published.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Endpoints with published ports on this host (read from iptables, and remembered),
+    /// for reconciliation at start.
     pub async fn published_endpoints(&self) -> Result<HashSet<String>, GatewayError> {
-        Ok(rules("nat", CHAIN_DNAT)
+        let eps: HashSet<String> = rules("nat", CHAIN_DNAT)
             .await?
             .iter()
             .filter_map(|l| parse_dnat(l).map(|(_, _, _, ep)| ep))
-            .collect())
+            .collect();
+        self.published_set().extend(eps.iter().cloned());
+        Ok(eps)
     }
 }
 

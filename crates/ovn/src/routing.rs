@@ -445,11 +445,13 @@ fn short(id: &str) -> &str {
 
 /// The Port_Group of the switch that holds the port.
 fn port_group_of_port(rep: &Replica, p: &Row) -> Option<Arc<Row>> {
+    // Through the network's mark (an index), not a scan of every switch's ports.
+    let network = p.external_id(keys::NETWORK_ID)?;
     let ls = rep
         .table(LS)
-        .rows()
-        .find(|ls| ls.uuids("ports").contains(&p.uuid))?
-        .clone();
+        .by_external_key(&keys::net_key(network))
+        .into_iter()
+        .next()?;
     let pg = ls.external_id(keys::PORT_GROUP)?;
     rep.table(PG).one_by_name(pg)
 }
