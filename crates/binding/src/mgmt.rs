@@ -40,6 +40,17 @@ fn host_err(action: String) -> impl FnOnce(std::io::Error) -> BindingError {
     }
 }
 
+/// `SUBNET via VIA` as a route message.
+fn route_msg(
+    subnet: ipnet::Ipv4Net,
+    via: Ipv4Addr,
+) -> rtnetlink::packet_route::route::RouteMessage {
+    RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(subnet.network(), subnet.prefix_len())
+        .gateway(via)
+        .build()
+}
+
 impl OvsBinding {
     /// Creates the management port if it is missing and gives it its MAC and address.
     /// Idempotent, and safe when several kuryr processes of one host run it at once.
@@ -161,10 +172,7 @@ impl OvsBinding {
         subnet: ipnet::Ipv4Net,
         via: Ipv4Addr,
     ) -> Result<(), BindingError> {
-        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
-            .destination_prefix(subnet.network(), subnet.prefix_len())
-            .gateway(via)
-            .build();
+        let msg = route_msg(subnet, via);
         self.netlink_handle()
             .route()
             .add(msg)
@@ -181,10 +189,7 @@ impl OvsBinding {
         subnet: ipnet::Ipv4Net,
         via: Ipv4Addr,
     ) -> Result<(), BindingError> {
-        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
-            .destination_prefix(subnet.network(), subnet.prefix_len())
-            .gateway(via)
-            .build();
+        let msg = route_msg(subnet, via);
         match self
             .netlink_handle()
             .route()

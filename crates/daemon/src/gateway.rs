@@ -77,16 +77,21 @@ fn comment(endpoint_id: &str) -> String {
     format!("kuryr:{endpoint_id}")
 }
 
-/// `iptables -w ARGS`; the error holds iptables' own words.
-async fn iptables(args: &[&str]) -> Result<(), GatewayError> {
-    let out = Command::new("iptables")
+/// `iptables -w ARGS`, whatever its exit status.
+async fn run_iptables(args: &[&str]) -> Result<std::process::Output, GatewayError> {
+    Command::new("iptables")
         .arg("-w")
         .args(args)
         .output()
         .await
-        .map_err(|e| GatewayError::Host(format!("run iptables (is it installed?): {e}")))?;
+        .map_err(|e| GatewayError::Host(format!("run iptables (is it installed?): {e}")))
+}
+
+/// `iptables -w ARGS`; the error holds iptables' own words.
+async fn iptables(args: &[&str]) -> Result<std::process::Output, GatewayError> {
+    let out = run_iptables(args).await?;
     if out.status.success() {
-        return Ok(());
+        return Ok(out);
     }
     Err(GatewayError::Host(format!(
         "iptables {}: {}",
@@ -95,30 +100,14 @@ async fn iptables(args: &[&str]) -> Result<(), GatewayError> {
     )))
 }
 
-/// Whether `iptables -C` finds the rule.
+/// Whether the command (`-C`, `-S CHAIN`) succeeds: the rule or chain exists.
 async fn has_rule(args: &[&str]) -> Result<bool, GatewayError> {
-    let out = Command::new("iptables")
-        .arg("-w")
-        .args(args)
-        .output()
-        .await
-        .map_err(|e| GatewayError::Host(format!("run iptables (is it installed?): {e}")))?;
-    Ok(out.status.success())
+    Ok(run_iptables(args).await?.status.success())
 }
 
 /// The rules of one chain as `iptables -S` prints them.
 async fn rules(table: &str, chain: &str) -> Result<Vec<String>, GatewayError> {
-    let out = Command::new("iptables")
-        .args(["-w", "-t", table, "-S", chain])
-        .output()
-        .await
-        .map_err(|e| GatewayError::Host(format!("run iptables (is it installed?): {e}")))?;
-    if !out.status.success() {
-        return Err(GatewayError::Host(format!(
-            "iptables -t {table} -S {chain}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
+    let out = iptables(&["-t", table, "-S", chain]).await?;
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.starts_with("-A "))
@@ -144,7 +133,7 @@ async fn ensure_rule(
         add.extend(["-A", chain]);
     }
     add.extend_from_slice(rule);
-    iptables(&add).await
+    iptables(&add).await.map(|_| ())
 }
 
 async fn ensure_chain(table: &str, chain: &str) -> Result<(), GatewayError> {
@@ -152,7 +141,7 @@ async fn ensure_chain(table: &str, chain: &str) -> Result<(), GatewayError> {
         return Ok(());
     }
     match iptables(&["-t", table, "-N", chain]).await {
-        Ok(()) => Ok(()),
+        Ok(_) => Ok(()),
         // Another kuryr of this host made it meanwhile.
         Err(_) if has_rule(&["-t", table, "-S", chain]).await? => Ok(()),
         Err(e) => Err(e),
@@ -408,7 +397,7 @@ impl HostGateway {
             let rule = dnat_rule(p, endpoint_id);
             let mut add = vec!["-t", "nat", "-A", CHAIN_DNAT];
             add.extend(rule.iter().map(String::as_str));
-            if let Err(e) = iptables(&add).await {
+            if let Err(e) = iptables(&add).await.map(|_| ()) {
                 for done in &plan[..i] {
                     let rule = dnat_rule(done, endpoint_id);
                     let mut del = vec!["-t", "nat", "-D", CHAIN_DNAT];

@@ -1031,18 +1031,9 @@ fn published_ports_are_ignored_with_a_warning() {
     });
     d.assert_no_failed_calls();
     // The OVN mode's router option is refused, naming Neutron's way.
-    let err = docker_err(&[
-        "network",
-        "create",
-        "-d",
+    let err = create_network_fails(
         &d.name,
-        "--ipam-driver",
-        &d.name,
-        "--subnet",
-        "10.85.0.0/24",
-        "-o",
-        "kuryr.router=blue",
-        &unique("knr"),
-    ]);
+        &["--subnet", "10.85.0.0/24", "-o", "kuryr.router=blue"],
+    );
     assert!(err.contains("openstack router add subnet"), "{err}");
 }

@@ -217,21 +217,17 @@ fn networks_of_one_router_are_isolated_except_exposed_ports() {
     assert!(client.pings("10.115.0.1"));
     assert!(peer.pings("10.114.0.1"));
     // Overlapping subnets cannot share a router: the error says what to do.
-    let err = docker_err(&[
-        "network",
-        "create",
-        "-d",
+    let err = create_network_fails(
         &d.name,
-        "--ipam-driver",
-        &d.name,
-        "--subnet",
-        "10.114.0.0/24",
-        "--ipam-opt",
-        "kuryr.pool.name=overlap",
-        "-o",
-        "kuryr.pool.name=overlap",
-        &unique("kovl"),
-    ]);
+        &[
+            "--subnet",
+            "10.114.0.0/24",
+            "--ipam-opt",
+            "kuryr.pool.name=overlap",
+            "-o",
+            "kuryr.pool.name=overlap",
+        ],
+    );
     assert!(
         err.contains("overlaps 10.114.0.0/24") && err.contains("kuryr.router"),
         "{err}"
@@ -336,19 +332,15 @@ fn a_named_router_from_the_cli_routes_its_networks_and_goes_when_empty() {
         String::from_utf8_lossy(&busy.stderr)
     );
     // A router that does not exist is named in Docker's error.
-    let err = docker_err(&[
-        "network",
-        "create",
-        "-d",
+    let err = create_network_fails(
         &d.name,
-        "--ipam-driver",
-        &d.name,
-        "--subnet",
-        "10.119.0.0/24",
-        "-o",
-        "kuryr.router=no-such-router",
-        &unique("knr"),
-    ]);
+        &[
+            "--subnet",
+            "10.119.0.0/24",
+            "-o",
+            "kuryr.router=no-such-router",
+        ],
+    );
     assert!(err.contains("kuryr router create no-such-router"), "{err}");
     drop(c);
     drop(net);

@@ -274,16 +274,7 @@ impl OvnBackend {
             if old.is_empty() && new.is_empty() {
                 return Ok(None);
             }
-            if !old.is_empty() {
-                t.mutate(
-                    PG,
-                    vec![txn::by_uuid(pg.uuid)],
-                    vec![txn::mutate_delete(
-                        "acls",
-                        datum::set(old.into_iter().map(datum::uuid)),
-                    )],
-                );
-            }
+            drop_acls(&mut t, &pg, old);
             if !new.is_empty() {
                 t.mutate(
                     PG,
@@ -312,14 +303,7 @@ impl OvnBackend {
                 return Ok(None);
             }
             let mut t = Txn::new(NB);
-            t.mutate(
-                PG,
-                vec![txn::by_uuid(pg.uuid)],
-                vec![txn::mutate_delete(
-                    "acls",
-                    datum::set(old.into_iter().map(datum::uuid)),
-                )],
-            );
+            drop_acls(&mut t, &pg, old);
             Ok(Some(t))
         })
         .await?;
@@ -454,6 +438,21 @@ fn port_group_of_port(rep: &Replica, p: &Row) -> Option<Arc<Row>> {
         .next()?;
     let pg = ls.external_id(keys::PORT_GROUP)?;
     rep.table(PG).one_by_name(pg)
+}
+
+/// Takes ACLs off a port group (they go with it: an ACL is not a root row).
+fn drop_acls(t: &mut Txn, pg: &Row, acls: Vec<Uuid>) {
+    if acls.is_empty() {
+        return;
+    }
+    t.mutate(
+        PG,
+        vec![txn::by_uuid(pg.uuid)],
+        vec![txn::mutate_delete(
+            "acls",
+            datum::set(acls.into_iter().map(datum::uuid)),
+        )],
+    );
 }
 
 fn endpoint_acls(rep: &Replica, pg: &Row, endpoint_id: &str) -> Vec<Uuid> {

@@ -282,6 +282,16 @@ pub fn create_network(driver: &str, prefix: &str, extra: &[&str]) -> Network {
     Network { name, id }
 }
 
+/// `docker network create -d DRIVER --ipam-driver DRIVER EXTRA... <unique name>` that must
+/// fail: Docker's error.
+pub fn create_network_fails(driver: &str, extra: &[&str]) -> String {
+    let name = unique("knetfail");
+    let mut args = vec!["network", "create", "-d", driver, "--ipam-driver", driver];
+    args.extend_from_slice(extra);
+    args.push(&name);
+    docker_err(&args)
+}
+
 /// A Docker network, removed when dropped.
 pub struct Network {
     pub name: String,
