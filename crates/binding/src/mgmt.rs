@@ -12,7 +12,7 @@ use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::{LinkUnspec, RouteMessageBuilder};
 use serde_json::json;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 /// The management interface's name on every host.
@@ -31,6 +31,10 @@ pub struct MgmtPort {
     pub mac: [u8; 6],
     pub address: Ipv4Addr,
     pub prefix: u8,
+    /// The IPv6 address, added without duplicate address detection (it is on every host,
+    /// each on its own localport).
+    pub address6: Ipv6Addr,
+    pub prefix6: u8,
 }
 
 fn host_err(action: String) -> impl FnOnce(std::io::Error) -> BindingError {
@@ -40,15 +44,25 @@ fn host_err(action: String) -> impl FnOnce(std::io::Error) -> BindingError {
     }
 }
 
-/// `SUBNET via VIA` as a route message.
+/// `SUBNET via VIA` as a route message; both of one address family.
 fn route_msg(
-    subnet: ipnet::Ipv4Net,
-    via: Ipv4Addr,
-) -> rtnetlink::packet_route::route::RouteMessage {
-    RouteMessageBuilder::<Ipv4Addr>::new()
-        .destination_prefix(subnet.network(), subnet.prefix_len())
-        .gateway(via)
-        .build()
+    subnet: ipnet::IpNet,
+    via: IpAddr,
+) -> Result<rtnetlink::packet_route::route::RouteMessage, BindingError> {
+    match (subnet, via) {
+        (ipnet::IpNet::V4(n), IpAddr::V4(v)) => Ok(RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(n.network(), n.prefix_len())
+            .gateway(v)
+            .build()),
+        (ipnet::IpNet::V6(n), IpAddr::V6(v)) => Ok(RouteMessageBuilder::<Ipv6Addr>::new()
+            .destination_prefix(n.network(), n.prefix_len())
+            .gateway(v)
+            .build()),
+        _ => Err(BindingError::Host {
+            action: format!("route {subnet} via {via}"),
+            source: "the subnet and the next hop are of different address families".into(),
+        }),
+    }
 }
 
 impl OvsBinding {
@@ -133,32 +147,48 @@ impl OvsBinding {
             .await
             .map_err(netlink_io)
             .map_err(host_err(format!("set {MGMT_IFNAME} up")))?;
+        // An address shared by every host must not wait for (or fail) duplicate detection.
+        let dad = format!("/proc/sys/net/ipv6/conf/{MGMT_IFNAME}/accept_dad");
+        if let Err(e) = std::fs::write(&dad, "0") {
+            tracing::warn!(error = %e, "could not turn off duplicate address detection on {MGMT_IFNAME}");
+        }
+        let mut have = Vec::new();
         let mut addrs = nl.address().get().set_link_index_filter(index).execute();
-        let mut have = false;
         while let Some(a) = addrs
             .try_next()
             .await
             .map_err(netlink_io)
             .map_err(host_err(format!("read the addresses of {MGMT_IFNAME}")))?
         {
-            have |= a.attributes.iter().any(
-                |at| matches!(at, AddressAttribute::Address(IpAddr::V4(ip)) if *ip == m.address),
-            );
+            for at in a.attributes {
+                if let AddressAttribute::Address(ip) = at {
+                    have.push(ip);
+                }
+            }
         }
-        if !have {
+        for (ip, prefix) in [
+            (IpAddr::V4(m.address), m.prefix),
+            (IpAddr::V6(m.address6), m.prefix6),
+        ] {
+            if have.contains(&ip) {
+                continue;
+            }
             match nl
                 .address()
-                .add(index, IpAddr::V4(m.address), m.prefix)
+                .add(index, ip, prefix)
                 .execute()
                 .await
                 .map_err(netlink_io)
             {
                 Ok(()) => {}
                 Err(e) if e.raw_os_error() == Some(EEXIST) => {}
+                Err(e) if ip.is_ipv6() => {
+                    // A host without IPv6 still routes IPv4.
+                    tracing::warn!(error = %e, "could not give {MGMT_IFNAME} its IPv6 address {ip}/{prefix}: no IPv6 egress");
+                }
                 Err(e) => {
                     return Err(host_err(format!(
-                        "give {MGMT_IFNAME} the address {}/{}",
-                        m.address, m.prefix
+                        "give {MGMT_IFNAME} the address {ip}/{prefix}"
                     ))(e))
                 }
             }
@@ -169,10 +199,10 @@ impl OvsBinding {
     /// `ip route replace SUBNET via VIA`: the host reaches a routed network through its router.
     pub async fn route_subnet(
         &self,
-        subnet: ipnet::Ipv4Net,
-        via: Ipv4Addr,
+        subnet: ipnet::IpNet,
+        via: IpAddr,
     ) -> Result<(), BindingError> {
-        let msg = route_msg(subnet, via);
+        let msg = route_msg(subnet, via)?;
         self.netlink_handle()
             .route()
             .add(msg)
@@ -186,10 +216,10 @@ impl OvsBinding {
     /// Removes the route [`OvsBinding::route_subnet`] added; a route already gone is success.
     pub async fn unroute_subnet(
         &self,
-        subnet: ipnet::Ipv4Net,
-        via: Ipv4Addr,
+        subnet: ipnet::IpNet,
+        via: IpAddr,
     ) -> Result<(), BindingError> {
-        let msg = route_msg(subnet, via);
+        let msg = route_msg(subnet, via)?;
         match self
             .netlink_handle()
             .route()

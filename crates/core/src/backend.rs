@@ -113,12 +113,13 @@ pub struct ExposedPort {
     pub port: u16,
 }
 
-/// How this host carries a routed network's traffic (the OVN mode's routers): the network's
-/// IPv4 subnet goes via its router's address on the join network, through the management port.
+/// How this host carries a routed network's traffic (the OVN mode's routers): one of the
+/// network's subnets goes via its router's address (of the same family) on the join network,
+/// through the management port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HostRoute {
-    pub subnet_v4: ipnet::Ipv4Net,
-    pub via: std::net::Ipv4Addr,
+    pub subnet: IpNet,
+    pub via: IpAddr,
 }
 
 /// A control plane: where networks, endpoints and address pools live.
@@ -187,14 +188,14 @@ pub trait Backend: Send + Sync + 'static {
     /// Takes back what `expose` opened; idempotent.
     fn unexpose(&self, endpoint_id: &str) -> impl Future<Output = Result<(), BackendError>> + Send;
 
-    /// The route this host needs for a network whose egress and published ports leave
-    /// through this host; `None` where the control plane routes by itself (Neutron) or the
-    /// network has no router.
-    fn host_route(&self, _network_id: &str) -> Option<HostRoute> {
-        None
+    /// The routes (one per address family) this host needs for a network whose egress and
+    /// published ports leave through this host; none where the control plane routes by
+    /// itself (Neutron) or the network has no router.
+    fn host_routes(&self, _network_id: &str) -> Vec<HostRoute> {
+        Vec::new()
     }
 
-    /// [`Backend::host_route`] of every network with an endpoint on this host.
+    /// [`Backend::host_routes`] of every network with an endpoint on this host.
     fn local_host_routes(&self) -> Vec<HostRoute> {
         Vec::new()
     }

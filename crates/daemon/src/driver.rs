@@ -128,7 +128,7 @@ impl<Bk: Backend, Bd: Binding> Driver<Bk, Bd> {
             match g.ensure_route(r).await {
                 Ok(()) => n += 1,
                 Err(e) => {
-                    tracing::error!(subnet = %r.subnet_v4, error = %e, "could not route a network on this host")
+                    tracing::error!(subnet = %r.subnet, error = %e, "could not route a network on this host")
                 }
             }
         }
@@ -179,13 +179,14 @@ impl<Bk: Backend, Bd: Binding> NetworkDriver for Driver<Bk, Bd> {
 
     async fn delete_network(&self, req: DeleteNetwork) -> Result<(), PluginError> {
         let id = req.network_id.as_str();
-        let route = self.backend.host_route(id);
+        let routes = self.backend.host_routes(id);
         self.backend.delete_network(id).await.map_err(plugin_err)?;
-        if let (Some(g), Some(r)) = (&self.gateway, route) {
-            // Another Docker network of this host on the same logical network keeps it.
-            if !self.backend.local_host_routes().contains(&r) {
+        if let Some(g) = &self.gateway {
+            // Another Docker network of this host on the same logical network keeps them.
+            let kept = self.backend.local_host_routes();
+            for r in routes.into_iter().filter(|r| !kept.contains(r)) {
                 if let Err(e) = g.remove_route(r).await {
-                    tracing::warn!(network = %short(id), error = %e, "could not remove the network's host route and NAT rule");
+                    tracing::warn!(network = %short(id), subnet = %r.subnet, error = %e, "could not remove the network's host route and NAT rule");
                 }
             }
         }
@@ -233,8 +234,15 @@ impl<Bk: Backend, Bd: Binding> NetworkDriver for Driver<Bk, Bd> {
             ));
         }
         // 3. Routed networks: the host's route and source NAT (once per network).
-        if let (Some(g), Some(route)) = (&self.gateway, self.backend.host_route(&spec.network_id)) {
-            if let Err(e) = g.ensure_route(route).await {
+        if let Some(g) = &self.gateway {
+            let mut failed = None;
+            for route in self.backend.host_routes(&spec.network_id) {
+                if let Err(e) = g.ensure_route(route).await {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            if let Some(e) = failed {
                 if let Err(undo) = self.binding.unplug(&id).await {
                     tracing::error!(endpoint = %short(&id), error = %undo, "could not unplug after a failed route");
                 }
@@ -388,7 +396,7 @@ impl<Bk: Backend, Bd: Binding> NetworkDriver for Driver<Bk, Bd> {
                     tracing::warn!(endpoint = %short(id), "published ports (-p) are not supported by kuryr in this mode (the OVN mode publishes them); ignored");
                 }
                 Some(g) => {
-                    if self.backend.host_route(req.network_id.as_str()).is_none() {
+                    if self.backend.host_routes(req.network_id.as_str()).is_empty() {
                         return Err(PluginError::invalid(format!(
                             "endpoint {}: -p needs a network with a router; this one is --internal or has -o kuryr.router=none",
                             short(id)

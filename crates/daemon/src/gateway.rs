@@ -2,7 +2,7 @@
 //! join switch, a route per routed network, source NAT for egress and DNAT for published
 //! ports, all in this host's kernel. iptables is driven the way Docker drives it (its own
 //! chains, jumped to from the built-in ones), so both coexist on one host.
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use kuryr_binding::{MgmtPort, OvsBinding, MGMT_IFNAME};
 use kuryr_core::HostRoute;
 use kuryr_docker::request::PortBinding;
@@ -77,37 +77,48 @@ fn comment(endpoint_id: &str) -> String {
     format!("kuryr:{endpoint_id}")
 }
 
-/// `iptables -w ARGS`, whatever its exit status.
-async fn run_iptables(args: &[&str]) -> Result<std::process::Output, GatewayError> {
-    Command::new("iptables")
+/// The iptables of each address family.
+const V4: &str = "iptables";
+const V6: &str = "ip6tables";
+
+fn family(subnet: &IpNet) -> &'static str {
+    match subnet {
+        IpNet::V4(_) => V4,
+        IpNet::V6(_) => V6,
+    }
+}
+
+/// `BIN -w ARGS` (BIN: [`V4`] or [`V6`]), whatever its exit status.
+async fn run_iptables(bin: &str, args: &[&str]) -> Result<std::process::Output, GatewayError> {
+    Command::new(bin)
         .arg("-w")
         .args(args)
         .output()
         .await
-        .map_err(|e| GatewayError::Host(format!("run iptables (is it installed?): {e}")))
+        .map_err(|e| GatewayError::Host(format!("run {bin} (is it installed?): {e}")))
 }
 
-/// `iptables -w ARGS`; the error holds iptables' own words.
-async fn iptables(args: &[&str]) -> Result<std::process::Output, GatewayError> {
-    let out = run_iptables(args).await?;
+/// `BIN -w ARGS`; the error holds iptables' own words.
+async fn iptables(bin: &str, args: &[&str]) -> Result<std::process::Output, GatewayError> {
+    let out = run_iptables(bin, args).await?;
     if out.status.success() {
         return Ok(out);
     }
     Err(GatewayError::Host(format!(
-        "iptables {}: {}",
+        "{bin} {}: {}",
         args.join(" "),
         String::from_utf8_lossy(&out.stderr).trim()
     )))
 }
 
 /// Whether the command (`-C`, `-S CHAIN`) succeeds: the rule or chain exists.
-async fn has_rule(args: &[&str]) -> Result<bool, GatewayError> {
-    Ok(run_iptables(args).await?.status.success())
+async fn has_rule(bin: &str, args: &[&str]) -> Result<bool, GatewayError> {
+    Ok(run_iptables(bin, args).await?.status.success())
 }
 
-/// The rules of one chain as `iptables -S` prints them.
+/// The rules of one IPv4 chain as `iptables -S` prints them.
 async fn rules(table: &str, chain: &str) -> Result<Vec<String>, GatewayError> {
-    let out = iptables(&["-t", table, "-S", chain]).await?;
+    let out = iptables(V4, &["-t", table, "-S", chain]).await?;
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.starts_with("-A "))
@@ -116,6 +127,7 @@ async fn rules(table: &str, chain: &str) -> Result<Vec<String>, GatewayError> {
 }
 
 async fn ensure_rule(
+    bin: &str,
     table: &str,
     chain: &str,
     rule: &[&str],
@@ -123,7 +135,7 @@ async fn ensure_rule(
 ) -> Result<(), GatewayError> {
     let mut check = vec!["-t", table, "-C", chain];
     check.extend_from_slice(rule);
-    if has_rule(&check).await? {
+    if has_rule(bin, &check).await? {
         return Ok(());
     }
     let mut add = vec!["-t", table];
@@ -133,22 +145,34 @@ async fn ensure_rule(
         add.extend(["-A", chain]);
     }
     add.extend_from_slice(rule);
-    iptables(&add).await.map(|_| ())
+    iptables(bin, &add).await.map(|_| ())
 }
 
-async fn ensure_chain(table: &str, chain: &str) -> Result<(), GatewayError> {
-    if has_rule(&["-t", table, "-S", chain]).await? {
+async fn ensure_chain(bin: &str, table: &str, chain: &str) -> Result<(), GatewayError> {
+    if has_rule(bin, &["-t", table, "-S", chain]).await? {
         return Ok(());
     }
-    match iptables(&["-t", table, "-N", chain]).await {
+    match iptables(bin, &["-t", table, "-N", chain]).await {
         Ok(_) => Ok(()),
         // Another kuryr of this host made it meanwhile.
-        Err(_) if has_rule(&["-t", table, "-S", chain]).await? => Ok(()),
+        Err(_) if has_rule(bin, &["-t", table, "-S", chain]).await? => Ok(()),
         Err(e) => Err(e),
     }
 }
 
-fn masquerade_rule(subnet: &Ipv4Net) -> Vec<String> {
+/// Forwarding to and from the management port and the egress NAT chain, in one family.
+async fn forward_and_nat_chains(bin: &str) -> Result<(), GatewayError> {
+    ensure_chain(bin, "filter", CHAIN_FORWARD).await?;
+    ensure_chain(bin, "nat", CHAIN_POSTROUTING).await?;
+    ensure_rule(bin, "filter", "FORWARD", &["-j", CHAIN_FORWARD], true).await?;
+    for dir in ["-i", "-o"] {
+        let rule = [dir, MGMT_IFNAME, "-j", "ACCEPT"];
+        ensure_rule(bin, "filter", CHAIN_FORWARD, &rule, false).await?;
+    }
+    ensure_rule(bin, "nat", "POSTROUTING", &["-j", CHAIN_POSTROUTING], true).await
+}
+
+fn masquerade_rule(subnet: &IpNet) -> Vec<String> {
     vec![
         "-s".into(),
         subnet.to_string(),
@@ -230,6 +254,8 @@ impl HostGateway {
                 mac,
                 address: kuryr_ovn::routing::mgmt_ip(),
                 prefix: kuryr_ovn::keys::JOIN_PREFIX,
+                address6: kuryr_ovn::routing::mgmt_ip6(),
+                prefix6: kuryr_ovn::keys::JOIN_PREFIX_V6,
             })
             .await
             .map_err(|e| GatewayError::Host(e.to_string()))?;
@@ -239,30 +265,18 @@ impl HostGateway {
             ))
         })?;
         let _g = self.iptables.lock().await;
-        ensure_chain("filter", CHAIN_FORWARD).await?;
-        ensure_chain("nat", CHAIN_POSTROUTING).await?;
-        ensure_chain("nat", CHAIN_DNAT).await?;
-        ensure_rule("filter", "FORWARD", &["-j", CHAIN_FORWARD], true).await?;
-        ensure_rule(
-            "filter",
-            CHAIN_FORWARD,
-            &["-i", MGMT_IFNAME, "-j", "ACCEPT"],
-            false,
-        )
-        .await?;
-        ensure_rule(
-            "filter",
-            CHAIN_FORWARD,
-            &["-o", MGMT_IFNAME, "-j", "ACCEPT"],
-            false,
-        )
-        .await?;
-        ensure_rule("nat", "POSTROUTING", &["-j", CHAIN_POSTROUTING], true).await?;
+        // IPv4: forwarding, egress NAT and published ports.
+        forward_and_nat_chains(V4).await?;
+        ensure_chain(V4, "nat", CHAIN_DNAT).await?;
         let local = ["-m", "addrtype", "--dst-type", "LOCAL", "-j", CHAIN_DNAT];
-        ensure_rule("nat", "PREROUTING", &local, true).await?;
+        ensure_rule(V4, "nat", "PREROUTING", &local, true).await?;
         let mut out = vec!["!", "-d", "127.0.0.0/8"];
         out.extend(local);
-        ensure_rule("nat", "OUTPUT", &out, true).await?;
+        ensure_rule(V4, "nat", "OUTPUT", &out, true).await?;
+        // IPv6: egress only. A host without IPv6 filtering still serves IPv4.
+        if let Err(e) = forward_and_nat_chains(V6).await {
+            tracing::warn!(error = %e, "no IPv6 egress for routed networks on this host");
+        }
         Ok(())
     }
 
@@ -272,21 +286,37 @@ impl HostGateway {
         if routed.contains(&route) {
             return Ok(());
         }
-        if let Some(other) = routed.iter().find(|r| r.subnet_v4 == route.subnet_v4) {
+        if let Some(other) = routed.iter().find(|r| r.subnet == route.subnet) {
             return Err(GatewayError::Conflict(format!(
                 "subnet {} is routed on this host through another router ({}) already: two networks with one subnet cannot both leave through one host; give this one -o kuryr.router=none",
-                route.subnet_v4, other.via
+                route.subnet, other.via
             )));
         }
+        if route.subnet.addr().is_ipv6() {
+            // Only once an IPv6 network is routed here: forwarding turns off the host's
+            // acceptance of router advertisements where accept_ra is 1 (see the README).
+            std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1").map_err(|e| {
+                GatewayError::Host(format!(
+                    "turn on IPv6 forwarding (net.ipv6.conf.all.forwarding): {e}"
+                ))
+            })?;
+        }
         self.binding
-            .route_subnet(route.subnet_v4, route.via)
+            .route_subnet(route.subnet, route.via)
             .await
             .map_err(|e| GatewayError::Host(e.to_string()))?;
-        let rule = masquerade_rule(&route.subnet_v4);
+        let rule = masquerade_rule(&route.subnet);
         let rule: Vec<&str> = rule.iter().map(String::as_str).collect();
         {
             let _g = self.iptables.lock().await;
-            ensure_rule("nat", CHAIN_POSTROUTING, &rule, false).await?;
+            ensure_rule(
+                family(&route.subnet),
+                "nat",
+                CHAIN_POSTROUTING,
+                &rule,
+                false,
+            )
+            .await?;
         }
         routed.insert(route);
         Ok(())
@@ -297,16 +327,17 @@ impl HostGateway {
         let mut routed = self.routed.lock().await;
         routed.remove(&route);
         self.binding
-            .unroute_subnet(route.subnet_v4, route.via)
+            .unroute_subnet(route.subnet, route.via)
             .await
             .map_err(|e| GatewayError::Host(e.to_string()))?;
-        let rule = masquerade_rule(&route.subnet_v4);
+        let bin = family(&route.subnet);
+        let rule = masquerade_rule(&route.subnet);
         let mut check = vec!["-t", "nat", "-C", CHAIN_POSTROUTING];
         check.extend(rule.iter().map(String::as_str));
         let _g = self.iptables.lock().await;
-        if has_rule(&check).await? {
+        if has_rule(bin, &check).await? {
             check[2] = "-D";
-            iptables(&check).await?;
+            iptables(bin, &check).await?;
         }
         Ok(())
     }
@@ -397,12 +428,12 @@ impl HostGateway {
             let rule = dnat_rule(p, endpoint_id);
             let mut add = vec!["-t", "nat", "-A", CHAIN_DNAT];
             add.extend(rule.iter().map(String::as_str));
-            if let Err(e) = iptables(&add).await.map(|_| ()) {
+            if let Err(e) = iptables(V4, &add).await.map(|_| ()) {
                 for done in &plan[..i] {
                     let rule = dnat_rule(done, endpoint_id);
                     let mut del = vec!["-t", "nat", "-D", CHAIN_DNAT];
                     del.extend(rule.iter().map(String::as_str));
-                    if let Err(undo) = iptables(&del).await {
+                    if let Err(undo) = iptables(V4, &del).await {
                         tracing::error!(endpoint = %short, error = %undo, "could not remove a published port after a failure");
                     }
                 }
@@ -430,7 +461,7 @@ impl HostGateway {
                 .collect();
             let mut del = vec!["-t", "nat", "-D"];
             del.extend(words.iter().skip(1));
-            iptables(&del).await?;
+            iptables(V4, &del).await?;
             removed += 1;
         }
         self.published_set().remove(endpoint_id);

@@ -55,18 +55,28 @@ fn host_port(n: u16) -> u16 {
 }
 
 fn nat_rules(chain: &str) -> Vec<String> {
-    let out = run(Command::new("iptables").args(["-w", "-t", "nat", "-S", chain]));
+    nat_rules_of("iptables", chain)
+}
+
+fn nat_rules_of(bin: &str, chain: &str) -> Vec<String> {
+    let out = run(Command::new(bin).args(["-w", "-t", "nat", "-S", chain]));
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(str::to_string)
         .collect()
 }
 
+/// The host's IPv4 and IPv6 routes through the management port.
 fn routes() -> Vec<String> {
-    let out = run(Command::new("ip").args(["route", "show", "dev", "kuryr-mp0"]));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
+    ["-4", "-6"]
+        .iter()
+        .flat_map(|f| {
+            let out = run(Command::new("ip").args([f, "route", "show", "dev", "kuryr-mp0"]));
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -97,6 +107,40 @@ fn the_gateway_answers_and_egress_leaves_as_the_host() {
     // The host reaches the container by its address.
     let ping = run(Command::new("ping").args(["-c", "1", "-W", "2", &c.ip(&net)]));
     assert!(ping.status.success(), "the host cannot reach its container");
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn ipv6_egress_leaves_as_the_host_too() {
+    let _g = shared();
+    let d = Daemon::start(&[]);
+    let out = Outside::new();
+    let net = d.network(&[
+        "--subnet",
+        "10.122.0.0/24",
+        "--ipv6",
+        "--subnet",
+        "fd7a:1::/64",
+    ]);
+    let c = Container::run(&net, &[]);
+    assert!(
+        c.pings("fd7a:1::1"),
+        "the IPv6 gateway does not answer ping"
+    );
+    let listener = out.accept_one_on("::".parse().expect("::"), 9001, Duration::from_secs(15));
+    let said = c.exec(&["sh", "-c", &format!("nc -w 5 {} 9001 </dev/null", out.ip6)]);
+    let peer = listener.join().expect("listener thread");
+    assert_eq!(
+        String::from_utf8_lossy(&said.stdout).trim(),
+        "hello",
+        "no IPv6 answer from the outside: {}",
+        String::from_utf8_lossy(&said.stderr)
+    );
+    assert_eq!(
+        peer.map(|p| p.ip().to_string()),
+        Some(out.host_ip6.to_string()),
+        "IPv6 egress must be source-NATed to the host's address"
+    );
 }
 
 #[test]
@@ -257,13 +301,20 @@ fn network_rm_leaves_routing_as_before() {
             kuryr("ACL"),
             routes(),
             nat_rules("KURYR-POSTROUTING"),
+            nat_rules_of("ip6tables", "KURYR-POSTROUTING"),
             nat_rules("KURYR-DNAT"),
             ovs_ports(),
         )
     };
     let before = snapshot();
     {
-        let net = d.network(&["--subnet", "10.116.0.0/24"]);
+        let net = d.network(&[
+            "--subnet",
+            "10.116.0.0/24",
+            "--ipv6",
+            "--subnet",
+            "fd7a:2::/64",
+        ]);
         let c = web(
             &net,
             &[80],

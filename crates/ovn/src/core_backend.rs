@@ -160,25 +160,25 @@ impl Backend for OvnBackend {
         Ok(OvnBackend::unexpose_ports(self, endpoint_id).await?)
     }
 
-    fn host_route(&self, network_id: &str) -> Option<HostRoute> {
-        let r = self.routed_network(network_id)?;
-        Some(HostRoute {
-            subnet_v4: r.subnet_v4?,
-            via: r.via,
-        })
+    fn host_routes(&self, network_id: &str) -> Vec<HostRoute> {
+        self.routed_network(network_id)
+            .map(|r| {
+                r.routes
+                    .into_iter()
+                    .map(|(subnet, via)| HostRoute { subnet, via })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn local_host_routes(&self) -> Vec<HostRoute> {
         let mut out: Vec<HostRoute> = self
             .routed_local_networks()
             .into_iter()
-            .filter_map(|r| {
-                Some(HostRoute {
-                    subnet_v4: r.subnet_v4?,
-                    via: r.via,
-                })
-            })
+            .flat_map(|r| r.routes)
+            .map(|(subnet, via)| HostRoute { subnet, via })
             .collect();
+        out.sort_by_key(|r| (r.subnet, r.via));
         out.dedup();
         out
     }

@@ -68,6 +68,10 @@ pub const JOIN_PREFIX: u8 = 24;
 pub const JOIN_NET: [u8; 3] = [169, 254, 100];
 pub const MGMT_HOST_OCTET: u8 = 254;
 pub const MGMT_MAC: &str = "0a:58:a9:fe:64:fe";
+/// The join network's IPv6 prefix (a /64): a router's address ends in the same number as its
+/// IPv4 one, the management port's in `::fe`.
+pub const JOIN_NET_V6: [u16; 3] = [0xfd69, 0x6b75, 0x7279];
+pub const JOIN_PREFIX_V6: u8 = 64;
 
 /// The Logical_Router_Port that is a network's gateway, and its peer on the switch.
 pub fn gateway_lrp_name(switch: uuid::Uuid) -> String {

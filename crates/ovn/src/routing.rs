@@ -17,7 +17,7 @@ use kuryr_ovsdb::datum::{self, Row};
 use kuryr_ovsdb::txn::{self, eq};
 use kuryr_ovsdb::{Replica, Txn};
 use serde_json::{json, Value};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -86,9 +86,24 @@ fn join_ip(octet: u8) -> Ipv4Addr {
     Ipv4Addr::new(a, b, c, octet)
 }
 
+fn join_ip6(octet: u8) -> Ipv6Addr {
+    let [a, b, c] = keys::JOIN_NET_V6;
+    Ipv6Addr::new(a, b, c, 0, 0, 0, 0, u16::from(octet))
+}
+
 /// The address every host's management interface has on the join network.
 pub fn mgmt_ip() -> Ipv4Addr {
     join_ip(keys::MGMT_HOST_OCTET)
+}
+
+/// The same in IPv6.
+pub fn mgmt_ip6() -> Ipv6Addr {
+    join_ip6(keys::MGMT_HOST_OCTET)
+}
+
+/// A router's IPv6 join address, from its IPv4 one (the same last number).
+fn router_ip6(v4: Ipv4Addr) -> Ipv6Addr {
+    join_ip6(v4.octets()[3])
 }
 
 /// The join network, 169.254.100.0/24.
@@ -96,13 +111,12 @@ pub fn join_net() -> Ipv4Net {
     Ipv4Net::new(join_ip(0), keys::JOIN_PREFIX).unwrap_or_else(|_| unreachable!())
 }
 
-/// What a host needs to carry one network's traffic in and out: its IPv4 subnet and the
-/// router's address on the join network to route it through.
+/// What a host needs to carry one network's traffic in and out: each of its subnets with the
+/// router's address (of that family) on the join network to route it through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutedNetwork {
     pub router: String,
-    pub subnet_v4: Option<Ipv4Net>,
-    pub via: Ipv4Addr,
+    pub routes: Vec<(IpNet, IpAddr)>,
 }
 
 /// A router as `kuryr router list` shows it.
@@ -166,6 +180,11 @@ fn isolation_acls(t: &mut Txn, pg: &str) -> Vec<Value> {
         ),
         (
             PRIO_ALLOW,
+            format!("{out} && ip6.src == {}", mgmt_ip6()),
+            "allow-related",
+        ),
+        (
+            PRIO_ALLOW,
             format!("{out} && ip6.src == fe80::/10"),
             "allow-related",
         ),
@@ -219,13 +238,15 @@ impl OvnBackend {
             .by_name(&router)
             .into_iter()
             .find(|r| is_kuryr(r))?;
-        let via = lr.external_id(keys::JOIN_IP)?.parse().ok()?;
-        let subnet_v4 = ls.external_id(keys::SUBNET_V4).and_then(|s| s.parse().ok());
-        Some(RoutedNetwork {
-            router,
-            subnet_v4,
-            via,
-        })
+        let via: Ipv4Addr = lr.external_id(keys::JOIN_IP)?.parse().ok()?;
+        let routes = subnets_of(&ls)
+            .into_iter()
+            .map(|n| match n {
+                IpNet::V4(_) => (n, IpAddr::V4(via)),
+                IpNet::V6(_) => (n, IpAddr::V6(router_ip6(via))),
+            })
+            .collect();
+        Some(RoutedNetwork { router, routes })
     }
 
     /// Every network with a router that has an endpoint on this host.
@@ -367,8 +388,9 @@ impl OvnBackend {
         self.write(&format!("create router {name}"), |rep| {
             let mut t = Txn::new(NB);
             let mut join_ports = Vec::new();
-            if ensure_router(rep, &mut t, name, &mut join_ports, vec![])?.is_some() {
-                return Ok(None);
+            if let Some(lr) = ensure_router(rep, &mut t, name, &mut join_ports, vec![])? {
+                // There already: bring what an earlier kuryr made up to date.
+                return Ok(upgrade_router(rep, &mut t, &lr).then_some(t));
             }
             finish_join(rep, &mut t, join_ports);
             Ok(Some(t))
@@ -504,18 +526,14 @@ fn ensure_router(
     t.insert(
         LRP,
         json!({"name": lrp, "mac": ipam::mac_from_ip(Some(ip), None).unwrap_or_else(ipam::random_mac),
-               "networks": format!("{ip}/{}", keys::JOIN_PREFIX), "external_ids": owner()}),
+               "networks": datum::set(join_networks(ip).into_iter().map(|n| json!(n))), "external_ids": owner()}),
         Some("joinlrp"),
     );
-    t.insert(
-        LRSR,
-        json!({"ip_prefix": "0.0.0.0/0", "nexthop": mgmt_ip().to_string(), "external_ids": owner()}),
-        Some("defroute"),
-    );
+    default_routes(t, "defroute");
     t.insert(
         LR,
         json!({"name": name, "ports": datum::set(std::iter::once(datum::named_uuid("joinlrp")).chain(ports)),
-               "static_routes": datum::set([datum::named_uuid("defroute")]),
+               "static_routes": datum::set([datum::named_uuid("defroute4"), datum::named_uuid("defroute6")]),
                "external_ids": datum::map([(keys::OWNER, keys::OWNER_VALUE), (keys::JOIN_IP, &ip.to_string())])}),
         Some("router"),
     );
@@ -548,7 +566,7 @@ fn finish_join(rep: &Replica, t: &mut Txn, mut ports: Vec<Value>) {
             t.insert(
                 LSP,
                 json!({"name": keys::MGMT_PORT, "type": "localport",
-                       "addresses": format!("{} {}", keys::MGMT_MAC, mgmt_ip()), "external_ids": owner()}),
+                       "addresses": mgmt_addresses(), "external_ids": owner()}),
                 Some("mgmt"),
             );
             ports.push(datum::named_uuid("mgmt"));
@@ -560,6 +578,93 @@ fn finish_join(rep: &Replica, t: &mut Txn, mut ports: Vec<Value>) {
             );
         }
     }
+}
+
+/// A router's addresses on the join network.
+fn join_networks(ip: Ipv4Addr) -> Vec<String> {
+    vec![
+        format!("{ip}/{}", keys::JOIN_PREFIX),
+        format!("{}/{}", router_ip6(ip), keys::JOIN_PREFIX_V6),
+    ]
+}
+
+fn mgmt_addresses() -> String {
+    format!("{} {} {}", keys::MGMT_MAC, mgmt_ip(), mgmt_ip6())
+}
+
+/// Inserts a router's default routes (named `NAMED4`, `NAMED6`) towards the management port.
+fn default_routes(t: &mut Txn, named: &str) {
+    for (suffix, prefix, hop) in [
+        ("4", "0.0.0.0/0", IpAddr::V4(mgmt_ip())),
+        ("6", "::/0", IpAddr::V6(mgmt_ip6())),
+    ] {
+        t.insert(
+            LRSR,
+            json!({"ip_prefix": prefix, "nexthop": hop.to_string(), "external_ids": owner()}),
+            Some(&format!("{named}{suffix}")),
+        );
+    }
+}
+
+/// What a router made by an earlier kuryr lacks of today's join network (its IPv6 address and
+/// default route, the management port's IPv6 address), added to `t`; false when nothing is.
+fn upgrade_router(rep: &Replica, t: &mut Txn, lr: &Row) -> bool {
+    let Some(ip) = lr
+        .external_id(keys::JOIN_IP)
+        .and_then(|s| s.parse::<Ipv4Addr>().ok())
+    else {
+        return false;
+    };
+    let mut changed = false;
+    let name = lr.str("name").unwrap_or_default();
+    if let Some(lrp) = rep.table(LRP).one_by_name(&keys::join_lrp_name(name)) {
+        let have = lrp.strings("networks");
+        let missing: Vec<Value> = join_networks(ip)
+            .into_iter()
+            .filter(|n| !have.contains(n))
+            .map(|n| json!(n))
+            .collect();
+        if !missing.is_empty() {
+            t.mutate(
+                LRP,
+                vec![txn::by_uuid(lrp.uuid)],
+                vec![txn::mutate_insert("networks", datum::set(missing))],
+            );
+            changed = true;
+        }
+    }
+    let has_v6_default = lr.uuids("static_routes").iter().any(|u| {
+        rep.table(LRSR)
+            .get(u)
+            .is_some_and(|r| r.str("ip_prefix") == Some("::/0"))
+    });
+    if !has_v6_default {
+        t.insert(
+            LRSR,
+            json!({"ip_prefix": "::/0", "nexthop": mgmt_ip6().to_string(), "external_ids": owner()}),
+            Some("defroute6"),
+        );
+        t.mutate(
+            LR,
+            vec![txn::by_uuid(lr.uuid)],
+            vec![txn::mutate_insert(
+                "static_routes",
+                datum::set([datum::named_uuid("defroute6")]),
+            )],
+        );
+        changed = true;
+    }
+    if let Some(mgmt) = rep.table(LSP).one_by_name(keys::MGMT_PORT) {
+        if mgmt.strings("addresses") != vec![mgmt_addresses()] {
+            t.update(
+                LSP,
+                vec![txn::by_uuid(mgmt.uuid)],
+                json!({"addresses": mgmt_addresses()}),
+            );
+            changed = true;
+        }
+    }
+    changed
 }
 
 fn attach_txn(rep: &Replica, key: &str, router: &str) -> Result<Option<Txn>> {

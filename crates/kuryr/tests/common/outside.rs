@@ -3,7 +3,7 @@
 //! to it from a thread that entered the namespace, so listeners see real peer addresses.
 use super::run;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -21,6 +21,9 @@ pub struct Outside {
     /// reaches published ports.
     pub host_ip: Ipv4Addr,
     pub ip: Ipv4Addr,
+    /// The same in IPv6 (fd30:0:N::/64).
+    pub host_ip6: Ipv6Addr,
+    pub ip6: Ipv6Addr,
 }
 
 fn ip(args: &[&str]) {
@@ -63,6 +66,8 @@ impl Outside {
             host_if: format!("ko{id}h"),
             host_ip: Ipv4Addr::new(172, 30, n, 1),
             ip: Ipv4Addr::new(172, 30, n, 2),
+            host_ip6: Ipv6Addr::new(0xfd30, 0, u16::from(n), 0, 0, 0, 0, 1),
+            ip6: Ipv6Addr::new(0xfd30, 0, u16::from(n), 0, 0, 0, 0, 2),
             host_ns: host_ns.map(str::to_string),
         };
         let peer = format!("ko{id}o");
@@ -90,6 +95,8 @@ impl Outside {
             "dev",
             &o.host_if,
         ]);
+        let six = format!("{}/64", o.host_ip6);
+        host_side(&["addr", "add", &six, "dev", &o.host_if, "nodad"]);
         host_side(&["link", "set", &o.host_if, "up"]);
         let inside = |args: &[&str]| {
             let mut a = vec!["netns", "exec", &o.ns, "ip"];
@@ -100,6 +107,16 @@ impl Outside {
         inside(&["link", "set", &peer, "up"]);
         inside(&["link", "set", "lo", "up"]);
         inside(&["route", "add", "default", "via", &o.host_ip.to_string()]);
+        let six = format!("{}/64", o.ip6);
+        inside(&["addr", "add", &six, "dev", &peer, "nodad"]);
+        inside(&[
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            &o.host_ip6.to_string(),
+        ]);
         o
     }
 
@@ -118,9 +135,19 @@ impl Outside {
         port: u16,
         timeout: Duration,
     ) -> std::thread::JoinHandle<Option<SocketAddr>> {
+        self.accept_one_on(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port, timeout)
+    }
+
+    /// [`Outside::accept_one`] on one address (`::` for IPv6).
+    pub fn accept_one_on(
+        &self,
+        addr: IpAddr,
+        port: u16,
+        timeout: Duration,
+    ) -> std::thread::JoinHandle<Option<SocketAddr>> {
         let (tx, rx) = mpsc::channel();
         let h = in_netns(&self.ns, move || {
-            let l = TcpListener::bind(("0.0.0.0", port)).expect("listen in the outside");
+            let l = TcpListener::bind((addr, port)).expect("listen in the outside");
             l.set_nonblocking(true).expect("nonblocking");
             let _ = tx.send(());
             let start = Instant::now();
