@@ -196,21 +196,79 @@ impl OvsBinding {
         Ok(())
     }
 
-    /// `ip route replace SUBNET via VIA`: the host reaches a routed network through its router.
+    /// `ip route add SUBNET via VIA`: the host reaches a routed network through its router.
+    /// The same route already there is success; another route to exactly that subnet (one of
+    /// the host's own links, or another router) is left alone and refused, so a network never
+    /// takes over a route the host depends on.
     pub async fn route_subnet(
         &self,
         subnet: ipnet::IpNet,
         via: IpAddr,
     ) -> Result<(), BindingError> {
         let msg = route_msg(subnet, via)?;
-        self.netlink_handle()
+        let added = self
+            .netlink_handle()
             .route()
             .add(msg)
-            .replace()
             .execute()
             .await
+            .map_err(netlink_io);
+        match added {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(EEXIST) => match self.route_gateway(subnet).await? {
+                Some(gw) if gw == via => Ok(()),
+                other => Err(BindingError::Host {
+                    action: format!("route {subnet} via {via}"),
+                    source: format!(
+                        "this host already routes {subnet}{}: give the network a subnet the host does not use, or no router (-o kuryr.router=none)",
+                        other.map(|g| format!(" via {g}")).unwrap_or_else(|| " on a link of its own".into())
+                    )
+                    .into(),
+                }),
+            },
+            Err(e) => Err(host_err(format!("route {subnet} via {via}"))(e)),
+        }
+    }
+
+    /// The gateway of the main table's route to exactly `subnet`, if there is one with a
+    /// gateway (`None` for none, or for a link route).
+    async fn route_gateway(&self, subnet: ipnet::IpNet) -> Result<Option<IpAddr>, BindingError> {
+        use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
+        const MAIN_TABLE: u8 = 254;
+        let query = match subnet {
+            ipnet::IpNet::V4(_) => RouteMessageBuilder::<Ipv4Addr>::new().build(),
+            ipnet::IpNet::V6(_) => RouteMessageBuilder::<Ipv6Addr>::new().build(),
+        };
+        let mut routes = self.netlink_handle().route().get(query).execute();
+        let ip = |a: &RouteAddress| match a {
+            RouteAddress::Inet(v) => Some(IpAddr::V4(*v)),
+            RouteAddress::Inet6(v) => Some(IpAddr::V6(*v)),
+            _ => None,
+        };
+        while let Some(r) = routes
+            .try_next()
+            .await
             .map_err(netlink_io)
-            .map_err(host_err(format!("route {subnet} via {via}")))
+            .map_err(host_err(format!("read the host's routes to {subnet}")))?
+        {
+            if r.header.table != MAIN_TABLE
+                || r.header.destination_prefix_length != subnet.prefix_len()
+            {
+                continue;
+            }
+            let dst = r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Destination(d) => ip(d),
+                _ => None,
+            });
+            if dst != Some(subnet.network()) {
+                continue;
+            }
+            return Ok(r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Gateway(g) => ip(g),
+                _ => None,
+            }));
+        }
+        Ok(None)
     }
 
     /// Removes the route [`OvsBinding::route_subnet`] added; a route already gone is success.

@@ -888,4 +888,10 @@ fn restart_reconciliation_removes_only_this_hosts_orphaned_ports_and_reports_mis
         endpoint_ref(&net, &broken),
     );
     assert!(ovs_interfaces_of(&broken).is_empty());
+    // The network goes too, and with it its route on this host.
+    ok(
+        &d1,
+        "/NetworkDriver.DeleteNetwork",
+        json!({"NetworkID": net}),
+    );
 }

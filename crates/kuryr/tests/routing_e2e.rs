@@ -436,3 +436,24 @@ fn process_external_connectivity_false_keeps_exposed_and_published_ports_closed(
     drop((server, peer, client));
     drop((n1, n2));
 }
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn a_subnet_the_host_routes_itself_is_refused_and_the_hosts_route_kept() {
+    let _g = shared();
+    let d = Daemon::start(&[]);
+    let out = Outside::new();
+    // The outside's link is one of the host's own: a network on that subnet must not take
+    // the route over.
+    let subnet = format!("{}/30", out.host_ip);
+    let link_route = || {
+        let shown = run(Command::new("ip").args(["route", "show", "exact", &subnet]));
+        String::from_utf8_lossy(&shown.stdout).trim().to_string()
+    };
+    let before = link_route();
+    assert!(!before.is_empty(), "the outside link has no route");
+    let net = d.network(&["--subnet", &subnet, "--gateway", &out.ip.to_string()]);
+    let err = Container::run_fails(&net, &[]);
+    assert!(err.contains("this host already routes"), "{err}");
+    assert_eq!(link_route(), before, "the host's own route changed");
+}
