@@ -194,9 +194,4 @@ pub trait Backend: Send + Sync + 'static {
     fn host_routes(&self, _network_id: &str) -> Vec<HostRoute> {
         Vec::new()
     }
-
-    /// [`Backend::host_routes`] of every network with an endpoint on this host.
-    fn local_host_routes(&self) -> Vec<HostRoute> {
-        Vec::new()
-    }
 }

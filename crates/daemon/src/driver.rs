@@ -124,7 +124,7 @@ impl<Bk: Backend, Bd: Binding> Driver<Bk, Bd> {
             Err(e) => tracing::warn!(error = %e, "could not read the published ports"),
         }
         let mut n = 0;
-        for r in self.backend.local_host_routes() {
+        for r in crate::gateway::routes_in_use(&self.backend, &self.binding).await {
             match g.ensure_route(r).await {
                 Ok(()) => n += 1,
                 Err(e) => {
@@ -183,7 +183,7 @@ impl<Bk: Backend, Bd: Binding> NetworkDriver for Driver<Bk, Bd> {
         self.backend.delete_network(id).await.map_err(plugin_err)?;
         if let Some(g) = &self.gateway {
             // Another Docker network of this host on the same logical network keeps them.
-            let kept = self.backend.local_host_routes();
+            let kept = crate::gateway::routes_in_use(&self.backend, &self.binding).await;
             for r in routes.into_iter().filter(|r| !kept.contains(r)) {
                 if let Err(e) = g.remove_route(r).await {
                     tracing::warn!(network = %short(id), subnet = %r.subnet, error = %e, "could not remove the network's host route and NAT rule");

@@ -3,8 +3,9 @@
 //! ports, all in this host's kernel. iptables is driven the way Docker drives it (its own
 //! chains, jumped to from the built-in ones), so both coexist on one host.
 use ipnet::IpNet;
+use kuryr_binding::Binding;
 use kuryr_binding::{MgmtPort, OvsBinding, MGMT_IFNAME};
-use kuryr_core::HostRoute;
+use kuryr_core::{Backend, HostRoute};
 use kuryr_docker::request::PortBinding;
 use kuryr_docker::Protocol;
 use std::collections::HashSet;
@@ -483,6 +484,68 @@ impl HostGateway {
         self.published_set().extend(eps.iter().cloned());
         Ok(eps)
     }
+}
+
+/// The routes this host needs: those of the networks of the endpoints plugged here (by the
+/// driver for Docker, or by `kuryr container create`).
+pub async fn routes_in_use<Bk: Backend, Bd: Binding>(backend: &Bk, binding: &Bd) -> Vec<HostRoute> {
+    let plugged = match binding.list().await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list the ports plugged on this host");
+            return Vec::new();
+        }
+    };
+    let mut networks = HashSet::new();
+    for p in plugged {
+        if let Ok(Some(ep)) = backend.endpoint(&p.endpoint_id).await {
+            networks.insert(ep.network_id);
+        }
+    }
+    let mut out: Vec<HostRoute> = networks
+        .iter()
+        .flat_map(|n| backend.host_routes(n))
+        .collect();
+    out.sort_by_key(|r| (r.subnet, r.via));
+    out.dedup();
+    out
+}
+
+/// For the command line, which plugs endpoints without a daemon: the host's gateway and the
+/// routes of `network_id`, as the driver adds them for Docker's endpoints.
+pub async fn route_network<Bk: Backend>(
+    backend: &Bk,
+    binding: &OvsBinding,
+    network_id: &str,
+) -> Result<(), GatewayError> {
+    let routes = backend.host_routes(network_id);
+    if routes.is_empty() {
+        return Ok(());
+    }
+    let g = HostGateway::new(binding.clone());
+    g.ensure_base().await?;
+    for r in routes {
+        g.ensure_route(r).await?;
+    }
+    Ok(())
+}
+
+/// For the command line: removes `routes` (a network's, read before its endpoint went) that no
+/// endpoint plugged on this host needs any more.
+pub async fn unroute_unused<Bk: Backend>(
+    backend: &Bk,
+    binding: &OvsBinding,
+    routes: Vec<HostRoute>,
+) -> Result<(), GatewayError> {
+    if routes.is_empty() {
+        return Ok(());
+    }
+    let kept = routes_in_use(backend, binding).await;
+    let g = HostGateway::new(binding.clone());
+    for r in routes.into_iter().filter(|r| !kept.contains(r)) {
+        g.remove_route(r).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

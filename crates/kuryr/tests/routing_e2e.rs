@@ -168,6 +168,9 @@ fn a_published_port_answers_from_outside_and_closes_with_the_container() {
         again.contains(&format!("host port {port}/tcp is already in use")),
         "{again}"
     );
+    // A container port without a host port cannot be told back to Docker: refused.
+    let random = Container::run_fails(&net, &["-p", "80"]);
+    assert!(random.contains("has no host port"), "{random}");
     // Published on one host address only: still answers there.
     let port2 = host_port(2);
     let on_ip = format!("{}:{port2}:80", out.host_ip);
@@ -456,4 +459,65 @@ fn a_subnet_the_host_routes_itself_is_refused_and_the_hosts_route_kept() {
     let err = Container::run_fails(&net, &[]);
     assert!(err.contains("this host already routes"), "{err}");
     assert_eq!(link_route(), before, "the host's own route changed");
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn a_network_container_from_the_cli_has_egress_and_its_route_goes_with_it() {
+    let _g = shared();
+    let out = Outside::new();
+    let (net, ep, ns) = (unique("kcli"), unique("kep"), unique("kns"));
+    // Endpoint names make interface names: the first 11 characters must be unique.
+    let ep: String = ep.chars().rev().take(11).collect();
+    struct Gone(String, String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = kuryr_cli(&["network", "delete", "--force", &self.0]);
+            let _ = run(Command::new("ip").args(["netns", "delete", &self.1]));
+        }
+    }
+    let _gone = Gone(net.clone(), ns.clone());
+    let ok = |args: &[&str]| {
+        let o = kuryr_cli(args);
+        assert!(
+            o.status.success(),
+            "kuryr {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    ok(&["network", "create", &net, "10.123.0.0/24"]);
+    ok(&["endpoint", "create", &net, &ep]);
+    ok(&["container", "create", "--network", &ep, "--netns", &ns]);
+    assert!(
+        routes()
+            .iter()
+            .any(|r| r.starts_with("10.123.0.0/24 via 169.254.100.")),
+        "no route for the CLI network: {:?}",
+        routes()
+    );
+    let ping = run(Command::new("ip").args([
+        "netns",
+        "exec",
+        &ns,
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        &out.ip.to_string(),
+    ]));
+    assert!(ping.status.success(), "the network container has no egress");
+    ok(&["network", "delete", "--force", &net]);
+    assert!(
+        !routes().iter().any(|r| r.starts_with("10.123.0.0/24")),
+        "the route stayed after the network went: {:?}",
+        routes()
+    );
+    assert!(
+        !nat_rules("KURYR-POSTROUTING")
+            .iter()
+            .any(|r| r.contains("10.123.0.0/24")),
+        "the NAT rule stayed"
+    );
 }

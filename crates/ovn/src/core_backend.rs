@@ -170,16 +170,4 @@ impl Backend for OvnBackend {
             })
             .unwrap_or_default()
     }
-
-    fn local_host_routes(&self) -> Vec<HostRoute> {
-        let mut out: Vec<HostRoute> = self
-            .routed_local_networks()
-            .into_iter()
-            .flat_map(|r| r.routes)
-            .map(|(subnet, via)| HostRoute { subnet, via })
-            .collect();
-        out.sort_by_key(|r| (r.subnet, r.via));
-        out.dedup();
-        out
-    }
 }

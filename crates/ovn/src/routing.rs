@@ -249,20 +249,6 @@ impl OvnBackend {
         Some(RoutedNetwork { router, routes })
     }
 
-    /// Every network with a router that has an endpoint on this host.
-    pub fn routed_local_networks(&self) -> Vec<RoutedNetwork> {
-        let mut ids: Vec<String> = self
-            .local_endpoints()
-            .into_iter()
-            .map(|e| e.network_id)
-            .collect();
-        ids.sort();
-        ids.dedup();
-        ids.iter()
-            .filter_map(|id| self.routed_network(id))
-            .collect()
-    }
-
     /// `--expose` and published ports: lets anyone reach exactly these ports of the endpoint.
     /// Replaces what was opened before; a network without a router has nothing to open.
     pub async fn expose_ports(&self, endpoint_id: &str, ports: &[ExposedPort]) -> Result<()> {

@@ -202,15 +202,25 @@ impl Host {
     }
 }
 
-/// Unplugs a container's endpoint from this host and clears its container mark.
+/// Unplugs a container's endpoint from this host and clears its container mark; the
+/// network's route goes when no endpoint plugged here needs it any more.
 pub async fn unplug(backend: &OvnBackend, host: &Host, port: &PortInfo) -> anyhow::Result<()> {
     let b = host.binding(&backend.settings().host).await?;
+    let routes = kuryr_core::Backend::host_routes(backend, &port.endpoint.network_id);
     b.unplug(&port.endpoint.endpoint_id)
         .await
         .with_context(|| format!("unplug endpoint {}", port.endpoint.port))?;
     backend
         .set_port_container(&port.endpoint.port, None)
         .await?;
+    kuryr_daemon::gateway::unroute_unused(backend, b, routes)
+        .await
+        .with_context(|| {
+            format!(
+                "remove the route of endpoint {}'s network",
+                port.endpoint.port
+            )
+        })?;
     Ok(())
 }
 
@@ -416,6 +426,19 @@ async fn create(
             });
         }
         netns::configure(&ns, setup)?;
+        // Routed networks: this host's route and NAT, as the daemon adds them for Docker.
+        let mut networks: Vec<&str> = ports
+            .iter()
+            .map(|p| p.endpoint.network_id.as_str())
+            .collect();
+        networks.dedup();
+        for n in networks {
+            kuryr_daemon::gateway::route_network(backend, binding, n)
+                .await
+                .with_context(|| {
+                    format!("route network {} on this host", ports[0].endpoint.port)
+                })?;
+        }
         for p in &ports {
             binding
                 .wait_ready(&p.endpoint.endpoint_id, Duration::from_secs(wait))
