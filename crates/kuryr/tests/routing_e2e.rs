@@ -168,6 +168,30 @@ fn a_published_port_answers_from_outside_and_closes_with_the_container() {
         again.contains(&format!("host port {port}/tcp is already in use")),
         "{again}"
     );
+    // A host port Docker's bridge driver published (its proxy holds it) is refused too.
+    let bridged = host_port(6);
+    let bridge_name = unique("kbr");
+    let _bridge = Container {
+        name: bridge_name.clone(),
+    };
+    docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &bridge_name,
+        "-p",
+        &format!("{bridged}:80"),
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    let taken = Container::run_fails(&net, &["-p", &format!("{bridged}:80")]);
+    assert!(
+        taken.contains(&format!(
+            "host port {bridged}/tcp is already in use on this host"
+        )),
+        "{taken}"
+    );
     // A container port without a host port cannot be told back to Docker: refused.
     let random = Container::run_fails(&net, &["-p", "80"]);
     assert!(random.contains("has no host port"), "{random}");
