@@ -74,4 +74,7 @@ ovn-nbctl show | sed -n "/kuryr-net-/,/^switch\|^router/p" | head -n 12
 say "docker run --rm --net $NET $IMAGE ping -c 3 $A_IP"
 $DOCKER run --rm --net "$NET" "$IMAGE" ping -c 3 "$A_IP"
 
+say "the gateway is a port of the router kuryr-router: docker run --rm --net $NET $IMAGE ping -c 1 10.250.0.1"
+$DOCKER run --rm --net "$NET" "$IMAGE" ping -c 1 10.250.0.1
+
 say "two containers on a kuryr network talk to each other; cleaning up the demo network"
