@@ -71,14 +71,15 @@ async fn a_network_gets_a_gateway_port_isolation_acls_and_loses_them_with_it() {
 
     let spec = net(1, "10.9.0.0/24", "10.9.0.1", RouterChoice::Default);
     let n = b.create_network(&spec).await.unwrap();
-    let rep = b.client().replica();
-    let lrp = rep
-        .table("Logical_Router_Port")
-        .one_by_name(&keys::gateway_lrp_name(n.switch_uuid))
-        .expect("the gateway port");
-    assert_eq!(lrp.strings("networks"), vec!["10.9.0.1/24".to_string()]);
+    {
+        let rep = b.client().replica();
+        let lrp = rep
+            .table("Logical_Router_Port")
+            .one_by_name(&keys::gateway_lrp_name(n.switch_uuid))
+            .expect("the gateway port");
+        assert_eq!(lrp.strings("networks"), vec!["10.9.0.1/24".to_string()]);
+    }
     assert_eq!(rows(&b, "ACL"), 6, "the network's isolation ACLs");
-    drop(rep);
 
     let ep = b
         .create_endpoint(&EndpointSpec {
