@@ -191,6 +191,26 @@ fn version_prints_the_version_and_the_commit_as_text_and_as_json() {
         .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)));
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"), "{v}");
     assert_eq!(v["commit"], commit, "the same commit as the text form: {v}");
+    let target = v["target"].as_str().unwrap_or_default();
+    assert!(
+        target.contains("linux") && target.split('-').count() >= 3,
+        "a target triple: {v}"
+    );
+    assert!(
+        v["rustc"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("rustc 1.")),
+        "{v}"
+    );
+    let date = v["build_date"].as_str().unwrap_or_default();
+    let parts: Vec<&str> = date.split('-').collect();
+    assert!(
+        parts.len() == 3
+            && parts[0].len() == 4
+            && parts[0] >= "2024"
+            && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_digit())),
+        "a build date: {v}"
+    );
 
     let (out, _) = kuryr(&["--version"], Duration::from_secs(10));
     assert!(out.status.success());

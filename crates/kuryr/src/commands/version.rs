@@ -25,6 +25,11 @@ pub struct Version {
 struct Info {
     version: &'static str,
     commit: &'static str,
+    /// The target triple the binary was built for.
+    target: &'static str,
+    rustc: &'static str,
+    /// UTC, `YYYY-MM-DD`.
+    build_date: &'static str,
 }
 
 impl Version {
@@ -32,6 +37,9 @@ impl Version {
         let info = Info {
             version: VERSION,
             commit: COMMIT,
+            target: env!("KURYR_TARGET"),
+            rustc: env!("KURYR_RUSTC"),
+            build_date: env!("KURYR_BUILD_DATE"),
         };
         match self.format {
             Format::Table => println!("kuryr {} (commit {})", info.version, info.commit),
