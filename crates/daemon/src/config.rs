@@ -132,6 +132,11 @@ pub struct Config {
     pub tls: Option<kuryr_docker::TlsFiles>,
     pub plugin_socket: PathBuf,
     pub debug: bool,
+    /// `[DEFAULT] log_file` (a relative one under `log_dir`): where the daemon logs instead of
+    /// stderr; reopened on SIGHUP.
+    pub log_file: Option<PathBuf>,
+    /// `[DEFAULT] use_json`: one JSON object per log line.
+    pub use_json: bool,
     /// This host's name in Northbound; default: the OVS system-id.
     pub host: Option<String>,
     pub local_default_address_space: String,
@@ -158,6 +163,8 @@ impl Default for Config {
             tls: None,
             plugin_socket: PathBuf::from("/run/docker/plugins/kuryr.sock"),
             debug: false,
+            log_file: None,
+            use_json: false,
             host: None,
             local_default_address_space: "no_address_space".into(),
             global_default_address_space: "no_address_space".into(),
@@ -213,6 +220,9 @@ const KNOWN: &[(&str, &[&str])] = &[
             "ssl_key_file",
             "plugin_socket",
             "debug",
+            "log_file",
+            "log_dir",
+            "use_json",
             "host",
             "local_default_address_space",
             "global_default_address_space",
@@ -482,6 +492,22 @@ impl Config {
             c.plugin_socket = p;
         }
         r.bool("DEFAULT", "debug", &mut c.debug)?;
+        r.bool("DEFAULT", "use_json", &mut c.use_json)?;
+        // oslo.log's meaning: log_dir is the base of a relative log_file; alone it does nothing.
+        let log_dir = r.path("DEFAULT", "log_dir")?;
+        c.log_file = match (r.raw("DEFAULT", "log_file"), log_dir) {
+            (None | Some(""), _) => None,
+            (Some(f), _) if f.starts_with('/') => Some(PathBuf::from(f)),
+            (Some(f), Some(dir)) => Some(dir.join(f)),
+            (Some(f), None) => {
+                return Err(r.err(
+                    "DEFAULT",
+                    "log_file",
+                    f,
+                    "a relative log_file needs log_dir; or give an absolute path",
+                ))
+            }
+        };
         if let Some(h) = r.raw("DEFAULT", "host") {
             if h.is_empty() || h.len() > 253 || h.chars().any(|ch| ch.is_whitespace()) {
                 return Err(r.err("DEFAULT", "host", h, "expected a host name without spaces"));
@@ -960,6 +986,29 @@ mod tests {
         );
         let err = Config::parse(&nested, "k.conf").unwrap_err().to_string();
         assert!(err.contains("[DEFAULT] default_port_driver"), "{err}");
+    }
+
+    #[test]
+    fn log_file_is_under_log_dir_when_relative() {
+        let c = Config::parse(
+            "[DEFAULT]\nlog_dir = /var/log/kuryr\nlog_file = kuryr.log\nuse_json = true\n",
+            "k.conf",
+        )
+        .unwrap();
+        assert_eq!(c.log_file, Some(PathBuf::from("/var/log/kuryr/kuryr.log")));
+        assert!(c.use_json && c.warnings.is_empty(), "{:?}", c.warnings);
+        let c = Config::parse("[DEFAULT]\nlog_file = /tmp/k.log\n", "k.conf").unwrap();
+        assert_eq!(c.log_file, Some(PathBuf::from("/tmp/k.log")));
+        let err = Config::parse("[DEFAULT]\nlog_file = k.log\n", "k.conf")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("[DEFAULT] log_file") && err.contains("log_dir"),
+            "{err}"
+        );
+        // log_dir alone logs to stderr, as oslo.log does.
+        let c = Config::parse("[DEFAULT]\nlog_dir = /var/log/kuryr\n", "k.conf").unwrap();
+        assert_eq!(c.log_file, None);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `kuryr`: Docker network and IPAM driver for OVN and OpenStack Neutron.
 mod commands;
+mod logging;
 mod netns;
 mod output;
 

@@ -362,3 +362,74 @@ fn a_daemon_configured_by_file_serves_as_configured_and_stops_cleanly_on_sigterm
         "a clean start and stop logs no warning:\n{stderr}"
     );
 }
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn log_file_gets_json_lines_and_is_reopened_on_sighup() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = format!(
+        "[DEFAULT]\nlog_dir = {}\nlog_file = kuryr.log\nuse_json = true\n",
+        dir.path().display()
+    );
+    let d = common::Daemon::start_with_conf(&conf, &[]);
+    let log = dir.path().join("kuryr.log");
+    let lines = |p: &std::path::Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"))
+            })
+            .collect()
+    };
+    common::wait_until(
+        "the daemon's start in its log file",
+        Duration::from_secs(10),
+        || {
+            lines(&log).iter().any(|v| {
+                v["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("serving"))
+            })
+        },
+    );
+    assert!(
+        !d.log_text().contains("serving"),
+        "the log went to stderr too: {}",
+        d.log_text()
+    );
+    // What logrotate does: move the file, then SIGHUP.
+    let rotated = dir.path().join("kuryr.log.1");
+    std::fs::rename(&log, &rotated).expect("rotate");
+    let pid = d.pid().expect("running").to_string();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .expect("kill");
+    assert!(hup.success());
+    common::wait_until(
+        "a fresh log file after SIGHUP",
+        Duration::from_secs(10),
+        || {
+            lines(&log)
+                .iter()
+                .any(|v| v["fields"]["message"] == "log file reopened")
+        },
+    );
+    // A call after the rotation lands in the new file, not the moved one.
+    let before = lines(&rotated).len();
+    let (status, _) = d.call("/NetworkDriver.GetCapabilities", "");
+    assert_eq!(status, 200);
+    common::wait_until(
+        "the call's line in the new file",
+        Duration::from_secs(10),
+        || {
+            lines(&log).iter().any(|v| {
+                v["fields"]["method"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("GetCapabilities"))
+            })
+        },
+    );
+    assert_eq!(lines(&rotated).len(), before, "the moved file still grows");
+}

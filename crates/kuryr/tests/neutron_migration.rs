@@ -288,12 +288,12 @@ impl Migration {
         })
     }
 
+    /// What the program wrote to stderr and to kuryr.conf's `log_file`, which both honour (it
+    /// holds the lines of both programs; each test's checks look for one program's words).
     fn log_text(&self, program: Program) -> String {
         let mut text = std::fs::read_to_string(self.log(program)).unwrap_or_default();
-        if program == Program::KuryrLibnetwork {
-            text += &std::fs::read_to_string(self.dir.path().join("kuryr-libnetwork.log"))
-                .unwrap_or_default();
-        }
+        text += &std::fs::read_to_string(self.dir.path().join("kuryr-libnetwork.log"))
+            .unwrap_or_default();
         text
     }
 

@@ -35,6 +35,9 @@ pub struct Daemon {
     /// Log filter (tracing syntax, e.g. info or kuryr=debug); RUST_LOG also works.
     #[arg(long, value_name = "FILTER")]
     log_level: Option<String>,
+    /// Log lines as text or as JSON objects; overrides [DEFAULT] use_json.
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
 }
 
 impl Daemon {
@@ -69,13 +72,40 @@ impl Daemon {
             .unwrap_or_else(|| default.to_string());
         let filter = tracing_subscriber::EnvFilter::try_new(&filter)
             .with_context(|| format!("--log-level {filter:?}"))?;
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .init();
+        let json = match self.log_format.as_deref() {
+            Some(f) => f == "json",
+            None => config.use_json,
+        };
+        let log_file = crate::logging::init(filter, json, config.log_file.as_deref())
+            .with_context(|| {
+                format!(
+                    "open the log file {} ([DEFAULT] log_file)",
+                    config
+                        .log_file
+                        .as_deref()
+                        .unwrap_or(std::path::Path::new(""))
+                        .display()
+                )
+            })?;
 
         let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
         runtime.block_on(async move {
+            // logrotate moves the file and sends SIGHUP: write to a fresh one from then on.
+            if let Some(lf) = log_file {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                    Ok(mut hup) => {
+                        tokio::spawn(async move {
+                            while hup.recv().await.is_some() {
+                                match lf.reopen() {
+                                    Ok(()) => tracing::info!(file = %lf.path().display(), "log file reopened"),
+                                    Err(e) => eprintln!("kuryr: reopen the log file {}: {e}", lf.path().display()),
+                                }
+                            }
+                        });
+                    }
+                    Err(e) => tracing::warn!(error = %e, "no SIGHUP handler: the log file is not reopened for logrotate"),
+                }
+            }
             let shutdown = async {
                 let mut term =
                     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -198,6 +198,11 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The daemon's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `docker network create` with this driver for both the network and IPAM.
     pub fn network(&self, extra: &[&str]) -> Network {
         create_network(&self.name, "knet", extra)
