@@ -9,6 +9,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
 .PHONY: all build lint unit test skip-banner lab lab-down lab-status demo release demo-driver bench \
+	install uninstall \
 	lab-openstack lab-openstack-down lab-openstack-status \
 	lab-kuryr-libnetwork lab-kuryr-libnetwork-down lab-kuryr-libnetwork-status \
 	lab-chassis lab-chassis-down lab-chassis-status
@@ -124,3 +125,30 @@ demo-driver:
 # Northbound client benchmark; needs the lab's NB (make lab).
 bench:
 	$(CARGO) run --release -p kuryr-ovsdb --example nb-bench
+
+# Install as a package would: the binary, man pages (kuryr.1 and kuryr-COMMAND.1 generated
+# from the command definitions, kuryr.conf.5) and bash/zsh/fish completions, under
+# $(DESTDIR)$(PREFIX). KURYR_BIN picks an already built binary (default: the release build).
+PREFIX ?= /usr/local
+KURYR_BIN ?= target/release/kuryr
+MANDIR = $(PREFIX)/share/man
+BASHDIR = $(PREFIX)/share/bash-completion/completions
+ZSHDIR = $(PREFIX)/share/zsh/site-functions
+FISHDIR = $(PREFIX)/share/fish/vendor_completions.d
+
+install:
+	@if [ ! -x "$(KURYR_BIN)" ]; then $(CARGO) build --release -p kuryr; fi
+	install -D -m 0755 "$(KURYR_BIN)" "$(DESTDIR)$(PREFIX)/bin/kuryr"
+	install -d "$(DESTDIR)$(MANDIR)/man1" "$(DESTDIR)$(MANDIR)/man5" \
+		"$(DESTDIR)$(BASHDIR)" "$(DESTDIR)$(ZSHDIR)" "$(DESTDIR)$(FISHDIR)"
+	"$(KURYR_BIN)" man --out-dir "$(DESTDIR)$(MANDIR)/man1" >/dev/null
+	install -m 0644 docs/man/kuryr.conf.5 "$(DESTDIR)$(MANDIR)/man5/kuryr.conf.5"
+	"$(KURYR_BIN)" completions bash > "$(DESTDIR)$(BASHDIR)/kuryr"
+	"$(KURYR_BIN)" completions zsh > "$(DESTDIR)$(ZSHDIR)/_kuryr"
+	"$(KURYR_BIN)" completions fish > "$(DESTDIR)$(FISHDIR)/kuryr.fish"
+
+# Removes exactly what `make install` put there (the pages by the names it generates).
+uninstall:
+	rm -f "$(DESTDIR)$(PREFIX)/bin/kuryr" "$(DESTDIR)$(MANDIR)/man1/kuryr.1" \
+		"$(DESTDIR)$(MANDIR)/man1"/kuryr-*.1 "$(DESTDIR)$(MANDIR)/man5/kuryr.conf.5" \
+		"$(DESTDIR)$(BASHDIR)/kuryr" "$(DESTDIR)$(ZSHDIR)/_kuryr" "$(DESTDIR)$(FISHDIR)/kuryr.fish"

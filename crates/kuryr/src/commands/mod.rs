@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod doctor;
 pub mod endpoint;
 pub mod host;
+pub mod man;
 pub mod network;
 pub mod router;
 pub mod version;
@@ -37,6 +38,8 @@ pub enum Command {
     Host(host::Host),
     /// Print a shell completion script.
     Completions(completions::Completions),
+    /// Write the man pages (kuryr.1, kuryr-COMMAND.1) into a folder.
+    Man(man::Man),
     /// Write a node's kuryr.conf and Docker plugin spec, or check a kuryr.conf.
     Config(config::ConfigCmd),
     /// Check Docker, the plugin, OVS, OVN (or Neutron) and the tunnel endpoint; say what to fix.
@@ -56,6 +59,7 @@ impl Command {
             Command::Container(cmd) => cmd.exec(),
             Command::Host(cmd) => cmd.exec(),
             Command::Completions(cmd) => cmd.exec(),
+            Command::Man(cmd) => cmd.exec(),
             Command::Config(cmd) => cmd.exec(),
             Command::Doctor(cmd) => cmd.exec(),
         }
