@@ -135,6 +135,7 @@ MANDIR = $(PREFIX)/share/man
 BASHDIR = $(PREFIX)/share/bash-completion/completions
 ZSHDIR = $(PREFIX)/share/zsh/site-functions
 FISHDIR = $(PREFIX)/share/fish/vendor_completions.d
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 
 install:
 	@if [ ! -x "$(KURYR_BIN)" ]; then $(CARGO) build --release -p kuryr; fi
@@ -146,9 +147,13 @@ install:
 	"$(KURYR_BIN)" completions bash > "$(DESTDIR)$(BASHDIR)/kuryr"
 	"$(KURYR_BIN)" completions zsh > "$(DESTDIR)$(ZSHDIR)/_kuryr"
 	"$(KURYR_BIN)" completions fish > "$(DESTDIR)$(FISHDIR)/kuryr.fish"
+	install -d "$(DESTDIR)$(UNITDIR)"
+	sed 's|@BINDIR@|$(PREFIX)/bin|' packaging/systemd/kuryr.service > "$(DESTDIR)$(UNITDIR)/kuryr.service"
+	install -m 0644 packaging/systemd/kuryr.socket "$(DESTDIR)$(UNITDIR)/kuryr.socket"
 
 # Removes exactly what `make install` put there (the pages by the names it generates).
 uninstall:
 	rm -f "$(DESTDIR)$(PREFIX)/bin/kuryr" "$(DESTDIR)$(MANDIR)/man1/kuryr.1" \
 		"$(DESTDIR)$(MANDIR)/man1"/kuryr-*.1 "$(DESTDIR)$(MANDIR)/man5/kuryr.conf.5" \
-		"$(DESTDIR)$(BASHDIR)/kuryr" "$(DESTDIR)$(ZSHDIR)/_kuryr" "$(DESTDIR)$(FISHDIR)/kuryr.fish"
+		"$(DESTDIR)$(BASHDIR)/kuryr" "$(DESTDIR)$(ZSHDIR)/_kuryr" "$(DESTDIR)$(FISHDIR)/kuryr.fish" \
+		"$(DESTDIR)$(UNITDIR)/kuryr.service" "$(DESTDIR)$(UNITDIR)/kuryr.socket"

@@ -49,12 +49,13 @@ WAIT=${LAB_WAIT:-60}
 
 # What the lab and the tests need. gcc/libc6-dev/libssl-dev/pkg-config build the
 # workspace (openssl-sys); iputils-ping and iproute2 are used by the tests on the host,
-# curl by the demo to ask the plugin socket whether a kuryr daemon answers.
+# curl by the demo to ask the plugin socket whether a kuryr daemon answers; systemd for
+# systemd-analyze, which checks the unit files `make install` ships.
 readonly PACKAGES=(
     docker.io iptables
     openvswitch-switch ovn-central ovn-host
     busybox-static iproute2 iputils-ping procps curl
-    gcc libc6-dev libssl-dev pkg-config
+    gcc libc6-dev libssl-dev pkg-config systemd
 )
 
 # Applets linked into the test image. The first line is what tests rely on; the rest

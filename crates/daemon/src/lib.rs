@@ -5,6 +5,7 @@ pub mod driver;
 pub mod gateway;
 pub mod host;
 pub mod reconcile;
+pub mod systemd;
 
 use config::{BackendKind, Config};
 use driver::Driver;
@@ -234,7 +235,20 @@ async fn serve<Bk: kuryr_core::Backend>(
         server_config = server_config.with_tcp(addr);
         server_config.tls = config.tls.clone();
     }
-    let server = PluginServer::bind(&server_config).await?;
+    let server = match systemd::listen_socket().map_err(DaemonError::Other)? {
+        Some(listener) => {
+            tracing::info!("serving the socket the service manager passed (socket activation)");
+            PluginServer::adopt(listener, &server_config).await?
+        }
+        None => PluginServer::bind(&server_config).await?,
+    };
+    match systemd::notify("READY=1\nSTATUS=serving Docker's plugin API") {
+        Ok(true) => tracing::info!("told the service manager kuryr is ready"),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "could not notify the service manager (NOTIFY_SOCKET)")
+        }
+    }
     tracing::info!(socket = %config.plugin_socket.display(), tcp = ?config.kuryr_uri, tls = config.tls.is_some(), "serving Docker's network and IPAM plugin API");
     server.serve(Arc::new(driver), shutdown).await?;
     Ok(())

@@ -156,7 +156,11 @@ pub enum ServerError {
 /// socket file is removed when the server is dropped, if it is still the one created here.
 pub struct PluginServer {
     unix: UnixListener,
-    socket: SocketFile,
+    /// The socket's path, for logs.
+    path: PathBuf,
+    /// The socket file this process created (removed on drop); `None` for a socket inherited
+    /// from the service manager, which owns it.
+    socket: Option<SocketFile>,
     tcp: Option<TcpListener>,
     tls: Option<openssl::ssl::SslAcceptor>,
 }
@@ -165,7 +169,8 @@ impl std::fmt::Debug for PluginServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PluginServer")
             .field("unix", &self.unix)
-            .field("socket", &self.socket)
+            .field("path", &self.path)
+            .field("inherited", &self.socket.is_none())
             .field("tcp", &self.tcp)
             .field("tls", &self.tls.is_some())
             .finish()
@@ -177,6 +182,36 @@ impl PluginServer {
     /// and the optional TCP listener.
     pub async fn bind(config: &ServerConfig) -> Result<Self, ServerError> {
         let (unix, socket) = bind_unix(&config.socket_path).await?;
+        Self::with_unix(unix, config.socket_path.clone(), Some(socket), config).await
+    }
+
+    /// Serves on a unix socket the service manager bound and passed down (socket activation):
+    /// it is neither created nor removed here, so Docker's calls wait in its backlog while
+    /// kuryr restarts. The TCP listener, if configured, is bound as usual.
+    pub async fn adopt(
+        listener: std::os::unix::net::UnixListener,
+        config: &ServerConfig,
+    ) -> Result<Self, ServerError> {
+        let path = listener
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(Path::to_path_buf))
+            .unwrap_or_else(|| config.socket_path.clone());
+        let adopt_err = |source| ServerError::BindUnix {
+            path: path.clone(),
+            source,
+        };
+        listener.set_nonblocking(true).map_err(adopt_err)?;
+        let unix = UnixListener::from_std(listener).map_err(adopt_err)?;
+        Self::with_unix(unix, path, None, config).await
+    }
+
+    async fn with_unix(
+        unix: UnixListener,
+        path: PathBuf,
+        socket: Option<SocketFile>,
+        config: &ServerConfig,
+    ) -> Result<Self, ServerError> {
         let tcp = match config.tcp {
             None => None,
             Some(addr) => {
@@ -195,6 +230,7 @@ impl PluginServer {
         };
         Ok(PluginServer {
             unix,
+            path,
             socket,
             tcp,
             tls,
@@ -203,7 +239,7 @@ impl PluginServer {
 
     /// The unix socket path.
     pub fn socket_path(&self) -> &Path {
-        &self.socket.path
+        &self.path
     }
 
     /// The TCP address actually bound (useful with port 0).
@@ -219,13 +255,14 @@ impl PluginServer {
     {
         let PluginServer {
             unix,
+            path,
             socket,
             tcp,
             tls,
         } = self;
         let app = router(driver);
         let tcp_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
-        info!(socket = %socket.path.display(), tcp = ?tcp_addr, tls = tls.is_some(), "serving the Docker plugin API");
+        info!(socket = %path.display(), inherited = socket.is_none(), tcp = ?tcp_addr, tls = tls.is_some(), "serving the Docker plugin API");
 
         // Dropping the sender tells every listener to stop.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
@@ -237,7 +274,7 @@ impl PluginServer {
             drop(stop_tx);
             Ok::<(), ServerError>(())
         };
-        let unix_name = socket.path.display().to_string();
+        let unix_name = path.display().to_string();
         let unix_serve =
             axum::serve(unix, app.clone()).with_graceful_shutdown(stopped(stop_rx.clone()));
         let unix_task = async move {
@@ -267,7 +304,7 @@ impl PluginServer {
             })
         };
         tokio::try_join!(signal, unix_task, tcp_task)?;
-        info!(socket = %socket.path.display(), "stopped serving the Docker plugin API");
+        info!(socket = %path.display(), "stopped serving the Docker plugin API");
         drop(socket);
         Ok(())
     }

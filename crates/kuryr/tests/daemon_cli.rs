@@ -433,3 +433,101 @@ fn log_file_gets_json_lines_and_is_reopened_on_sighup() {
     );
     assert_eq!(lines(&rotated).len(), before, "the moved file still grows");
 }
+
+/// A unix listener handed to a child as descriptor 3, the way systemd passes sockets.
+fn spawn_socket_activated(
+    listener: &std::os::unix::net::UnixListener,
+    notify: &std::path::Path,
+    conf: &std::path::Path,
+    log: &std::path::Path,
+) -> std::process::Child {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let fd = listener.as_raw_fd();
+    let mut cmd = std::process::Command::new("sh");
+    // `$$` is the shell's pid, which `exec` gives to kuryr: LISTEN_PID names it.
+    cmd.arg("-c")
+        .arg(format!(
+            "LISTEN_PID=$$ LISTEN_FDS=1 exec {} daemon --config {}",
+            env!("CARGO_BIN_EXE_kuryr"),
+            conf.display()
+        ))
+        .env("NOTIFY_SOCKET", notify)
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(log).expect("log"));
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // dup2 onto itself keeps close-on-exec: clear it by hand then.
+            let ok = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0) == 0
+            } else {
+                libc::dup2(fd, 3) >= 0
+            };
+            if !ok {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().expect("start kuryr daemon")
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn a_socket_activated_daemon_serves_the_passed_socket_notifies_ready_and_leaves_the_file() {
+    common::require_lab();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock = std::path::PathBuf::from(format!(
+        "/run/docker/plugins/{}.sock",
+        common::unique("kuryract")
+    ));
+    let listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind as systemd would");
+    struct Gone(std::path::PathBuf);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _gone = Gone(sock.clone());
+    let notify_path = dir.path().join("notify");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let conf = dir.path().join("kuryr.conf");
+    // The socket path kuryr would bind itself is elsewhere: only the passed one may answer.
+    std::fs::write(
+        &conf,
+        format!(
+            "[DEFAULT]\nplugin_socket = {}/unused.sock\n",
+            dir.path().display()
+        ),
+    )
+    .expect("conf");
+    let log = dir.path().join("kuryr.log");
+    let mut child = spawn_socket_activated(&listener, &notify_path, &conf, &log);
+    drop(listener);
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).unwrap_or_else(|e| {
+        let _ = child.kill();
+        panic!(
+            "no READY=1 from kuryr ({e}):\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+    let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(msg.lines().any(|l| l == "READY=1"), "{msg}");
+    let (status, body) =
+        common::post(&sock, "/Plugin.Activate", "").expect("the passed socket answers");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !dir.path().join("unused.sock").exists(),
+        "kuryr bound its own socket besides the passed one"
+    );
+    common::stop(&mut child);
+    assert!(
+        sock.exists(),
+        "kuryr removed the socket the service manager owns"
+    );
+}

@@ -87,3 +87,44 @@ fn make_install_puts_the_binary_pages_and_completions_under_prefix_and_uninstall
         "uninstall left files"
     );
 }
+
+#[test]
+#[ignore = "needs systemd-analyze from the lab's packages (make test)"]
+fn the_installed_units_pass_systemd_analyze_verify() {
+    // PREFIX is the temporary folder itself, so ExecStart names a binary that exists.
+    let prefix = tempfile::tempdir().expect("tempdir");
+    let out = Command::new("make")
+        .arg("-C")
+        .arg(ROOT)
+        .arg("install")
+        .arg(format!("PREFIX={}", prefix.path().display()))
+        .arg(format!("KURYR_BIN={}", env!("CARGO_BIN_EXE_kuryr")))
+        .output()
+        .expect("run make");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let units = prefix.path().join("lib/systemd/system");
+    let service = std::fs::read_to_string(units.join("kuryr.service")).expect("kuryr.service");
+    assert!(
+        service.contains(&format!(
+            "ExecStart={}/bin/kuryr daemon",
+            prefix.path().display()
+        )),
+        "{service}"
+    );
+    let verify = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(units.join("kuryr.service"))
+        .arg(units.join("kuryr.socket"))
+        .output()
+        .expect("run systemd-analyze (the lab installs systemd)");
+    assert!(
+        verify.status.success(),
+        "systemd-analyze verify: {}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
