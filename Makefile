@@ -9,7 +9,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
 .PHONY: all build lint unit test skip-banner lab lab-down lab-status demo release demo-driver bench \
-	install uninstall \
+	install uninstall deb \
 	lab-openstack lab-openstack-down lab-openstack-status \
 	lab-kuryr-libnetwork lab-kuryr-libnetwork-down lab-kuryr-libnetwork-status \
 	lab-chassis lab-chassis-down lab-chassis-status
@@ -157,3 +157,20 @@ uninstall:
 		"$(DESTDIR)$(MANDIR)/man1"/kuryr-*.1 "$(DESTDIR)$(MANDIR)/man5/kuryr.conf.5" \
 		"$(DESTDIR)$(BASHDIR)/kuryr" "$(DESTDIR)$(ZSHDIR)/_kuryr" "$(DESTDIR)$(FISHDIR)/kuryr.fish" \
 		"$(DESTDIR)$(UNITDIR)/kuryr.service" "$(DESTDIR)$(UNITDIR)/kuryr.socket"
+
+# A Debian package of what `make install` installs (PREFIX=/usr, units in /lib/systemd/system)
+# plus /etc/kuryr/kuryr.conf as a conffile (0600), built with dpkg-deb: target/deb/*.deb.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+DEB_ROOT = target/deb/root
+
+deb:
+	rm -rf "$(DEB_ROOT)" && mkdir -p "$(DEB_ROOT)/DEBIAN"
+	$(MAKE) --no-print-directory install DESTDIR="$(CURDIR)/$(DEB_ROOT)" PREFIX=/usr \
+		UNITDIR=/lib/systemd/system KURYR_BIN="$(KURYR_BIN)"
+	strip --strip-debug "$(DEB_ROOT)/usr/bin/kuryr"
+	install -D -m 0600 packaging/debian/kuryr.conf "$(DEB_ROOT)/etc/kuryr/kuryr.conf"
+	sed -e 's|@VERSION@|$(VERSION)|' -e "s|@ARCH@|$$(dpkg --print-architecture)|" \
+		packaging/debian/control.in > "$(DEB_ROOT)/DEBIAN/control"
+	echo /etc/kuryr/kuryr.conf > "$(DEB_ROOT)/DEBIAN/conffiles"
+	dpkg-deb --root-owner-group --build "$(DEB_ROOT)" \
+		"target/deb/kuryr_$(VERSION)_$$(dpkg --print-architecture).deb"

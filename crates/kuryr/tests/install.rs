@@ -128,3 +128,100 @@ fn the_installed_units_pass_systemd_analyze_verify() {
         String::from_utf8_lossy(&verify.stderr)
     );
 }
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn the_debian_package_installs_passes_doctor_and_purges_without_a_trace() {
+    // Never replace what an operator installed on this machine.
+    let installed = Command::new("dpkg")
+        .args(["-s", "kuryr"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        !installed,
+        "a kuryr package is installed here already: this test would replace it; remove it first"
+    );
+    assert!(
+        !Path::new("/etc/kuryr/kuryr.conf").exists(),
+        "/etc/kuryr/kuryr.conf exists: the package's conffile would meet it; move it away first"
+    );
+    run_ok(
+        Command::new("make")
+            .arg("-C")
+            .arg(ROOT)
+            .arg("deb")
+            .arg(format!("KURYR_BIN={}", env!("CARGO_BIN_EXE_kuryr"))),
+    );
+    let deb = std::fs::read_dir(Path::new(ROOT).join("target/deb"))
+        .expect("target/deb")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .expect("a .deb in target/deb");
+    let listed = run_ok(Command::new("dpkg-deb").arg("-c").arg(&deb));
+    let files: Vec<String> = listed
+        .lines()
+        .filter(|l| !l.starts_with('d'))
+        .filter_map(|l| l.split_whitespace().last())
+        .map(|p| p.trim_start_matches('.').to_string())
+        .collect();
+    assert!(files.contains(&"/usr/bin/kuryr".to_string()), "{files:?}");
+
+    struct Purge;
+    impl Drop for Purge {
+        fn drop(&mut self) {
+            let _ = Command::new("dpkg").args(["-P", "kuryr"]).output();
+        }
+    }
+    let _purge = Purge;
+    run_ok(Command::new("dpkg").arg("-i").arg(&deb));
+    let mode = std::fs::metadata("/etc/kuryr/kuryr.conf")
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+        .expect("the conffile");
+    assert_eq!(mode, 0o600, "kuryr.conf must be 0600");
+    assert!(Path::new("/lib/systemd/system/kuryr.service").is_file());
+
+    // The installed binary, with the packaged kuryr.conf, serves and passes doctor.
+    let sock = format!("/run/docker/plugins/kuryrdeb-{}.sock", std::process::id());
+    let mut daemon = Command::new("/usr/bin/kuryr")
+        .args(["daemon", "--socket", &sock])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the installed kuryr");
+    let start = std::time::Instant::now();
+    while !Path::new(&sock).exists() && start.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let doctor = Command::new("/usr/bin/kuryr")
+        .args(["doctor", "--plugin", &sock])
+        .output()
+        .expect("run doctor");
+    let _ = Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status();
+    let _ = daemon.wait();
+    assert!(
+        doctor.status.success(),
+        "kuryr doctor with the package:\n{}",
+        String::from_utf8_lossy(&doctor.stdout)
+    );
+
+    run_ok(Command::new("dpkg").args(["-P", "kuryr"]));
+    let left: Vec<&String> = files.iter().filter(|f| Path::new(f).exists()).collect();
+    assert!(
+        left.is_empty(),
+        "dpkg -P left files of the package: {left:?}"
+    );
+}
