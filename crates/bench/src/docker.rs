@@ -162,7 +162,8 @@ pub fn run(cfg: &DockerBench) -> Result<DockerReport, BenchError> {
         .filter(|(l, _)| l != "none")
         .enumerate()
         .map(|(i, (l, n))| {
-            let port = 30000 + (std::process::id() % 1000) as usize * 8 + i;
+            // Below the ephemeral range, where outgoing connections could hold the port.
+            let port = 28000 + (std::process::id() % 500) as usize * 8 + i;
             (format!("{l} -p"), n.clone(), format!("{port}:80"))
         })
         .collect();

@@ -49,9 +49,14 @@ fn get_from(c: &Container, ip: &str, port: u16) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-/// A host port no test of this run uses yet.
+/// A free host port no other test of this run uses: below the kernel's ephemeral range
+/// (32768 and up), where an outgoing connection's local port would make the bind fail.
 fn host_port(n: u16) -> u16 {
-    20000 + (std::process::id() % 1000) as u16 * 20 + n
+    let slot = (std::process::id() % 600) as u16 * 20 + n;
+    (0..6u16)
+        .map(|k| 20000 + (slot + k * 2000) % 12000)
+        .find(|p| std::net::TcpListener::bind(("0.0.0.0", *p)).is_ok())
+        .unwrap_or(20000 + slot % 12000)
 }
 
 fn nat_rules(chain: &str) -> Vec<String> {
