@@ -28,7 +28,8 @@ const ESRCH: i32 = 3;
 pub struct MgmtPort {
     /// The localport's name (`iface-id`).
     pub iface_id: String,
-    pub mac: [u8; 6],
+    /// `aa:bb:cc:dd:ee:ff`.
+    pub mac: String,
     pub address: Ipv4Addr,
     pub prefix: u8,
     /// The IPv6 address, added without duplicate address detection (it is on every host,
@@ -70,7 +71,8 @@ impl OvsBinding {
     /// Idempotent, and safe when several kuryr processes of one host run it at once.
     pub async fn ensure_mgmt_port(&self, m: &MgmtPort) -> Result<(), BindingError> {
         let bridge = self.bridge().to_string();
-        let mac_text = crate::names::format_mac(&m.mac);
+        let mac = crate::names::parse_mac(MGMT_IFNAME, &m.mac)?;
+        let mac_text = crate::names::format_mac(&mac);
         self.ovs_client()
             .transact_with(Duration::from_secs(10), |rep| {
                 if rep.table("Interface").one_by_name(MGMT_IFNAME).is_some() {
@@ -118,7 +120,7 @@ impl OvsBinding {
                 let mac_ok = msg
                     .attributes
                     .iter()
-                    .any(|a| matches!(a, LinkAttribute::Address(b) if b.as_slice() == m.mac));
+                    .any(|a| matches!(a, LinkAttribute::Address(b) if b.as_slice() == mac));
                 break (msg.header.index, mac_ok);
             }
             if Instant::now() > deadline {
@@ -132,7 +134,7 @@ impl OvsBinding {
         let (index, mac_ok) = index;
         if !mac_ok {
             let msg = LinkUnspec::new_with_index(index)
-                .address(m.mac.to_vec())
+                .address(mac.to_vec())
                 .build();
             nl.link()
                 .set(msg)

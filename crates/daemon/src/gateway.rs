@@ -31,7 +31,7 @@ pub enum GatewayError {
 /// One published port, as kuryr writes it into [`CHAIN_DNAT`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
-    pub proto: &'static str,
+    pub proto: Protocol,
     pub host_ip: Option<Ipv4Addr>,
     pub host_port: u16,
     pub container_ip: Ipv4Addr,
@@ -48,30 +48,6 @@ pub struct HostGateway {
     /// Endpoints with published ports (read back from iptables at start), so stopping a
     /// container without any costs no iptables call.
     published: std::sync::Mutex<HashSet<String>>,
-}
-
-fn proto_name(p: Protocol) -> Option<&'static str> {
-    match p.number() {
-        6 => Some("tcp"),
-        17 => Some("udp"),
-        132 => Some("sctp"),
-        _ => None,
-    }
-}
-
-fn parse_mac(text: &str) -> Result<[u8; 6], GatewayError> {
-    let mut mac = [0u8; 6];
-    let parts: Vec<&str> = text.split(':').collect();
-    if parts.len() != 6 {
-        return Err(GatewayError::Invalid(format!(
-            "MAC {text:?}: six bytes expected"
-        )));
-    }
-    for (b, p) in mac.iter_mut().zip(parts) {
-        *b = u8::from_str_radix(p, 16)
-            .map_err(|_| GatewayError::Invalid(format!("MAC {text:?}: {p:?} is not a byte")))?;
-    }
-    Ok(mac)
 }
 
 fn comment(endpoint_id: &str) -> String {
@@ -186,13 +162,14 @@ fn masquerade_rule(subnet: &IpNet) -> Vec<String> {
 }
 
 fn dnat_rule(p: &Published, endpoint_id: &str) -> Vec<String> {
-    let mut r = vec!["-p".to_string(), p.proto.to_string()];
+    let proto = p.proto.to_string();
+    let mut r = vec!["-p".to_string(), proto.clone()];
     if let Some(ip) = p.host_ip {
         r.extend(["-d".into(), format!("{ip}/32")]);
     }
     r.extend([
         "-m".into(),
-        p.proto.to_string(),
+        proto,
         "--dport".into(),
         p.host_port.to_string(),
         "-m".into(),
@@ -226,11 +203,11 @@ fn parse_dnat(line: &str) -> Option<(String, Option<String>, u16, String)> {
 
 /// Whether something on this host holds the port (a listening process, or Docker's own
 /// proxy for a port the bridge driver published).
-fn port_in_use(proto: &str, ip: Option<Ipv4Addr>, port: u16) -> bool {
+fn port_in_use(proto: Protocol, ip: Option<Ipv4Addr>, port: u16) -> bool {
     let addr = (ip.unwrap_or(Ipv4Addr::UNSPECIFIED), port);
     let e = match proto {
-        "tcp" => std::net::TcpListener::bind(addr).err(),
-        "udp" => std::net::UdpSocket::bind(addr).err(),
+        Protocol::Tcp => std::net::TcpListener::bind(addr).err(),
+        Protocol::Udp => std::net::UdpSocket::bind(addr).err(),
         _ => None,
     };
     matches!(e, Some(e) if e.kind() == std::io::ErrorKind::AddrInUse)
@@ -248,11 +225,10 @@ impl HostGateway {
 
     /// The management port, forwarding and kuryr's chains. Idempotent: run at every start.
     pub async fn ensure_base(&self) -> Result<(), GatewayError> {
-        let mac = parse_mac(kuryr_ovn::keys::MGMT_MAC)?;
         self.binding
             .ensure_mgmt_port(&MgmtPort {
                 iface_id: kuryr_ovn::keys::MGMT_PORT.to_string(),
-                mac,
+                mac: kuryr_ovn::keys::MGMT_MAC.to_string(),
                 address: kuryr_ovn::routing::mgmt_ip(),
                 prefix: kuryr_ovn::keys::JOIN_PREFIX,
                 address6: kuryr_ovn::routing::mgmt_ip6(),
@@ -286,12 +262,6 @@ impl HostGateway {
         let mut routed = self.routed.lock().await;
         if routed.contains(&route) {
             return Ok(());
-        }
-        if let Some(other) = routed.iter().find(|r| r.subnet == route.subnet) {
-            return Err(GatewayError::Conflict(format!(
-                "subnet {} is routed on this host through another router ({}) already: two networks with one subnet cannot both leave through one host; give this one -o kuryr.router=none",
-                route.subnet, other.via
-            )));
         }
         if route.subnet.addr().is_ipv6() {
             // Only once an IPv6 network is routed here: forwarding turns off the host's
@@ -361,12 +331,12 @@ impl HostGateway {
             .collect();
         let mut plan = Vec::new();
         for b in bindings {
-            let proto = proto_name(b.proto).ok_or_else(|| {
-                GatewayError::Invalid(format!(
-                    "endpoint {short}: kuryr publishes tcp, udp and sctp ports, not protocol {}",
-                    b.proto.number()
-                ))
-            })?;
+            let proto = b.proto;
+            if !matches!(proto, Protocol::Tcp | Protocol::Udp | Protocol::Sctp) {
+                return Err(GatewayError::Invalid(format!(
+                    "endpoint {short}: kuryr publishes tcp, udp and sctp ports, not protocol {proto}"
+                )));
+            }
             let host_ip = match b.host_ip {
                 None => None,
                 Some(IpAddr::V4(ip)) if ip.is_unspecified() => None,
@@ -385,7 +355,7 @@ impl HostGateway {
             let last = b.host_port_end.max(b.host_port);
             let taken = |port: u16| {
                 existing.iter().any(|(p, ip, hp, ep)| {
-                    p == proto
+                    *p == proto.to_string()
                         && *hp == port
                         && ep != endpoint_id
                         && (ip.is_none()
@@ -404,7 +374,7 @@ impl HostGateway {
                 };
                 let by = existing
                     .iter()
-                    .find(|(p, _, hp, _)| p == proto && *hp == b.host_port)
+                    .find(|(p, _, hp, _)| *p == proto.to_string() && *hp == b.host_port)
                     .map(|(_, _, _, ep)| {
                         format!(" by endpoint {}", ep.chars().take(12).collect::<String>())
                     })
@@ -450,10 +420,9 @@ impl HostGateway {
             return Ok(0);
         }
         let _g = self.iptables.lock().await;
-        let mine = comment(endpoint_id);
         let mut removed = 0;
         for line in rules("nat", CHAIN_DNAT).await? {
-            if !line.split_whitespace().any(|w| w.trim_matches('"') == mine) {
+            if parse_dnat(&line).is_none_or(|(.., ep)| ep != endpoint_id) {
                 continue;
             }
             let words: Vec<&str> = line
@@ -512,13 +481,16 @@ pub async fn routes_in_use<Bk: Backend, Bd: Binding>(backend: &Bk, binding: &Bd)
 }
 
 /// For the command line, which plugs endpoints without a daemon: the host's gateway and the
-/// routes of `network_id`, as the driver adds them for Docker's endpoints.
-pub async fn route_network<Bk: Backend>(
+/// routes of the networks, as the driver adds them for Docker's endpoints.
+pub async fn route_networks<Bk: Backend>(
     backend: &Bk,
     binding: &OvsBinding,
-    network_id: &str,
+    network_ids: &[&str],
 ) -> Result<(), GatewayError> {
-    let routes = backend.host_routes(network_id);
+    let routes: Vec<HostRoute> = network_ids
+        .iter()
+        .flat_map(|n| backend.host_routes(n))
+        .collect();
     if routes.is_empty() {
         return Ok(());
     }
@@ -555,7 +527,7 @@ mod tests {
     #[test]
     fn published_ports_read_back_from_iptables_save_lines() {
         let p = Published {
-            proto: "tcp",
+            proto: Protocol::Tcp,
             host_ip: Some("192.0.2.2".parse().unwrap()),
             host_port: 8080,
             container_ip: "10.1.0.2".parse().unwrap(),

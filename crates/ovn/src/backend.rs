@@ -149,8 +149,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
+pub(crate) fn short(id: &str) -> &str {
+    id.get(..id.len().min(12)).unwrap_or(id)
 }
 
 /// A `wait` that fails the transaction if `column` of row `uuid` changed since it was read.

@@ -161,13 +161,6 @@ impl Backend for OvnBackend {
     }
 
     fn host_routes(&self, network_id: &str) -> Vec<HostRoute> {
-        self.routed_network(network_id)
-            .map(|r| {
-                r.routes
-                    .into_iter()
-                    .map(|(subnet, via)| HostRoute { subnet, via })
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.host_routes_of(network_id)
     }
 }

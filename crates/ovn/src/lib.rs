@@ -14,4 +14,4 @@ pub use backend::{
 };
 pub use error::{OvnError, Result};
 pub use named::{LogicalNetwork, NamedEndpoint, NamedNetworkSpec, PortInfo};
-pub use routing::{RoutedNetwork, RouterChoice, RouterInfo};
+pub use routing::{RouterChoice, RouterInfo};

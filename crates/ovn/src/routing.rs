@@ -8,11 +8,11 @@
 //! own (169.254.100.254). A localport is present on every chassis at once, so the router (run
 //! on the chassis of the sending container) always delivers to that chassis' host, whose kernel
 //! source-NATs the traffic and publishes ports. See docs/architecture.md.
-use crate::backend::{guard_column, OvnBackend, LS, LSP, NB};
+use crate::backend::{guard_column, short, OvnBackend, LS, LSP, NB};
 use crate::error::{OvnError, Result};
 use crate::{ipam, keys};
 use ipnet::{IpNet, Ipv4Net};
-use kuryr_core::ExposedPort;
+use kuryr_core::{ExposedPort, HostRoute};
 use kuryr_ovsdb::datum::{self, Row};
 use kuryr_ovsdb::txn::{self, eq};
 use kuryr_ovsdb::{Replica, Txn};
@@ -109,14 +109,6 @@ fn router_ip6(v4: Ipv4Addr) -> Ipv6Addr {
 /// The join network, 169.254.100.0/24.
 pub fn join_net() -> Ipv4Net {
     Ipv4Net::new(join_ip(0), keys::JOIN_PREFIX).unwrap_or_else(|_| unreachable!())
-}
-
-/// What a host needs to carry one network's traffic in and out: each of its subnets with the
-/// router's address (of that family) on the join network to route it through.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoutedNetwork {
-    pub router: String,
-    pub routes: Vec<(IpNet, IpAddr)>,
 }
 
 /// A router as `kuryr router list` shows it.
@@ -224,29 +216,39 @@ impl OvnBackend {
         Ok(())
     }
 
-    /// The router side of a network, for the host that carries its traffic.
-    pub fn routed_network(&self, network_id: &str) -> Option<RoutedNetwork> {
+    /// What a host needs to carry a network's traffic in and out: each of its subnets via
+    /// the router's address of that family on the join network; none without a router.
+    pub fn host_routes_of(&self, network_id: &str) -> Vec<HostRoute> {
         let rep = self.client().replica();
-        let ls = rep
+        let Some(ls) = rep
             .table(LS)
             .by_external_key(&keys::net_key(network_id))
             .into_iter()
-            .next()?;
-        let router = ls.external_id(keys::ROUTER)?.to_string();
-        let lr = rep
-            .table(LR)
-            .by_name(&router)
+            .next()
+        else {
+            return Vec::new();
+        };
+        let via: Option<Ipv4Addr> = ls.external_id(keys::ROUTER).and_then(|router| {
+            let lr = rep
+                .table(LR)
+                .by_name(router)
+                .into_iter()
+                .find(|r| is_kuryr(r))?;
+            lr.external_id(keys::JOIN_IP)?.parse().ok()
+        });
+        let Some(via) = via else {
+            return Vec::new();
+        };
+        subnets_of(&ls)
             .into_iter()
-            .find(|r| is_kuryr(r))?;
-        let via: Ipv4Addr = lr.external_id(keys::JOIN_IP)?.parse().ok()?;
-        let routes = subnets_of(&ls)
-            .into_iter()
-            .map(|n| match n {
-                IpNet::V4(_) => (n, IpAddr::V4(via)),
-                IpNet::V6(_) => (n, IpAddr::V6(router_ip6(via))),
+            .map(|subnet| HostRoute {
+                subnet,
+                via: match subnet {
+                    IpNet::V4(_) => IpAddr::V4(via),
+                    IpNet::V6(_) => IpAddr::V6(router_ip6(via)),
+                },
             })
-            .collect();
-        Some(RoutedNetwork { router, routes })
+            .collect()
     }
 
     /// `--expose` and published ports: lets anyone reach exactly these ports of the endpoint.
@@ -374,9 +376,8 @@ impl OvnBackend {
         self.write(&format!("create router {name}"), |rep| {
             let mut t = Txn::new(NB);
             let mut join_ports = Vec::new();
-            if let Some(lr) = ensure_router(rep, &mut t, name, &mut join_ports, vec![])? {
-                // There already: bring what an earlier kuryr made up to date.
-                return Ok(upgrade_router(rep, &mut t, &lr).then_some(t));
+            if ensure_router(rep, &mut t, name, &mut join_ports, vec![])?.is_some() {
+                return Ok(None);
             }
             finish_join(rep, &mut t, join_ports);
             Ok(Some(t))
@@ -429,10 +430,6 @@ impl OvnBackend {
         .await?;
         Ok(())
     }
-}
-
-fn short(id: &str) -> &str {
-    id.get(..id.len().min(12)).unwrap_or(id)
 }
 
 /// The Port_Group of the switch that holds the port.
@@ -592,67 +589,6 @@ fn default_routes(t: &mut Txn, named: &str) {
     }
 }
 
-/// What a router made by an earlier kuryr lacks of today's join network (its IPv6 address and
-/// default route, the management port's IPv6 address), added to `t`; false when nothing is.
-fn upgrade_router(rep: &Replica, t: &mut Txn, lr: &Row) -> bool {
-    let Some(ip) = lr
-        .external_id(keys::JOIN_IP)
-        .and_then(|s| s.parse::<Ipv4Addr>().ok())
-    else {
-        return false;
-    };
-    let mut changed = false;
-    let name = lr.str("name").unwrap_or_default();
-    if let Some(lrp) = rep.table(LRP).one_by_name(&keys::join_lrp_name(name)) {
-        let have = lrp.strings("networks");
-        let missing: Vec<Value> = join_networks(ip)
-            .into_iter()
-            .filter(|n| !have.contains(n))
-            .map(|n| json!(n))
-            .collect();
-        if !missing.is_empty() {
-            t.mutate(
-                LRP,
-                vec![txn::by_uuid(lrp.uuid)],
-                vec![txn::mutate_insert("networks", datum::set(missing))],
-            );
-            changed = true;
-        }
-    }
-    let has_v6_default = lr.uuids("static_routes").iter().any(|u| {
-        rep.table(LRSR)
-            .get(u)
-            .is_some_and(|r| r.str("ip_prefix") == Some("::/0"))
-    });
-    if !has_v6_default {
-        t.insert(
-            LRSR,
-            json!({"ip_prefix": "::/0", "nexthop": mgmt_ip6().to_string(), "external_ids": owner()}),
-            Some("defroute6"),
-        );
-        t.mutate(
-            LR,
-            vec![txn::by_uuid(lr.uuid)],
-            vec![txn::mutate_insert(
-                "static_routes",
-                datum::set([datum::named_uuid("defroute6")]),
-            )],
-        );
-        changed = true;
-    }
-    if let Some(mgmt) = rep.table(LSP).one_by_name(keys::MGMT_PORT) {
-        if mgmt.strings("addresses") != vec![mgmt_addresses()] {
-            t.update(
-                LSP,
-                vec![txn::by_uuid(mgmt.uuid)],
-                json!({"addresses": mgmt_addresses()}),
-            );
-            changed = true;
-        }
-    }
-    changed
-}
-
 fn attach_txn(rep: &Replica, key: &str, router: &str) -> Result<Option<Txn>> {
     let ls = rep
         .table(LS)
@@ -699,6 +635,11 @@ fn attach_txn(rep: &Replica, key: &str, router: &str) -> Result<Option<Txn>> {
             }
         }
     }
+    if router != keys::DEFAULT_ROUTER && rep.table(LR).by_name(router).is_empty() {
+        return Err(OvnError::NotFound(format!(
+            "no router is named {router:?}: create it with `kuryr router create {router}`"
+        )));
+    }
     let mut t = Txn::new(NB);
     // The gateway port; its MAC derives from the gateway address like an endpoint's.
     let v4 = ls
@@ -714,11 +655,6 @@ fn attach_txn(rep: &Replica, key: &str, router: &str) -> Result<Option<Txn>> {
                "networks": datum::set(networks.iter().map(|n| json!(n))), "external_ids": owner()}),
         Some("gwlrp"),
     );
-    if router != keys::DEFAULT_ROUTER && rep.table(LR).by_name(router).is_empty() {
-        return Err(OvnError::NotFound(format!(
-            "no router is named {router:?}: create it with `kuryr router create {router}`"
-        )));
-    }
     let mut join_ports = Vec::new();
     let gw_port = vec![datum::named_uuid("gwlrp")];
     if let Some(lr) = ensure_router(rep, &mut t, router, &mut join_ports, gw_port.clone())? {

@@ -431,14 +431,11 @@ async fn create(
             .iter()
             .map(|p| p.endpoint.network_id.as_str())
             .collect();
+        networks.sort_unstable();
         networks.dedup();
-        for n in networks {
-            kuryr_daemon::gateway::route_network(backend, binding, n)
-                .await
-                .with_context(|| {
-                    format!("route network {} on this host", ports[0].endpoint.port)
-                })?;
-        }
+        kuryr_daemon::gateway::route_networks(backend, binding, &networks)
+            .await
+            .context("route the containers' networks on this host")?;
         for p in &ports {
             binding
                 .wait_ready(&p.endpoint.endpoint_id, Duration::from_secs(wait))
