@@ -1,34 +1,10 @@
 //! Networks and endpoints by name (`kuryr network` / `kuryr endpoint`) against a real
 //! private Northbound: pools and gateways, refusals, and a Docker network attaching to a CLI
 //! network by name.
-use kuryr_ovn::{
-    Attach, NamedNetworkSpec, NetworkSpec, OvnBackend, OvnError, OvnSettings, SubnetSpec, TABLES,
-};
-use kuryr_ovsdb::{parse_remotes, Client, Config};
-use kuryr_testlab::{require_tools, Server, NB_SCHEMA};
-use std::time::Duration;
+mod common;
 
-struct Lab {
-    _dir: tempfile::TempDir,
-    server: Server,
-}
-
-fn lab() -> Lab {
-    require_tools();
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::standalone(dir.path(), "nb", NB_SCHEMA);
-    Lab { _dir: dir, server }
-}
-
-async fn backend(lab: &Lab, host: &str) -> OvnBackend {
-    let mut cfg = Config::new(
-        parse_remotes(&lab.server.unix_remote()).unwrap(),
-        "OVN_Northbound",
-        TABLES,
-    );
-    cfg.connect_timeout = Duration::from_secs(2);
-    OvnBackend::new(Client::connect(cfg).await.unwrap(), OvnSettings::new(host))
-}
+use common::*;
+use kuryr_ovn::{Attach, NamedNetworkSpec, NetworkSpec, OvnError, SubnetSpec};
 
 fn spec(name: &str, v4: &str, v6: Option<&str>) -> NamedNetworkSpec {
     NamedNetworkSpec {
@@ -37,10 +13,6 @@ fn spec(name: &str, v4: &str, v6: Option<&str>) -> NamedNetworkSpec {
         ipv6: v6.map(|c| (c.parse().unwrap(), None)),
         router: kuryr_ovn::RouterChoice::Default,
     }
-}
-
-fn rows(b: &OvnBackend, table: &str) -> usize {
-    b.client().replica().table(table).len()
 }
 
 /// Waits until `f` holds: another client's write reaches this replica a moment later.

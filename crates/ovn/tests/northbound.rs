@@ -1,38 +1,16 @@
 //! The OVN backend against a real (private) Northbound ovsdb-server: IPAM, networks and
 //! endpoints, including two backends (two hosts) sharing one Northbound.
+mod common;
+
+use common::*;
 use futures::future::join_all;
 use kuryr_ovn::{
-    Attach, EndpointSpec, NetworkSpec, OvnBackend, OvnError, OvnSettings, PoolRequest, SubnetSpec,
-    TABLES,
+    Attach, EndpointSpec, NetworkSpec, OvnBackend, OvnError, PoolRequest, SubnetSpec, TABLES,
 };
-use kuryr_ovsdb::{parse_remotes, Client, Config};
-use kuryr_testlab::{require_tools, Server, NB_SCHEMA};
 use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
-
-struct Lab {
-    _dir: tempfile::TempDir,
-    server: Server,
-}
-
-fn lab() -> Lab {
-    require_tools();
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::standalone(dir.path(), "nb", NB_SCHEMA);
-    Lab { _dir: dir, server }
-}
-
-async fn backend(lab: &Lab, host: &str) -> OvnBackend {
-    let mut cfg = Config::new(
-        parse_remotes(&lab.server.unix_remote()).unwrap(),
-        "OVN_Northbound",
-        TABLES,
-    );
-    cfg.connect_timeout = Duration::from_secs(2);
-    OvnBackend::new(Client::connect(cfg).await.unwrap(), OvnSettings::new(host))
-}
 
 fn id(n: u32) -> String {
     format!("{:064x}", 0xabc0_0000u64 + n as u64 + rand_suffix())

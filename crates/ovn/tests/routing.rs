@@ -1,36 +1,11 @@
 //! Routing in Northbound against a real (private) ovsdb-server: a network's gateway port,
 //! port group and ACLs; `--expose` ACLs; the overlap check holding when two hosts attach at
 //! once; and a network's removal taking exactly its own routing rows with it.
+mod common;
+
+use common::*;
 use kuryr_core::ExposedPort;
-use kuryr_ovn::{
-    keys, EndpointSpec, NetworkSpec, OvnBackend, OvnError, OvnSettings, RouterChoice, SubnetSpec,
-    TABLES,
-};
-use kuryr_ovsdb::{parse_remotes, Client, Config};
-use kuryr_testlab::{require_tools, Server, NB_SCHEMA};
-use std::time::Duration;
-
-struct Lab {
-    _dir: tempfile::TempDir,
-    server: Server,
-}
-
-fn lab() -> Lab {
-    require_tools();
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::standalone(dir.path(), "nb", NB_SCHEMA);
-    Lab { _dir: dir, server }
-}
-
-async fn backend(lab: &Lab, host: &str) -> OvnBackend {
-    let mut cfg = Config::new(
-        parse_remotes(&lab.server.unix_remote()).unwrap(),
-        "OVN_Northbound",
-        TABLES,
-    );
-    cfg.connect_timeout = Duration::from_secs(2);
-    OvnBackend::new(Client::connect(cfg).await.unwrap(), OvnSettings::new(host))
-}
+use kuryr_ovn::{keys, EndpointSpec, NetworkSpec, OvnError, RouterChoice, SubnetSpec};
 
 fn net(n: u64, cidr: &str, gw: &str, router: RouterChoice) -> NetworkSpec {
     NetworkSpec {
@@ -45,10 +20,6 @@ fn net(n: u64, cidr: &str, gw: &str, router: RouterChoice) -> NetworkSpec {
         attach: None,
         router,
     }
-}
-
-fn rows(b: &OvnBackend, table: &str) -> usize {
-    b.client().replica().table(table).len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
