@@ -531,3 +531,50 @@ fn a_socket_activated_daemon_serves_the_passed_socket_notifies_ready_and_leaves_
         "kuryr removed the socket the service manager owns"
     );
 }
+
+#[test]
+fn under_systemd_stderr_lines_leave_the_timestamp_to_journald() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("kuryr.conf");
+    // An unknown key makes the daemon log a warning first; the unreachable Northbound then
+    // stops it, so no lab is needed.
+    std::fs::write(&conf, "[DEFAULT]\nfrobnicate = 1\n").expect("conf");
+    let warning = |journal: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kuryr"));
+        cmd.args(["daemon", "--nb", "tcp:127.0.0.1:1", "--config"])
+            .arg(&conf)
+            .env_remove("RUST_LOG")
+            .env_remove("JOURNAL_STREAM");
+        if journal {
+            cmd.env("JOURNAL_STREAM", "8:12345");
+        }
+        let out = cmd.output().expect("run kuryr daemon");
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .find(|l| l.contains("frobnicate"))
+            .unwrap_or_else(|| panic!("no warning line: {}", String::from_utf8_lossy(&out.stderr)))
+            .to_string()
+    };
+    // Outside systemd the line starts with its timestamp (after any colour codes).
+    let plain = warning(false);
+    let mut text = String::new();
+    let mut in_escape = false;
+    for c in plain.chars() {
+        match (in_escape, c) {
+            (false, '\u{1b}') => in_escape = true,
+            (true, 'm') => in_escape = false,
+            (false, c) => text.push(c),
+            (true, _) => {}
+        }
+    }
+    let year = text.get(..5).unwrap_or_default();
+    assert!(
+        year.len() == 5 && year[..4].chars().all(|c| c.is_ascii_digit()) && year.ends_with('-'),
+        "outside systemd a line starts with its timestamp: {plain:?}"
+    );
+    let journal = warning(true);
+    assert!(
+        journal.trim_start().starts_with("WARN") && !journal.contains('\u{1b}'),
+        "under systemd: no timestamp, no colours: {journal:?}"
+    );
+}
