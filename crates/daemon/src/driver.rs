@@ -97,10 +97,6 @@ impl<Bk: Backend, Bd: Binding> Driver<Bk, Bd> {
         self
     }
 
-    pub fn gateway(&self) -> Option<&HostGateway> {
-        self.gateway.as_deref()
-    }
-
     /// Routes and source-NATs every routed network with an endpoint here (after a restart or
     /// a reboot), and removes ports published for endpoints that are gone (a kill -9 between
     /// a container's stop and its DeleteEndpoint); what fails is logged and the rest goes on.

@@ -17,6 +17,8 @@ pub const GATEWAY_V6: &str = "kuryr:gateway_v6";
 pub const POOL_V4: &str = "kuryr:pool_v4";
 pub const POOL_V6: &str = "kuryr:pool_v6";
 /// Logical_Switch_Port: the Docker endpoint and network ids and the host it is plugged on.
+/// `ENDPOINT_ID` also marks an ACL with the endpoint whose `--expose`d or published port it
+/// opens.
 pub const ENDPOINT_ID: &str = "kuryr:endpoint_id";
 pub const NETWORK_ID: &str = "kuryr:network_id";
 pub const HOST: &str = "kuryr:host";
@@ -51,8 +53,6 @@ pub const ROUTER: &str = "kuryr:router";
 pub const PORT_GROUP: &str = "kuryr:port_group";
 /// Logical_Router: its address on the join switch, where every host's management port is.
 pub const JOIN_IP: &str = "kuryr:join_ip";
-/// ACL: the endpoint whose `--expose`d or published port it opens.
-pub const ACL_ENDPOINT: &str = "kuryr:endpoint_id";
 
 /// The router networks attach to unless `-o kuryr.router` names another.
 pub const DEFAULT_ROUTER: &str = "kuryr-router";

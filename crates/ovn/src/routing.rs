@@ -275,7 +275,7 @@ impl OvnBackend {
                 let named = format!("x{i}");
                 let ext = datum::map([
                     (keys::OWNER, keys::OWNER_VALUE),
-                    (keys::ACL_ENDPOINT, endpoint_id),
+                    (keys::ENDPOINT_ID, endpoint_id),
                 ]);
                 acl(&mut t, &named, PRIO_EXPOSE, m, "allow-related", ext);
                 new.push(datum::named_uuid(&named));
@@ -466,7 +466,7 @@ fn endpoint_acls(rep: &Replica, pg: &Row, endpoint_id: &str) -> Vec<Uuid> {
         .filter(|u| {
             rep.table(ACL)
                 .get(u)
-                .is_some_and(|a| a.external_id(keys::ACL_ENDPOINT) == Some(endpoint_id))
+                .is_some_and(|a| a.external_id(keys::ENDPOINT_ID) == Some(endpoint_id))
         })
         .collect()
 }
