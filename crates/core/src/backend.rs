@@ -105,6 +105,33 @@ pub struct Endpoint {
     pub host: Option<String>,
 }
 
+/// What one IPAM pool holds, as the control plane says (for the metrics).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolUsage {
+    /// The pool's name where it has one (`kuryr.pool.name`, a Neutron subnet's name), else its
+    /// CIDR.
+    pub pool: String,
+    pub cidr: IpNet,
+    /// Addresses taken: endpoints, the gateway, and (Neutron) DHCP and router ports.
+    pub in_use: u64,
+}
+
+impl PoolUsage {
+    /// The addresses endpoints can still get: the pool's usable addresses less those in use.
+    /// IPv4 leaves out the network and broadcast addresses (up to /30), IPv6 the
+    /// subnet-router anycast address. A float: an IPv6 /64 holds 2^64.
+    pub fn free(&self) -> f64 {
+        let bits = |max: u8| f64::from(max - self.cidr.prefix_len()).exp2();
+        let usable = match self.cidr {
+            IpNet::V4(n) if n.prefix_len() <= 30 => bits(32) - 2.0,
+            IpNet::V4(_) => bits(32),
+            IpNet::V6(n) if n.prefix_len() < 128 => bits(128) - 1.0,
+            IpNet::V6(_) => 1.0,
+        };
+        (usable - self.in_use as f64).max(0.0)
+    }
+}
+
 /// One `--expose`d port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ExposedPort {
@@ -193,5 +220,35 @@ pub trait Backend: Send + Sync + 'static {
     /// itself (Neutron) or the network has no router.
     fn host_routes(&self, _network_id: &str) -> Vec<HostRoute> {
         Vec::new()
+    }
+
+    /// The IPAM pools kuryr manages in this control plane and how full they are (read at
+    /// every metrics scrape, so it must be cheap).
+    fn ipam_usage(&self) -> impl Future<Output = Result<Vec<PoolUsage>, BackendError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn free(cidr: &str, in_use: u64) -> f64 {
+        PoolUsage {
+            pool: cidr.into(),
+            cidr: cidr.parse().expect("cidr"),
+            in_use,
+        }
+        .free()
+    }
+
+    #[test]
+    fn free_addresses_leave_out_what_no_endpoint_can_have() {
+        // A /29 has 6 usable addresses: the gateway and one endpoint leave 4.
+        assert_eq!(free("10.0.0.0/29", 2), 4.0);
+        assert_eq!(free("10.0.0.0/31", 0), 2.0);
+        assert_eq!(free("10.0.0.0/24", 300), 0.0);
+        assert_eq!(free("fd00::/120", 1), 254.0);
+        assert_eq!(free("fd00::/64", 0), 2f64.powi(64) - 1.0);
     }
 }

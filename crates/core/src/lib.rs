@@ -5,6 +5,6 @@ pub mod options;
 
 pub use backend::{
     AddressRequest, Backend, BackendError, BoxError, Endpoint, EndpointSpec, ExposedPort,
-    HostRoute, NetworkSpec, PoolGrant, PoolRequest, SubnetSpec,
+    HostRoute, NetworkSpec, PoolGrant, PoolRequest, PoolUsage, SubnetSpec,
 };
 pub use options::KuryrOptions;

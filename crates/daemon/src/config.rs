@@ -137,6 +137,8 @@ pub struct Config {
     pub log_file: Option<PathBuf>,
     /// `[DEFAULT] use_json`: one JSON object per log line.
     pub use_json: bool,
+    /// `[DEFAULT] metrics_address`: serve Prometheus metrics at `http://ADDR/metrics`.
+    pub metrics_address: Option<SocketAddr>,
     /// This host's name in Northbound; default: the OVS system-id.
     pub host: Option<String>,
     pub local_default_address_space: String,
@@ -165,6 +167,7 @@ impl Default for Config {
             debug: false,
             log_file: None,
             use_json: false,
+            metrics_address: None,
             host: None,
             local_default_address_space: "no_address_space".into(),
             global_default_address_space: "no_address_space".into(),
@@ -223,6 +226,7 @@ const KNOWN: &[(&str, &[&str])] = &[
             "log_file",
             "log_dir",
             "use_json",
+            "metrics_address",
             "host",
             "local_default_address_space",
             "global_default_address_space",
@@ -457,6 +461,14 @@ impl Config {
         };
         if let Some(v) = r.raw("DEFAULT", "kuryr_uri") {
             c.kuryr_uri = Some(parse_uri(v).map_err(|p| r.err("DEFAULT", "kuryr_uri", v, p))?);
+        }
+        if let Some(v) = r
+            .raw("DEFAULT", "metrics_address")
+            .filter(|v| !v.is_empty())
+        {
+            c.metrics_address = Some(
+                parse_metrics_address(v).map_err(|p| r.err("DEFAULT", "metrics_address", v, p))?,
+            );
         }
         let mut enable_ssl = false;
         r.bool("DEFAULT", "enable_ssl", &mut enable_ssl)?;
@@ -817,6 +829,20 @@ fn parse_uri(v: &str) -> Result<SocketAddr, String> {
         .map_err(|_| "expected http://IP:PORT".to_string())
 }
 
+/// `IP:PORT` (`[::1]:9779` for IPv6) or `:PORT` for every address.
+pub fn parse_metrics_address(v: &str) -> Result<SocketAddr, String> {
+    let bad = || "expected IP:PORT, e.g. 127.0.0.1:9779 (or :9779 for every address)".to_string();
+    let full = match v.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => v.replace("localhost", "127.0.0.1"),
+    };
+    let addr: SocketAddr = full.parse().map_err(|_| bad())?;
+    if addr.port() == 0 {
+        return Err("port 0 would pick a different port at every start: give a fixed port, e.g. 127.0.0.1:9779".into());
+    }
+    Ok(addr)
+}
+
 /// Checks a comma-separated list of OVSDB remotes, for flags that override the file.
 pub fn check_remotes(remotes: &str) -> Result<(), String> {
     kuryr_ovsdb::parse_remotes(remotes)
@@ -907,6 +933,27 @@ mod tests {
     }
 
     #[test]
+    fn metrics_address_forms() {
+        let addr = |v: &str| {
+            Config::parse(&format!("[DEFAULT]\nmetrics_address = {v}\n"), "kuryr.conf")
+                .expect("parse")
+                .metrics_address
+        };
+        assert_eq!(
+            addr("127.0.0.1:9779"),
+            Some("127.0.0.1:9779".parse().unwrap())
+        );
+        assert_eq!(
+            addr("localhost:9779"),
+            Some("127.0.0.1:9779".parse().unwrap())
+        );
+        assert_eq!(addr("[::1]:9779"), Some("[::1]:9779".parse().unwrap()));
+        assert_eq!(addr(":9779"), Some("0.0.0.0:9779".parse().unwrap()));
+        assert_eq!(addr(""), None);
+        assert_eq!(Config::default().metrics_address, None);
+    }
+
+    #[test]
     fn bad_values_name_the_key() {
         for (text, needle) in [
             (
@@ -927,6 +974,14 @@ mod tests {
             (
                 "[DEFAULT]\nkuryr_uri = http://nowhere\n",
                 "[DEFAULT] kuryr_uri",
+            ),
+            (
+                "[DEFAULT]\nmetrics_address = 9779\n",
+                "[DEFAULT] metrics_address = \"9779\": expected IP:PORT",
+            ),
+            (
+                "[DEFAULT]\nmetrics_address = 127.0.0.1:0\n",
+                "give a fixed port",
             ),
             (
                 "[ovn]\novn_nb_connection = http://x\n",

@@ -310,14 +310,26 @@ impl<Bk: Backend, Bd: Binding> NetworkDriver for Driver<Bk, Bd> {
         let ctx = || format!("join endpoint {}", short(id));
         // A container's first packet must not be dropped: wait until the host and the
         // control plane both have the port up.
-        self.binding
-            .wait_ready(id, self.ready_timeout)
-            .await
-            .map_err(|e| PluginError::backend(ctx(), e))?;
-        self.backend
-            .wait_active(id, self.ready_timeout)
-            .await
-            .map_err(plugin_err)?;
+        let waiting = std::time::Instant::now();
+        let waited = async {
+            self.binding
+                .wait_ready(id, self.ready_timeout)
+                .await
+                .map_err(|e| PluginError::backend(ctx(), e))?;
+            self.backend
+                .wait_active(id, self.ready_timeout)
+                .await
+                .map_err(plugin_err)
+        }
+        .await;
+        let elapsed = waiting.elapsed();
+        let result = match &waited {
+            Ok(()) => "up",
+            Err(_) if elapsed >= self.ready_timeout => "timeout",
+            Err(_) => "error",
+        };
+        kuryr_metrics::port_wait(result, elapsed);
+        waited?;
         let src_name = container_ifname(id).map_err(|e| PluginError::backend(ctx(), e))?;
         let v4 = |ip: Option<IpAddr>| match ip {
             Some(IpAddr::V4(a)) => Some(a),

@@ -220,6 +220,12 @@ async fn serve<Bk: kuryr_core::Backend>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
     let report = reconcile::reconcile(&driver.backend, &driver.binding).await;
+    kuryr_metrics::reconciled(
+        report.errors.is_empty(),
+        report.removed.len(),
+        report.missing_host_side.len(),
+        report.kept_kuryr_libnetwork.len(),
+    );
     tracing::info!(
         removed = report.removed.len(),
         missing = report.missing_host_side.len(),
@@ -235,6 +241,15 @@ async fn serve<Bk: kuryr_core::Backend>(
         server_config = server_config.with_tcp(addr);
         server_config.tls = config.tls.clone();
     }
+    // Bound before READY=1: a taken metrics port fails the start, not the first scrape.
+    let metrics = match config.metrics_address {
+        Some(addr) => Some(
+            kuryr_metrics::server::bind(addr)
+                .await
+                .map_err(DaemonError::Other)?,
+        ),
+        None => None,
+    };
     let server = match systemd::listen_socket().map_err(DaemonError::Other)? {
         Some(listener) => {
             tracing::info!("serving the socket the service manager passed (socket activation)");
@@ -250,8 +265,57 @@ async fn serve<Bk: kuryr_core::Backend>(
         }
     }
     tracing::info!(socket = %config.plugin_socket.display(), tcp = ?config.kuryr_uri, tls = config.tls.is_some(), "serving Docker's network and IPAM plugin API");
-    server.serve(Arc::new(driver), shutdown).await?;
+    let driver = Arc::new(driver);
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    let metrics_task = metrics.map(|listener| {
+        let refresh = ipam_refresh(driver.clone());
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            };
+            if let Err(e) = kuryr_metrics::server::serve(listener, refresh, stop).await {
+                tracing::error!(error = %e, "the metrics endpoint stopped");
+            }
+        })
+    });
+    let served = server.serve(driver, shutdown).await;
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
+    served?;
     Ok(())
+}
+
+/// Reads the IPAM pools from the control plane into the metrics before each scrape.
+fn ipam_refresh<Bk: kuryr_core::Backend>(
+    driver: Arc<Driver<Bk, HostBinding>>,
+) -> kuryr_metrics::server::Refresh {
+    Arc::new(move || {
+        let driver = driver.clone();
+        Box::pin(async move {
+            match driver.backend.ipam_usage().await {
+                Ok(pools) => {
+                    let pools: Vec<kuryr_metrics::PoolUsage> = pools
+                        .into_iter()
+                        .map(|p| kuryr_metrics::PoolUsage {
+                            free: p.free(),
+                            pool: p.pool,
+                            cidr: p.cidr.to_string(),
+                            in_use: p.in_use,
+                        })
+                        .collect();
+                    kuryr_metrics::set_ipam(&pools);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the IPAM pools for the metrics: serving their previous values")
+                }
+            }
+        })
+    })
 }
 
 /// Runs the daemon until `shutdown` completes.

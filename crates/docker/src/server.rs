@@ -488,11 +488,15 @@ where
     .instrument(span)
     .await;
 
-    let duration_ms = started.elapsed().as_micros() as f64 / 1000.0;
+    let elapsed = started.elapsed();
+    let duration_ms = elapsed.as_micros() as f64 / 1000.0;
     let network_id = ids.network.as_deref();
     let endpoint_id = ids.endpoint.as_deref();
+    // A path Docker does not send counts as `unknown`: paths are not a label's values.
+    let metric_method = call.map_or("unknown", |c| c.name());
     match result {
         Ok(body) => {
+            kuryr_metrics::docker_call(metric_method, kuryr_metrics::Outcome::Ok, elapsed);
             info!(
                 method,
                 network_id,
@@ -512,7 +516,15 @@ where
             let response = error_response(&err);
             let status = response.status().as_u16();
             let error = err.to_string();
-            if status >= 500 {
+            // Docker gets 500 for both; what tells them apart is whose fault it is.
+            let failed = err.is_failure();
+            let outcome = if failed {
+                kuryr_metrics::Outcome::Failed
+            } else {
+                kuryr_metrics::Outcome::Refused
+            };
+            kuryr_metrics::docker_call(metric_method, outcome, elapsed);
+            if failed {
                 warn!(
                     method,
                     network_id,
@@ -739,6 +751,17 @@ impl fmt::Display for CallError {
             CallError::Driver(_, e) => f.write_str(&chain_message(e)),
             CallError::Encode(call, e) => write!(f, "{}: encode reply: {e}", call.method()),
         }
+    }
+}
+
+impl CallError {
+    /// Whether kuryr or a dependency (control plane, OVS, the kernel) failed, as opposed to a
+    /// request that was malformed, unsupported or clashed with existing state (refused).
+    fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            CallError::Driver(_, PluginError::Backend { .. }) | CallError::Encode(..)
+        )
     }
 }
 

@@ -510,11 +510,26 @@ fn a_container_on_another_chassis_has_egress_and_a_published_port_through_its_ow
         serde_json::json!({"NetworkID": nid, "Options": {"com.docker.network.generic": {"kuryr.net.name": net}},
             "IPv4Data": [{"AddressSpace": "", "Pool": subnet, "Gateway": format!("{gw}/24")}], "IPv6Data": []}),
     );
-    struct Teardown<'a>(&'a DaemonThere, String, String, String, String);
+    /// Docker's calls when the container and the network go, in Docker's order; the
+    /// address (once requested) is released, or its pool would stay behind.
+    struct Teardown<'a>(
+        &'a DaemonThere,
+        String,
+        String,
+        String,
+        String,
+        std::cell::RefCell<Option<String>>,
+    );
     impl Drop for Teardown<'_> {
         fn drop(&mut self) {
             let (d, nid, eid, pool, ns) = (self.0, &self.1, &self.2, &self.3, &self.4);
             let _ = Command::new("ip").args(["netns", "delete", ns]).output();
+            let release = self.5.borrow().as_ref().map(|addr| {
+                (
+                    "/IpamDriver.ReleaseAddress",
+                    serde_json::json!({"PoolID": pool, "Address": addr.split('/').next().unwrap_or(addr)}),
+                )
+            });
             for (path, body) in [
                 (
                     "/NetworkDriver.RevokeExternalConnectivity",
@@ -528,6 +543,10 @@ fn a_container_on_another_chassis_has_egress_and_a_published_port_through_its_ow
                     "/NetworkDriver.DeleteEndpoint",
                     serde_json::json!({"NetworkID": nid, "EndpointID": eid}),
                 ),
+            ]
+            .into_iter()
+            .chain(release)
+            .chain([
                 (
                     "/NetworkDriver.DeleteNetwork",
                     serde_json::json!({"NetworkID": nid}),
@@ -536,7 +555,7 @@ fn a_container_on_another_chassis_has_egress_and_a_published_port_through_its_ow
                     "/IpamDriver.ReleasePool",
                     serde_json::json!({"PoolID": pool}),
                 ),
-            ] {
+            ]) {
                 let _ = post(&d.socket, path, &body.to_string());
             }
         }
@@ -547,6 +566,7 @@ fn a_container_on_another_chassis_has_egress_and_a_published_port_through_its_ow
         eid.clone(),
         pool_id.clone(),
         ns.clone(),
+        std::cell::RefCell::new(None),
     );
     let addr = there.call(
         "/IpamDriver.RequestAddress",
@@ -555,6 +575,7 @@ fn a_container_on_another_chassis_has_egress_and_a_published_port_through_its_ow
         .as_str()
         .expect("Address")
         .to_string();
+    *_teardown.5.borrow_mut() = Some(addr.clone());
     there.call(
         "/NetworkDriver.CreateEndpoint",
         serde_json::json!({"NetworkID": nid, "EndpointID": eid, "Interface": {"Address": addr, "AddressIPv6": "", "MacAddress": ""}, "Options": {}}),
@@ -643,5 +664,14 @@ fn a_container_on_another_chassis_has_egress_and_a_published_port_through_its_ow
     assert!(
         ok_get,
         "the port published on the other chassis does not answer: {last:?}"
+    );
+    // Docker's teardown and the network's deletion leave no pool behind.
+    drop(_teardown);
+    drop(_cleanup);
+    let set = format!("kuryr_c_{}", subnet.replace('/', "_2F"));
+    let sets = nb_rows("Address_Set");
+    assert!(
+        !sets.iter().any(|r| r.contains(&set)),
+        "pool {set} is left: {sets:?}"
     );
 }

@@ -349,7 +349,13 @@ fn password_login_finds_neutron_in_the_catalog_and_two_containers_ping() {
         .as_str()
         .expect("project id")
         .to_string();
-    let d = NeutronDaemon::start_with(&password_conf(url, user, password, project), "debug");
+    let port = free_tcp_port(8);
+    let conf = password_conf(url, user, password, project).replacen(
+        "[DEFAULT]\n",
+        &format!("[DEFAULT]\nmetrics_address = 127.0.0.1:{port}\n"),
+        1,
+    );
+    let d = NeutronDaemon::start_with(&conf, "debug");
     let net = d.network(&["--subnet", "10.73.0.0/24", "--gateway", "10.73.0.1"]);
     {
         let a = Container::run(&net, &[]);
@@ -376,6 +382,30 @@ fn password_login_finds_neutron_in_the_catalog_and_two_containers_ping() {
     assert_eq!(logins(&log), 1, "one login for the whole run:\n{log}");
     assert_eq!(refusals(&log), 0, "{log}");
     assert_no_secrets(&log, &[password, &probe]);
+    // The metrics count the one login and every Neutron request the debug log shows.
+    let s = scrape(port);
+    assert_eq!(
+        metric(
+            &s,
+            "kuryr_keystone_request_duration_seconds_count",
+            &[("code", "201")]
+        ),
+        1.0,
+        "{s:#?}"
+    );
+    assert_eq!(
+        metric(&s, "kuryr_neutron_request_duration_seconds_count", &[]),
+        d.log_text().matches("Neutron request").count() as f64
+    );
+    assert_eq!(
+        metric(
+            &s,
+            "kuryr_neutron_request_duration_seconds_count",
+            &[("code", "401")]
+        ),
+        0.0
+    );
+    assert_eq!(metric(&s, "kuryr_build_info", &[("mode", "neutron")]), 1.0);
 }
 
 #[test]

@@ -49,16 +49,6 @@ fn get_from(c: &Container, ip: &str, port: u16) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-/// A free host port no other test of this run uses: below the kernel's ephemeral range
-/// (32768 and up), where an outgoing connection's local port would make the bind fail.
-fn host_port(n: u16) -> u16 {
-    let slot = (std::process::id() % 600) as u16 * 20 + n;
-    (0..6u16)
-        .map(|k| 20000 + (slot + k * 2000) % 12000)
-        .find(|p| std::net::TcpListener::bind(("0.0.0.0", *p)).is_ok())
-        .unwrap_or(20000 + slot % 12000)
-}
-
 fn nat_rules(chain: &str) -> Vec<String> {
     nat_rules_of("iptables", chain)
 }
@@ -155,7 +145,7 @@ fn a_published_port_answers_from_outside_and_closes_with_the_container() {
     let d = Daemon::start(&[]);
     let out = Outside::new();
     let net = d.network(&["--subnet", "10.112.0.0/24"]);
-    let port = host_port(1);
+    let port = free_tcp_port(1);
     let publish = format!("{port}:80");
     let c = web(&net, &[80], &["-p", &publish]);
     let mut last = Err(String::new());
@@ -174,7 +164,7 @@ fn a_published_port_answers_from_outside_and_closes_with_the_container() {
         "{again}"
     );
     // A host port Docker's bridge driver published (its proxy holds it) is refused too.
-    let bridged = host_port(6);
+    let bridged = free_tcp_port(6);
     let bridge_name = unique("kbr");
     let _bridge = Container {
         name: bridge_name.clone(),
@@ -201,7 +191,7 @@ fn a_published_port_answers_from_outside_and_closes_with_the_container() {
     let random = Container::run_fails(&net, &["-p", "80"]);
     assert!(random.contains("has no host port"), "{random}");
     // Published on one host address only: still answers there.
-    let port2 = host_port(2);
+    let port2 = free_tcp_port(2);
     let on_ip = format!("{}:{port2}:80", out.host_ip);
     let c2 = web(&net, &[80], &["-p", &on_ip]);
     wait_until(
@@ -248,7 +238,7 @@ fn an_internal_network_reaches_nothing_outside() {
     );
     // Docker does not ask to publish on an internal network (as with its bridge driver):
     // the port stays closed.
-    let port = host_port(3);
+    let port = free_tcp_port(3);
     let _web = web(&net, &[80], &["-p", &format!("{port}:80")]);
     std::thread::sleep(Duration::from_secs(1));
     assert!(
@@ -350,7 +340,7 @@ fn network_rm_leaves_routing_as_before() {
         let c = web(
             &net,
             &[80],
-            &["-p", &format!("{}:80", host_port(4)), "--expose", "81"],
+            &["-p", &format!("{}:80", free_tcp_port(4)), "--expose", "81"],
         );
         assert!(c.pings("10.116.0.1"));
         assert_ne!(snapshot(), before, "the network is routed");
@@ -445,7 +435,7 @@ fn process_external_connectivity_false_keeps_exposed_and_published_ports_closed(
     let out = Outside::new();
     let n1 = closed.network(&["--subnet", "10.120.0.0/24"]);
     let n2 = closed.network(&["--subnet", "10.121.0.0/24"]);
-    let port = host_port(5);
+    let port = free_tcp_port(5);
     let server = web(
         &n1,
         &[8080],

@@ -287,12 +287,14 @@ impl Authenticator {
         let url = self.token_url(http, auth_url).await?;
         let started = Instant::now();
         let resp = http.post(&url).json(&body).send().await.map_err(|e| {
+            kuryr_metrics::keystone_request(None, started.elapsed());
             err(format!(
                 "cannot reach Keystone to log in: {}. Check that Keystone runs there, or fix [neutron] auth_url",
                 crate::error::chain(&e)
             ))
         })?;
         let status = resp.status();
+        kuryr_metrics::keystone_request(Some(status.as_u16()), started.elapsed());
         if !status.is_success() {
             let text = resp.text().await.unwrap_or_default();
             let said = self.redact(&crate::client::error_message(&text));

@@ -548,6 +548,10 @@ impl NeutronBackend {
 }
 
 impl Backend for NeutronBackend {
+    async fn ipam_usage(&self) -> Result<Vec<kuryr_core::PoolUsage>, BackendError> {
+        self.pool_usage().await
+    }
+
     fn name(&self) -> &'static str {
         "neutron"
     }

@@ -42,6 +42,17 @@ pub(crate) fn error_message(body: &str) -> String {
     }
 }
 
+/// The resource a request path is about (`/ports/ID/tags/X?...` is `ports`): a metric label
+/// from the few collections kuryr uses, never an id.
+fn resource_of(path: &str) -> &str {
+    let p = path.trim_start_matches('/');
+    let end = p.find(['/', '?']).unwrap_or(p.len());
+    match &p[..end] {
+        "" => "root",
+        r => r,
+    }
+}
+
 fn query(filters: &[(&str, &str)]) -> String {
     let mut q = String::new();
     for (i, (k, v)) in filters.iter().enumerate() {
@@ -142,12 +153,22 @@ impl NeutronClient {
             }
             self.calls.fetch_add(1, Ordering::Relaxed);
             let started = std::time::Instant::now();
-            let resp = req.send().await.map_err(|source| NeutronError::Transport {
-                what: what(),
-                url: session.endpoint.clone(),
-                source,
+            let resource = resource_of(path);
+            let resp = req.send().await.map_err(|source| {
+                kuryr_metrics::neutron_request(method.as_str(), resource, None, started.elapsed());
+                NeutronError::Transport {
+                    what: what(),
+                    url: session.endpoint.clone(),
+                    source,
+                }
             })?;
             let status = resp.status();
+            kuryr_metrics::neutron_request(
+                method.as_str(),
+                resource,
+                Some(status.as_u16()),
+                started.elapsed(),
+            );
             // One line per request (no token, no body): what `RUST_LOG=kuryr_neutron=debug` shows.
             tracing::debug!(%method, path, status = status.as_u16(),
                 ms = started.elapsed().as_secs_f64() * 1000.0, "Neutron request");
@@ -549,6 +570,14 @@ mod tests {
             query(&[("fixed_ips", "ip_address=fd00::5")]),
             "?fixed_ips=ip_address%3Dfd00::5"
         );
+    }
+
+    #[test]
+    fn resources_are_collections_not_ids() {
+        assert_eq!(resource_of("/ports/abc/tags/x"), "ports");
+        assert_eq!(resource_of("/subnets?tags=a"), "subnets");
+        assert_eq!(resource_of("/extensions"), "extensions");
+        assert_eq!(resource_of(""), "root");
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod client;
 mod error;
 pub mod names;
 pub mod types;
+mod usage;
 
 pub use auth::{AuthSettings, Credentials};
 pub use backend::{NeutronBackend, NeutronSettings};

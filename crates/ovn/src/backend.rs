@@ -354,6 +354,32 @@ impl OvnBackend {
         Ok(pick)
     }
 
+    /// Every kuryr pool (Address_Set) in Northbound and the addresses it holds, the gateway
+    /// among them: read from the replica, no round trip.
+    pub fn pool_usage(&self) -> Vec<kuryr_core::PoolUsage> {
+        let rep = self.nb.replica();
+        let mut pools: Vec<kuryr_core::PoolUsage> = rep
+            .table(AS)
+            .by_external_key(keys::POOL_CIDR)
+            .iter()
+            .filter(|r| r.external_id(keys::OWNER) == Some(keys::OWNER_VALUE))
+            .filter_map(|r| {
+                let cidr: IpNet = r.external_id(keys::POOL_CIDR)?.parse().ok()?;
+                let name = r
+                    .str("name")
+                    .and_then(pool_name_of)
+                    .unwrap_or_else(|| cidr.to_string());
+                Some(kuryr_core::PoolUsage {
+                    pool: name,
+                    cidr,
+                    in_use: r.strings("addresses").len() as u64,
+                })
+            })
+            .collect();
+        pools.sort_by(|a, b| a.pool.cmp(&b.pool));
+        pools
+    }
+
     /// ReleasePool: deletes the pool's Address_Set once no address (but the gateway) and no
     /// network uses it; a pool shared with another host or network stays.
     pub async fn release_pool(&self, pool_id: &str) -> Result<()> {

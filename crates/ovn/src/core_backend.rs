@@ -7,7 +7,7 @@ use crate::RouterChoice;
 use ipnet::IpNet;
 use kuryr_core::{
     AddressRequest, Backend, BackendError, Endpoint, EndpointSpec, ExposedPort, HostRoute,
-    KuryrOptions, NetworkSpec, PoolGrant, PoolRequest,
+    KuryrOptions, NetworkSpec, PoolGrant, PoolRequest, PoolUsage,
 };
 use std::net::IpAddr;
 use std::time::Duration;
@@ -162,5 +162,9 @@ impl Backend for OvnBackend {
 
     fn host_routes(&self, network_id: &str) -> Vec<HostRoute> {
         self.host_routes_of(network_id)
+    }
+
+    async fn ipam_usage(&self) -> Result<Vec<PoolUsage>, BackendError> {
+        Ok(self.pool_usage())
     }
 }

@@ -85,6 +85,8 @@ struct Shared {
     schema: RwLock<Option<Arc<Schema>>>,
     state: watch::Sender<ConnState>,
     changes: watch::Sender<u64>,
+    /// The remote of the last connection, to count a clustered database's leader changes.
+    last_remote: std::sync::Mutex<Option<String>>,
 }
 
 struct Inner {
@@ -130,6 +132,7 @@ impl Client {
             schema: RwLock::new(None),
             state: watch::Sender::new(ConnState::default()),
             changes: watch::Sender::new(0),
+            last_remote: std::sync::Mutex::new(None),
             config,
         });
         let task = tokio::spawn(supervise(shared.clone(), rx));
@@ -241,8 +244,17 @@ impl Client {
 
     /// Runs one transaction. When it succeeds, the replica already shows its effect.
     pub async fn transact(&self, txn: &Txn) -> Result<TxnReply> {
-        let result = self.request("transact", txn.params()).await?;
-        txn.parse_reply(&result)
+        let started = Instant::now();
+        let reply = match self.request("transact", txn.params()).await {
+            Ok(result) => txn.parse_reply(&result),
+            Err(e) => Err(e),
+        };
+        kuryr_metrics::ovsdb_transaction(
+            &self.inner.shared.config.database,
+            reply.is_ok(),
+            started.elapsed(),
+        );
+        reply
     }
 
     /// Builds a transaction from the current replica and runs it, building it again after a lost
@@ -350,6 +362,7 @@ async fn supervise(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Request>
             s.remote = None;
             s.last_error = message.clone();
         });
+        kuryr_metrics::ovsdb_connection(&shared.config.database, false);
         if was_connected {
             tracing::warn!(database = %shared.config.database, remote = %remote, error = %message, "OVSDB connection lost; reconnecting");
             failures_in_round = 0;
@@ -606,12 +619,28 @@ impl Session {
         };
         tracing::info!(database = %self.database(), remote = %self.remote, resumed, "OVSDB connected");
         let remote = self.remote.clone();
+        let mut first = false;
         self.shared.state.send_modify(|s| {
             s.connected = true;
-            s.remote = Some(remote);
+            s.remote = Some(remote.clone());
+            first = s.epoch == 0;
             s.epoch += 1;
             s.resumed = resumed;
         });
+        let database = self.database().to_string();
+        kuryr_metrics::ovsdb_connection(&database, true);
+        if !first {
+            kuryr_metrics::ovsdb_reconnect(&database);
+        }
+        let previous = self
+            .shared
+            .last_remote
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(remote.clone());
+        if self.shared.config.remotes.len() > 1 && previous.is_some_and(|p| p != remote) {
+            kuryr_metrics::ovsdb_leader_change(&database);
+        }
         let probe = self.shared.config.inactivity_probe;
         let mut last_rx = Instant::now();
         let mut echo_sent = false;

@@ -342,6 +342,12 @@ async fn open_vswitch_schema_bridge_port_interface() {
     );
 }
 
+/// A counter of Northbound's in this process's metrics.
+fn counter(name: &str) -> f64 {
+    let samples = kuryr_metrics::scrape::parse(&kuryr_metrics::encode()).expect("metrics parse");
+    kuryr_metrics::scrape::sum(&samples, name, &[("database", NB)])
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs ovsdb-server and the OVN schemas (make test)"]
 async fn raft_leader_killed_while_writing_loses_and_doubles_nothing() {
@@ -384,6 +390,10 @@ async fn raft_leader_killed_while_writing_loses_and_doubles_nothing() {
     })
     .await
     .expect("writer made no progress");
+    let (changes, reconnects) = (
+        counter("kuryr_ovsdb_leader_changes_total"),
+        counter("kuryr_ovsdb_reconnects_total"),
+    );
     cluster.members[leader].kill();
     assert!(
         !writer.is_finished(),
@@ -403,6 +413,9 @@ async fn raft_leader_killed_while_writing_loses_and_doubles_nothing() {
         state.resumed,
         "monitor was fully resynced instead of resumed"
     );
+    // The metrics saw it (other tests of this binary may only add to them).
+    assert!(counter("kuryr_ovsdb_leader_changes_total") > changes);
+    assert!(counter("kuryr_ovsdb_reconnects_total") > reconnects);
 
     // Check against a fresh reader: exactly N switches, each once.
     let reader = Client::connect(nb_config(&cluster.remotes()))

@@ -38,6 +38,10 @@ pub struct Daemon {
     /// Log lines as text or as JSON objects; overrides [DEFAULT] use_json.
     #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9779); overrides
+    /// [DEFAULT] metrics_address.
+    #[arg(long, value_name = "ADDR")]
+    metrics_address: Option<String>,
 }
 
 impl Daemon {
@@ -65,6 +69,24 @@ impl Daemon {
         if let Some(h) = self.host {
             config.host = Some(h);
         }
+        if let Some(a) = self.metrics_address {
+            config.metrics_address = Some(
+                kuryr_daemon::config::parse_metrics_address(&a)
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| format!("--metrics-address {a:?}"))?,
+            );
+        }
+        kuryr_metrics::build_info(&kuryr_metrics::BuildInfo {
+            version: crate::commands::version::VERSION.into(),
+            commit: crate::commands::version::COMMIT.into(),
+            target: env!("KURYR_TARGET").into(),
+            rustc: env!("KURYR_RUSTC").into(),
+            mode: match config.backend {
+                kuryr_daemon::config::BackendKind::Ovn => "ovn",
+                kuryr_daemon::config::BackendKind::Neutron => "neutron",
+            }
+            .into(),
+        });
         let default = if config.debug { "debug" } else { "info" };
         let filter = self
             .log_level

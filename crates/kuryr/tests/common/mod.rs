@@ -106,6 +106,16 @@ pub fn docker_err(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
 }
 
+/// A TCP port free on every address now, below the kernel's ephemeral range (32768 and up) so
+/// no outgoing connection takes it meanwhile; `n` tells apart a test's ports.
+pub fn free_tcp_port(n: u16) -> u16 {
+    let slot = (std::process::id() % 600) as u16 * 20 + n;
+    (0..6u16)
+        .map(|k| 20000 + (slot + k * 2000) % 12000)
+        .find(|p| std::net::TcpListener::bind(("0.0.0.0", *p)).is_ok())
+        .unwrap_or(20000 + slot % 12000)
+}
+
 /// A kuryr daemon under test, serving the driver name `name`.
 pub struct Daemon {
     pub name: String,
@@ -418,4 +428,33 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// `GET http://127.0.0.1:PORT/metrics`: the samples a daemon's metrics endpoint serves.
+pub fn scrape(port: u16) -> Vec<kuryr_metrics::scrape::Sample> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("connect to the metrics endpoint on port {port}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: kuryr\r\nConnection: close\r\n\r\n")
+        .expect("send the scrape");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read the scrape");
+    let (head, body) = out.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text"),
+        "{head}"
+    );
+    kuryr_metrics::scrape::parse(body).unwrap_or_else(|e| panic!("{e}\n{body}"))
+}
+
+/// The sum of the samples named `name` with all of `labels`.
+pub fn metric(
+    samples: &[kuryr_metrics::scrape::Sample],
+    name: &str,
+    labels: &[(&str, &str)],
+) -> f64 {
+    kuryr_metrics::scrape::sum(samples, name, labels)
 }

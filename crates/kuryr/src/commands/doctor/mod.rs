@@ -3,6 +3,7 @@
 //! the tunnel endpoint), and says for each link what is wrong and how to fix it. Every check
 //! has a deadline, so a dead daemon makes doctor report, never hang.
 mod gateway;
+mod metrics;
 
 use super::conn::runtime;
 use crate::output::{table, Format};
@@ -416,6 +417,8 @@ impl Doctor {
                 }
             }
         };
+        // 2b. What the daemon counts: its calls' error rates and its connections.
+        out.push(metrics::check(config.metrics_address, plugin_ok, limit).await);
 
         // 3. Docker can find the driver by name.
         let name = plugin
