@@ -437,6 +437,7 @@ fn doctor_passes_on_the_lab_with_a_running_daemon() {
             "kuryr.conf",
             "docker",
             "plugin socket",
+            "metrics",
             "docker sees driver",
             "ovs",
             "chassis settings",
