@@ -43,6 +43,10 @@ pub enum BindingError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// The binding cannot work with the host as it is set up; the text says how to fix it.
+    #[error("{0}")]
+    Config(String),
+
     #[error("open a netlink socket: {0}")]
     NetlinkSocket(#[source] std::io::Error),
 

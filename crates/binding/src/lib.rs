@@ -12,6 +12,7 @@
 //!     iface_id: "lsp-3f2a9c0d1e4b".into(),
 //!     mac: "0a:58:0a:00:00:05".into(),
 //!     mtu: 1442,
+//!     vlan: None,
 //! };
 //! let plugged = binding.plug(&req).await?; // tap3f2a9c0d1e4 in br-int, t_c3f2a9c0d1e4 for Docker
 //! binding.wait_ready(&req.endpoint_id, Duration::from_secs(10)).await?;
@@ -22,6 +23,7 @@ mod error;
 mod mgmt;
 mod mtu;
 mod names;
+mod nested;
 mod netlink;
 mod null;
 mod offload;
@@ -34,6 +36,9 @@ pub use error::BindingError;
 pub use mgmt::{MgmtPort, MGMT_IFNAME, MGMT_KEY};
 pub use mtu::{default_mtu, parse_encaps, Encap};
 pub use names::{container_ifname, host_ifname, kuryr_libnetwork_host_ifname, MTU_RANGE};
+pub use nested::{
+    host_settings, NestedVlanBinding, MODE_KEY, PARENT_PORT_KEY, UNDERLAY_BRIDGE_KEY, VLAN_RANGE,
+};
 pub use null::NullBinding;
 pub use ovs::OvsBinding;
 
@@ -46,6 +51,9 @@ pub struct PlugRequest {
     /// The container's MAC, `aa:bb:cc:dd:ee:ff`.
     pub mac: String,
     pub mtu: u32,
+    /// The VLAN tag of a container inside a VM (the access port's tag on the VM's underlay
+    /// bridge); `None` on a hypervisor or bare host.
+    pub vlan: Option<u16>,
 }
 
 /// The two ends of a plugged endpoint: the host end stays here, Docker moves the container end.

@@ -111,6 +111,7 @@ pub(crate) struct Checked {
     pub mtu: u32,
     pub host_ifname: String,
     pub container_ifname: String,
+    pub vlan: Option<u16>,
 }
 
 pub(crate) fn check(req: &PlugRequest) -> Result<Checked, BindingError> {
@@ -154,6 +155,7 @@ pub(crate) fn check(req: &PlugRequest) -> Result<Checked, BindingError> {
         mtu: req.mtu,
         host_ifname,
         container_ifname,
+        vlan: req.vlan,
     })
 }
 
@@ -167,6 +169,7 @@ mod tests {
             iface_id: iface_id.into(),
             mac: mac.into(),
             mtu,
+            vlan: None,
         }
     }
 

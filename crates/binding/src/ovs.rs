@@ -113,6 +113,16 @@ impl OvsBinding {
         &self.inner.bridge
     }
 
+    /// The bridge's `fail_mode` (`secure`, `standalone`), if set.
+    pub fn bridge_fail_mode(&self) -> Option<String> {
+        self.inner
+            .ovs
+            .replica()
+            .table("Bridge")
+            .one_by_name(&self.inner.bridge)
+            .and_then(|b| b.strings("fail_mode").into_iter().next())
+    }
+
     /// This host's OVN chassis name (`Open_vSwitch` `external_ids:system-id`).
     pub fn chassis_name(&self) -> Result<String, BindingError> {
         self.inner
@@ -735,6 +745,13 @@ fn kuryr_libnetwork_port(replica: &Replica, iface: &Row) -> Option<Arc<Row>> {
         .then(|| port.clone())
 }
 
+/// The VLAN of an access port (`tag`, an optional integer).
+fn port_tag(port: &Row) -> Option<u16> {
+    port.get("tag")
+        .and_then(|v| v.as_u64())
+        .and_then(|t| u16::try_from(t).ok())
+}
+
 /// Compares what the database holds under `c.host_ifname` with what `c` would write.
 fn classify(replica: &Replica, c: &Checked, bridge: &str) -> Existing {
     let name = c.host_ifname.as_str();
@@ -775,7 +792,8 @@ fn classify(replica: &Replica, c: &Checked, bridge: &str) -> Existing {
         && ifaces[0].external_id("iface-id") == Some(c.iface_id.as_str())
         && ifaces[0]
             .external_id("attached-mac")
-            .is_some_and(|m| m.eq_ignore_ascii_case(&c.mac_text));
+            .is_some_and(|m| m.eq_ignore_ascii_case(&c.mac_text))
+        && port_tag(port) == c.vlan;
     if same {
         Existing::Same
     } else {
@@ -849,15 +867,18 @@ fn add_port_txn(c: &Checked, bridge: &str, host: Option<&str>, backend: Option<&
     if let Some(b) = backend {
         port_ids.push((BACKEND_KEY, b));
     }
-    t.insert(
-        "Port",
-        json!({
-            "name": name,
-            "interfaces": datum::set([named_uuid("iface")]),
-            "external_ids": map(port_ids),
-        }),
-        Some("port"),
-    );
+    let mut port = json!({
+        "name": name,
+        "interfaces": datum::set([named_uuid("iface")]),
+        "external_ids": map(port_ids),
+    });
+    if let Some(tag) = c.vlan {
+        // An access port: frames leave the VM's trunk with this tag, and only frames with it
+        // come in.
+        port["tag"] = json!(tag);
+        port["vlan_mode"] = json!("access");
+    }
+    t.insert("Port", port, Some("port"));
     t.mutate(
         "Bridge",
         vec![eq("name", bridge)],
@@ -916,6 +937,7 @@ mod tests {
             iface_id: "lsp1".into(),
             mac: "0a:58:0a:00:00:05".into(),
             mtu: 1442,
+            vlan: None,
         })
         .unwrap()
     }

@@ -19,6 +19,7 @@ fn request(endpoint_id: &str, iface_id: &str, mac: &str, mtu: u32) -> PlugReques
         iface_id: iface_id.to_string(),
         mac: mac.to_string(),
         mtu,
+        vlan: None,
     }
 }
 

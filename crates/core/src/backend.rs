@@ -103,6 +103,9 @@ pub struct Endpoint {
     /// The network's MTU when the control plane knows it.
     pub mtu: Option<u32>,
     pub host: Option<String>,
+    /// The VLAN tag of a container inside a VM: its port is a child of the VM's port and
+    /// reaches it tagged (OVN `tag`, a Neutron trunk subport's segmentation id).
+    pub vlan: Option<u16>,
 }
 
 /// What one IPAM pool holds, as the control plane says (for the metrics).

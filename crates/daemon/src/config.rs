@@ -2,6 +2,10 @@
 //! exist, plus `[ovn]` and `[ovs]` for the OVN mode. Wrong values are fatal and name the key;
 //! unknown keys are warned about, so a kuryr-libnetwork file with options this mode does not
 //! use still starts.
+mod nested;
+
+pub use nested::{BindingDriver, NestedSettings};
+
 use ini::{Ini, ParseOption};
 use ipnet::IpNet;
 use std::collections::BTreeMap;
@@ -145,6 +149,8 @@ pub struct Config {
     pub global_default_address_space: String,
     pub veth_dst_prefix: String,
     pub host_binding: HostBindingKind,
+    /// Containers inside VMs: `[binding] default_driver`, `link_iface`, `parent_port`.
+    pub nested: NestedSettings,
     /// 0: from the tunnel encapsulation.
     pub network_mtu: u32,
     pub port_ready_timeout: Duration,
@@ -173,6 +179,7 @@ impl Default for Config {
             global_default_address_space: "no_address_space".into(),
             veth_dst_prefix: "eth".into(),
             host_binding: HostBindingKind::Ovs,
+            nested: NestedSettings::default(),
             network_mtu: 0,
             port_ready_timeout: Duration::from_secs(30),
             ovn: OvnSection {
@@ -237,8 +244,9 @@ const KNOWN: &[(&str, &[&str])] = &[
         &[
             "veth_dst_prefix",
             "default_driver",
-            // kuryr-libnetwork's nested drivers' VM interface; nothing here uses it.
             "link_iface",
+            "parent_port",
+            "nested_port_limit",
             "network_mtu",
             "port_ready_timeout",
         ],
@@ -551,13 +559,7 @@ impl Config {
                 "expected up to 12 letters, digits, '_' or '-'",
             ));
         }
-        if let Some(v) = r.raw("binding", "default_driver") {
-            if !v.ends_with("veth") {
-                return Err(ConfigError::Unsupported(format!(
-                    "{origin}: [binding] default_driver = {v}: only the veth driver is supported in this version"
-                )));
-            }
-        }
+        c.nested = nested::read(&r)?;
         c.host_binding = match r.raw("binding", "host_binding") {
             None | Some("ovs") => HostBindingKind::Ovs,
             Some("none") => HostBindingKind::None,
@@ -790,20 +792,14 @@ fn read_neutron(r: &Reader<'_>, n: &mut NeutronSection) -> Result<(), ConfigErro
         "subnetpool_name_prefix",
         &mut n.subnetpool_name_prefix,
     )?;
-    // kuryr-libnetwork's nested (VM: vlan, macvlan) and sriov port drivers plug containers
-    // quite differently; starting with the veth binding instead would bind the wrong ports.
-    // `default_port_driver` is kuryr-libnetwork 18's name, `port_driver` the deprecated one.
-    for key in ["default_port_driver", "port_driver"] {
-        if let Some(v) = r.raw("DEFAULT", key) {
-            if !v.ends_with(".veth") && v != "veth" {
-                return Err(ConfigError::Unsupported(format!(
-                    "{}: [DEFAULT] {key} = {v}: only kuryr-libnetwork's veth port driver \
-                     (kuryr_libnetwork.port_driver.drivers.veth) has an equivalent in this version; \
-                     keep kuryr-libnetwork on this host",
-                    r.path
-                )));
-            }
-        }
+    // Containers inside VMs in the Neutron mode are trunk subports, not in this version yet;
+    // starting with the veth binding instead would bind the wrong ports.
+    if nested::read(r)?.driver == Some(BindingDriver::Vlan) {
+        return Err(ConfigError::Unsupported(format!(
+            "{}: the vlan driver (containers inside VMs) works in the OVN mode only in this version; \
+             in the Neutron mode keep kuryr-libnetwork on this host",
+            r.path
+        )));
     }
     for url in ["auth_url", "endpoint"] {
         if let Some(v) = r.raw("neutron", url).filter(|v| !v.is_empty()) {
@@ -1007,7 +1003,7 @@ mod tests {
             ),
             (
                 "[binding]\ndefault_driver = kuryr.lib.binding.drivers.macvlan\n",
-                "only the veth driver",
+                "the macvlan nested driver",
             ),
             (
                 "[DEFAULT]\nplugin_socket = relative.sock\n",
@@ -1021,26 +1017,68 @@ mod tests {
     }
 
     #[test]
-    fn kuryr_libnetworks_port_drivers_other_than_veth_are_refused() {
+    fn kuryr_libnetworks_port_drivers_map_to_bindings_or_are_refused() {
         let base = "[neutron]\nauth_type = none\nendpoint = http://127.0.0.1:9696\n";
         let veth =
             format!("[DEFAULT]\nport_driver = kuryr_libnetwork.port_driver.drivers.veth\n{base}");
         let c = Config::parse(&veth, "k.conf").unwrap();
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(c.nested.driver, Some(BindingDriver::Veth));
+        // The vlan driver is the OVN mode's only, in this version.
         let nested =
             format!("[DEFAULT]\nport_driver = kuryr_libnetwork.port_driver.drivers.vlan\n{base}");
         let err = Config::parse(&nested, "k.conf").unwrap_err().to_string();
         assert!(
-            err.starts_with(
-                "k.conf: [DEFAULT] port_driver = kuryr_libnetwork.port_driver.drivers.vlan"
-            ) && err.contains("keep kuryr-libnetwork"),
+            err.starts_with("k.conf: the vlan driver") && err.contains("keep kuryr-libnetwork"),
             "{err}"
         );
-        let nested = format!(
+        let macvlan = format!(
             "[DEFAULT]\ndefault_port_driver = kuryr_libnetwork.port_driver.drivers.nested\nenabled_port_drivers = kuryr_libnetwork.port_driver.drivers.nested\n{base}"
         );
-        let err = Config::parse(&nested, "k.conf").unwrap_err().to_string();
-        assert!(err.contains("[DEFAULT] default_port_driver"), "{err}");
+        let err = Config::parse(&macvlan, "k.conf").unwrap_err().to_string();
+        assert!(
+            err.contains("[DEFAULT] default_port_driver") && err.contains("macvlan"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_vlan_driver_and_its_keys_in_the_ovn_mode() {
+        let c = Config::parse(
+            "[binding]\ndefault_driver = kuryr.lib.binding.drivers.vlan\nlink_iface = eth0\nparent_port = vm1-port\nnested_port_limit = 10\n",
+            "k.conf",
+        )
+        .unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(c.nested.driver, Some(BindingDriver::Vlan));
+        assert_eq!(c.nested.link_iface.as_deref(), Some("eth0"));
+        assert_eq!(c.nested.parent_port.as_deref(), Some("vm1-port"));
+        assert_eq!(c.nested.port_limit, 10);
+        // kuryr's own short names, and both spellings agreeing.
+        let c = Config::parse(
+            "[DEFAULT]\ndefault_port_driver = kuryr_libnetwork.port_driver.drivers.vlan\n[binding]\ndefault_driver = vlan\n",
+            "k.conf",
+        )
+        .unwrap();
+        assert_eq!(c.nested.driver, Some(BindingDriver::Vlan));
+        assert_eq!(Config::default().nested.driver, None);
+        assert_eq!(Config::default().nested.port_limit, 4094);
+        for (text, needle) in [
+            (
+                "[DEFAULT]\ndefault_port_driver = veth\n[binding]\ndefault_driver = vlan\n",
+                "names another driver than",
+            ),
+            ("[binding]\ndefault_driver = tap\n", "expected veth or vlan"),
+            (
+                "[binding]\nnested_port_limit = 4095\n",
+                "expected 1 to 4094",
+            ),
+            ("[binding]\nnested_port_limit = 0\n", "expected 1 to 4094"),
+            ("[binding]\nparent_port = a b\n", "[binding] parent_port"),
+        ] {
+            let err = Config::parse(text, "k.conf").unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
     }
 
     #[test]

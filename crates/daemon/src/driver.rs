@@ -219,6 +219,7 @@ impl<Bk: Backend, Bd: Binding> NetworkDriver for Driver<Bk, Bd> {
             iface_id: ep.port.clone(),
             mac: ep.mac.clone(),
             mtu: ep.mtu.unwrap_or(self.mtu),
+            vlan: ep.vlan,
         };
         if let Err(e) = self.binding.plug(&plug).await {
             if let Err(undo) = self.backend.delete_endpoint(&id).await {

@@ -1,23 +1,41 @@
-//! The host binding chosen in config (`[binding] host_binding`), as one type the driver holds.
-use crate::config::{Config, HostBindingKind};
+//! The host binding chosen in config (`[binding] host_binding`, `default_driver`) or by how
+//! `kuryr host init` set the host up, as one type the driver holds.
+use crate::config::{BindingDriver, Config, HostBindingKind};
 use kuryr_binding::{
-    Binding, BindingError, NullBinding, OvsBinding, PlugRequest, Plugged, PluggedPort,
+    Binding, BindingError, NestedVlanBinding, NullBinding, OvsBinding, PlugRequest, Plugged,
+    PluggedPort,
 };
 use std::time::Duration;
 
 pub enum HostBinding {
     Ovs(OvsBinding),
+    /// Inside a VM: VLAN access ports on the VM's underlay bridge.
+    Nested(NestedVlanBinding),
     None(NullBinding),
 }
 
 /// What the daemon learns from the host binding at start.
 pub struct HostFacts {
     pub binding: HostBinding,
-    /// This host's name in the control plane.
+    /// This host's name in the control plane (inside a VM: known once the VM's port is).
     pub host: String,
     /// The containers' MTU.
     pub mtu: u32,
+    /// Inside a VM: how to find the VM's own port.
+    pub vm: Option<VmFacts>,
 }
+
+/// Inside a VM: the VM's port as configured or recorded, else the MAC to find it by.
+pub struct VmFacts {
+    pub parent_port: Option<String>,
+    /// The VM's NIC and its MAC, to find the VM's port by when it is not given.
+    pub link_iface: String,
+    pub link_mac: Option<String>,
+}
+
+/// The MTU of containers inside a VM: their frames cross the hypervisor's overlay (Geneve by
+/// default), which the VM cannot see.
+const NESTED_DEFAULT_MTU: u32 = 1442;
 
 impl HostBinding {
     /// Connects the configured binding; the host name and MTU come from config, else from OVS.
@@ -38,9 +56,21 @@ impl HostBinding {
                     binding: HostBinding::None(NullBinding),
                     host,
                     mtu,
+                    vm: None,
                 })
             }
             HostBindingKind::Ovs => {
+                let settings = kuryr_binding::host_settings(&config.ovs.ovsdb_connection).await?;
+                let underlay =
+                    settings.get(kuryr_binding::MODE_KEY).map(String::as_str) == Some("underlay");
+                let driver = config.nested.driver.unwrap_or(if underlay {
+                    BindingDriver::Vlan
+                } else {
+                    BindingDriver::Veth
+                });
+                if driver == BindingDriver::Vlan {
+                    return Self::connect_nested(config, &settings).await;
+                }
                 let binding = OvsBinding::connect(
                     &config.ovs.ovsdb_connection,
                     &config.ovs.integration_bridge,
@@ -63,9 +93,50 @@ impl HostBinding {
                     binding: HostBinding::Ovs(binding),
                     host,
                     mtu,
+                    vm: None,
                 })
             }
         }
+    }
+
+    /// Inside a VM: the underlay bridge `kuryr host init --underlay` recorded (else
+    /// `breth0`), the VM's NIC on it, and the VM's port if it is known without asking the
+    /// control plane.
+    async fn connect_nested(
+        config: &Config,
+        settings: &std::collections::BTreeMap<String, String>,
+    ) -> Result<HostFacts, crate::DaemonError> {
+        let bridge = settings
+            .get(kuryr_binding::UNDERLAY_BRIDGE_KEY)
+            .cloned()
+            .unwrap_or_else(|| "breth0".to_string());
+        let binding = NestedVlanBinding::connect(&config.ovs.ovsdb_connection, &bridge).await?;
+        let (link_iface, link_mac) = match &config.nested.link_iface {
+            Some(name) => (name.clone(), binding.mac_of(name)),
+            None => binding.uplink()?,
+        };
+        let parent_port = config
+            .nested
+            .parent_port
+            .clone()
+            .or_else(|| settings.get(kuryr_binding::PARENT_PORT_KEY).cloned());
+        binding.ovs().set_backend(config.backend_name());
+        let mtu = if config.network_mtu != 0 {
+            config.network_mtu
+        } else {
+            NESTED_DEFAULT_MTU
+        };
+        tracing::info!(bridge = %bridge, nic = %link_iface, parent = ?parent_port, "inside a VM: containers on VLAN access ports of the underlay bridge");
+        Ok(HostFacts {
+            binding: HostBinding::Nested(binding),
+            host: String::new(),
+            mtu,
+            vm: Some(VmFacts {
+                parent_port,
+                link_iface,
+                link_mac,
+            }),
+        })
     }
 }
 
@@ -73,6 +144,7 @@ impl Binding for HostBinding {
     async fn plug(&self, req: &PlugRequest) -> Result<Plugged, BindingError> {
         match self {
             HostBinding::Ovs(b) => b.plug(req).await,
+            HostBinding::Nested(b) => b.plug(req).await,
             HostBinding::None(b) => b.plug(req).await,
         }
     }
@@ -80,6 +152,7 @@ impl Binding for HostBinding {
     async fn wait_ready(&self, endpoint_id: &str, timeout: Duration) -> Result<(), BindingError> {
         match self {
             HostBinding::Ovs(b) => b.wait_ready(endpoint_id, timeout).await,
+            HostBinding::Nested(b) => b.wait_ready(endpoint_id, timeout).await,
             HostBinding::None(b) => b.wait_ready(endpoint_id, timeout).await,
         }
     }
@@ -87,6 +160,7 @@ impl Binding for HostBinding {
     async fn unplug(&self, endpoint_id: &str) -> Result<(), BindingError> {
         match self {
             HostBinding::Ovs(b) => b.unplug(endpoint_id).await,
+            HostBinding::Nested(b) => b.unplug(endpoint_id).await,
             HostBinding::None(b) => b.unplug(endpoint_id).await,
         }
     }
@@ -94,6 +168,7 @@ impl Binding for HostBinding {
     async fn list(&self) -> Result<Vec<PluggedPort>, BindingError> {
         match self {
             HostBinding::Ovs(b) => b.list().await,
+            HostBinding::Nested(b) => b.list().await,
             HostBinding::None(b) => b.list().await,
         }
     }

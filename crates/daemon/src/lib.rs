@@ -69,8 +69,42 @@ pub async fn connect_northbound(config: &Config) -> Result<Client, DaemonError> 
 /// Builds the OVN-mode driver: Northbound, the host binding and the MTU of the overlay.
 pub async fn ovn_driver(config: &Config) -> Result<Driver<OvnBackend, HostBinding>, DaemonError> {
     let nb = connect_northbound(config).await?;
-    let HostFacts { binding, host, mtu } = HostBinding::connect(config).await?;
+    let HostFacts {
+        binding,
+        mut host,
+        mtu,
+        vm,
+    } = HostBinding::connect(config).await?;
+    let mut parent_port = None;
+    if let (Some(vm), HostBinding::Nested(nested)) = (&vm, &binding) {
+        // Inside a VM: every container port is a child of the VM's own port.
+        let probe = OvnBackend::new(nb.clone(), OvnSettings::new("probe"));
+        let parent = match &vm.parent_port {
+            Some(p) => p.clone(),
+            None => {
+                let mac = vm.link_mac.as_deref().ok_or_else(|| {
+                    DaemonError::Other(format!(
+                        "the VM's NIC {} has no MAC in Open vSwitch yet: give the VM's port with [binding] parent_port",
+                        vm.link_iface
+                    ))
+                })?;
+                let found = probe
+                    .parent_by_mac(mac)
+                    .map_err(|e| DaemonError::Other(e.to_string()))?;
+                tracing::info!(parent = %found, nic = %vm.link_iface, %mac, "found the VM's port by its NIC's MAC");
+                found
+            }
+        };
+        probe
+            .check_parent(&parent)
+            .map_err(|e| DaemonError::Other(e.to_string()))?;
+        host = config.host.clone().unwrap_or_else(|| parent.clone());
+        nested.ovs().set_host(&host);
+        parent_port = Some(parent);
+    }
     let mut settings = OvnSettings::new(&host);
+    settings.parent_port = parent_port;
+    settings.nested_port_limit = config.nested.port_limit;
     settings.default_pool_v4 = config.ovn.default_pool_v4;
     settings.default_prefix_v4 = config.ovn.default_pool_v4_prefix;
     settings.default_pool_v6 = config.ovn.default_pool_v6;
@@ -88,7 +122,8 @@ pub async fn ovn_driver(config: &Config) -> Result<Driver<OvnBackend, HostBindin
             })?;
             Some(g)
         }
-        HostBinding::None(_) => None,
+        // Inside a VM the hypervisor's kuryr is the gateway of routed networks.
+        HostBinding::Nested(_) | HostBinding::None(_) => None,
     };
     let backend = OvnBackend::new(nb, settings);
     if gateway.is_some() {
@@ -180,6 +215,11 @@ pub async fn neutron_driver(
         Err(e) => return Err(DaemonError::Neutron(e)),
     }
     let HostFacts { binding, mtu, .. } = HostBinding::connect(config).await?;
+    if let HostBinding::Nested(_) = binding {
+        return Err(DaemonError::Other(
+            "this host is a VM set up for nested containers (kuryr host init --underlay); in the Neutron mode they are not in this version: keep kuryr-libnetwork on this host".into(),
+        ));
+    }
     // kuryr-libnetwork binds ports to the host name (not the OVS system-id); ML2/OVN then
     // requests the chassis of that host name.
     let host = match &config.host {

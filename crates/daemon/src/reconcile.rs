@@ -111,6 +111,7 @@ mod tests {
             routes: Vec::new(),
             mtu: None,
             host: Some("h".into()),
+            vlan: None,
         }
     }
 

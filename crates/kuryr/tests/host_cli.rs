@@ -165,3 +165,114 @@ fn completions_are_generated_for_bash_zsh_and_fish() {
         }
     }
 }
+
+#[test]
+#[ignore = "needs ovsdb-server and the OVS schema (make test)"]
+fn host_init_underlay_records_the_vm_settings_and_keeps_the_bridge_switching() {
+    require_tools();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::standalone(dir.path(), "vswitch", VSWITCH_SCHEMA);
+    let db = server.unix_remote();
+    vsctl(&db, &["init"]);
+    let err = |args: &[&str]| {
+        let out = kuryr(args);
+        assert!(!out.status.success(), "kuryr {} succeeded", args.join(" "));
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+
+    // No bridge yet: the message names the command that makes it.
+    let e = err(&["host", "init", "--ovsdb", &db, "--underlay"]);
+    assert!(
+        e.contains("breth0 does not exist") && e.contains("nics-to-bridge"),
+        "{e}"
+    );
+    // A VM is no chassis.
+    let e = err(&[
+        "host",
+        "init",
+        "--ovsdb",
+        &db,
+        "--underlay",
+        "--tep",
+        "10.0.0.5",
+    ]);
+    assert!(e.contains("--tep sets up an OVN chassis"), "{e}");
+    let e = err(&[
+        "host",
+        "init",
+        "--ovsdb",
+        &db,
+        "--overlay",
+        "--tep",
+        "10.0.0.5",
+        "--parent-port",
+        "p",
+    ]);
+    assert!(e.contains("--underlay"), "{e}");
+
+    // What nics-to-bridge leaves: a standalone bridge with the VM's NIC.
+    vsctl(
+        &db,
+        &["add-br", "breth0", "--", "add-port", "breth0", "eth0"],
+    );
+    // A secure bridge would drop everything with nobody to program it.
+    vsctl(
+        &db,
+        &["add-br", "brsec", "--", "set-fail-mode", "brsec", "secure"],
+    );
+    let e = err(&[
+        "host",
+        "init",
+        "--ovsdb",
+        &db,
+        "--underlay",
+        "--bridge",
+        "brsec",
+    ]);
+    assert!(e.contains("fail mode secure"), "{e}");
+
+    ok(&[
+        "host",
+        "init",
+        "--ovsdb",
+        &db,
+        "--underlay",
+        "--parent-port",
+        "vm1-port",
+        "--nb",
+        "unix:/var/run/ovn/ovnnb_db.sock",
+    ]);
+    let get = |col: &str| {
+        vsctl(
+            &db,
+            &["get", "Open_vSwitch", ".", &format!("external_ids:{col}")],
+        )
+    };
+    assert_eq!(get("kuryr-mode"), "underlay");
+    assert_eq!(get("kuryr-bridge"), "breth0");
+    assert_eq!(get("kuryr-parent-port"), "vm1-port");
+    assert_eq!(get("kuryr-nb-remote"), "unix:/var/run/ovn/ovnnb_db.sock");
+    assert_eq!(
+        vsctl(&db, &["get", "Port", "breth0", "vlan_mode"]),
+        "access"
+    );
+    assert_eq!(vsctl(&db, &["get", "Bridge", "breth0", "fail_mode"]), "[]");
+    // Nothing of a chassis is written.
+    let ext = vsctl(&db, &["get", "Open_vSwitch", ".", "external_ids"]);
+    assert!(
+        !ext.contains("ovn-remote") && !ext.contains("ovn-encap"),
+        "{ext}"
+    );
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&["host", "show", "--ovsdb", &db, "--format", "json"]))
+            .expect("json");
+    assert_eq!(shown["mode"], "underlay");
+    assert_eq!(shown["bridge"], "breth0");
+    assert_eq!(shown["bridge_exists"], true);
+    assert_eq!(shown["parent_port"], "vm1-port");
+
+    // Again without --parent-port: the VM's port is found by MAC at start, the old name goes.
+    ok(&["host", "init", "--ovsdb", &db, "--underlay"]);
+    let ext = vsctl(&db, &["get", "Open_vSwitch", ".", "external_ids"]);
+    assert!(!ext.contains("kuryr-parent-port"), "{ext}");
+}

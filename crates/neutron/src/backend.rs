@@ -408,6 +408,7 @@ impl NeutronBackend {
             routes: Vec::new(),
             mtu: self.cache().networks.get(docker_net).and_then(|n| n.mtu),
             host: port.host_id.clone().filter(|h| !h.is_empty()),
+            vlan: None,
         };
         for fip in &port.fixed_ips {
             let Some(ip) = parse_ip(&fip.ip_address) else {

@@ -47,6 +47,10 @@ pub struct OvnSettings {
     pub default_prefix_v6: u8,
     /// How long a write may wait for Northbound (a Raft leader change takes about 3 s).
     pub write_timeout: Duration,
+    /// Inside a VM: the VM's own port, the parent of every container port made here.
+    pub parent_port: Option<String>,
+    /// Inside a VM: at most this many container ports (VLAN tags 1-4094).
+    pub nested_port_limit: u16,
 }
 
 impl OvnSettings {
@@ -60,6 +64,8 @@ impl OvnSettings {
                 .unwrap_or_else(|_| unreachable!()),
             default_prefix_v6: 64,
             write_timeout: Duration::from_secs(10),
+            parent_port: None,
+            nested_port_limit: 4094,
         }
     }
 }
@@ -131,6 +137,8 @@ pub struct Endpoint {
     pub gateway_v4: Option<IpAddr>,
     pub gateway_v6: Option<IpAddr>,
     pub host: Option<String>,
+    /// Inside a VM: the VLAN tag ovn-northd gave the port.
+    pub vlan: Option<u16>,
 }
 
 pub struct OvnBackend {
@@ -933,13 +941,24 @@ impl OvnBackend {
             let mut t = Txn::new(NB);
             // The schema's unique index on the port name refuses a duplicate at commit: no
             // `wait` guard, which would make ovsdb-server scan every port of Northbound.
-            t.insert(LSP, json!({"name": spec.endpoint_id, "addresses": addr, "port_security": addr, "external_ids": ext}), Some("lsp"));
+            let mut lsp = json!({"name": spec.endpoint_id, "addresses": addr, "port_security": addr, "external_ids": ext});
+            self.nest(rep, &mut lsp)?;
+            t.insert(LSP, lsp, Some("lsp"));
             t.mutate(LS, vec![txn::by_uuid(ls.uuid)], vec![txn::mutate_insert("ports", datum::set([datum::named_uuid("lsp")]))]);
             routing::join_port_group(rep, &mut t, &ls, "lsp");
             Ok(Some(t))
         })
         .await?;
         let _ = chosen_mac;
+        if self.settings.parent_port.is_some() {
+            // Inside a VM the port is of no use without its tag: on failure it goes again.
+            if let Err(e) = self.wait_for_tag(&spec.endpoint_id).await {
+                if let Err(undo) = self.delete_endpoint(&spec.endpoint_id).await {
+                    tracing::error!(endpoint = %ep_short, error = %undo, "could not remove a container port that got no tag");
+                }
+                return Err(e);
+            }
+        }
         self.endpoint(&spec.endpoint_id).ok_or_else(|| {
             OvnError::NotFound(format!(
                 "endpoint {ep_short}: its logical switch was deleted at the same time"
@@ -1081,6 +1100,7 @@ pub(crate) fn endpoint_of(rep: &Replica, p: &Row) -> Option<Endpoint> {
         gateway_v4: net.as_ref().and_then(|n| n.gateway_v4),
         gateway_v6: net.as_ref().and_then(|n| n.gateway_v6),
         host: p.external_id(keys::HOST).map(str::to_string),
+        vlan: crate::nested::tag_of(p),
     })
 }
 

@@ -60,6 +60,7 @@ fn endpoint(e: crate::Endpoint) -> Endpoint {
         routes: Vec::new(),
         mtu: None,
         host: e.host,
+        vlan: e.vlan,
     }
 }
 
@@ -135,13 +136,13 @@ impl Backend for OvnBackend {
         Ok(OvnBackend::delete_endpoint(self, endpoint_id).await?)
     }
 
-    async fn wait_active(
-        &self,
-        _endpoint_id: &str,
-        _timeout: Duration,
-    ) -> Result<(), BackendError> {
-        // The host binding waits for ovn-controller's `ovn-installed`, which is what matters
-        // for a first packet; Northbound has nothing later to wait for.
+    async fn wait_active(&self, endpoint_id: &str, timeout: Duration) -> Result<(), BackendError> {
+        // On a host the binding waits for ovn-controller's `ovn-installed`, which is what
+        // matters for a first packet. Inside a VM no ovn-controller runs: Northbound's `up`
+        // says the hypervisor has the port.
+        if self.settings().parent_port.is_some() {
+            self.wait_nested_up(endpoint_id, timeout).await?;
+        }
         Ok(())
     }
 

@@ -22,6 +22,9 @@ pub const POOL_V6: &str = "kuryr:pool_v6";
 pub const ENDPOINT_ID: &str = "kuryr:endpoint_id";
 pub const NETWORK_ID: &str = "kuryr:network_id";
 pub const HOST: &str = "kuryr:host";
+/// A container port inside a VM: the VM's port (also its `parent_name`), indexed so a VM's
+/// containers are counted without a scan.
+pub const PARENT: &str = "kuryr:parent";
 /// Logical_Switch_Port: its MAC, indexed so a duplicate is found without reading every port.
 pub const MAC: &str = "kuryr:mac";
 /// Address_Set (an IPAM pool): its CIDR, its name given with `kuryr.pool.name`, and its gateway.

@@ -401,6 +401,7 @@ async fn create(
                 iface_id: ep.port.clone(),
                 mac: ep.mac.clone(),
                 mtu,
+                vlan: ep.vlan,
             };
             let out = binding
                 .plug(&req)

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod nics_to_bridge;
+mod underlay;
 
 const DB: &str = "Open_vSwitch";
 const TABLES: &[&str] = &["Open_vSwitch", "Bridge", "Port", "Interface"];
@@ -24,13 +25,13 @@ const DEFAULT_OVSDB: &str = "unix:/var/run/openvswitch/db.sock";
 /// Where this host's kuryr finds Northbound (ovn-controller ignores the key).
 pub const NB_KEY: &str = "kuryr-nb-remote";
 /// `overlay` or `underlay`, as `host init` was told.
-pub const MODE_KEY: &str = "kuryr-mode";
+pub const MODE_KEY: &str = kuryr_binding::MODE_KEY;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:
   kuryr host init --bridge br-int --overlay --tep 192.168.50.10 --encap geneve \\
       --nb tcp:192.168.50.1:6641 --sb tcp:192.168.50.1:6642
-  kuryr host init --bridge breth0 --underlay --sb tcp:10.0.0.1:6642
+  kuryr host nics-to-bridge eth0 && kuryr host init --underlay --bridge breth0 --parent-port vm1-port
   kuryr host set-tep 192.168.50.11
   kuryr host set-encap vxlan
   kuryr host show --format json
@@ -65,12 +66,14 @@ impl Datapath {
 enum Cmd {
     /// Create the integration bridge and set this chassis' OVN settings.
     #[command(
-        after_help = "Examples:\n  kuryr host init --bridge br-int --overlay --tep 192.168.50.10 --sb tcp:192.168.50.1:6642\n  kuryr host init --bridge br-int --overlay --tep 10.0.0.5 --encap vxlan --datapath netdev"
+        after_help = "Examples:\n  kuryr host init --bridge br-int --overlay --tep 192.168.50.10 --sb tcp:192.168.50.1:6642\n  kuryr host init --bridge br-int --overlay --tep 10.0.0.5 --encap vxlan --datapath netdev\n  kuryr host init --underlay --bridge breth0 --parent-port vm1-port   # inside a VM, after nics-to-bridge"
     )]
     Init {
-        /// The integration bridge (created fail-mode secure, in-band control off).
-        #[arg(long, default_value = "br-int")]
-        bridge: String,
+        /// The bridge: with --overlay the integration bridge (created fail-mode secure,
+        /// in-band control off; default br-int); with --underlay the VM's bridge that
+        /// `nics-to-bridge` made (default breth0).
+        #[arg(long)]
+        bridge: Option<String>,
         /// Containers on OVN logical networks across hosts over tunnels.
         #[arg(
             long,
@@ -78,9 +81,14 @@ enum Cmd {
             required_unless_present = "underlay"
         )]
         overlay: bool,
-        /// Containers inside VMs whose own ports are in OVN (OpenStack).
+        /// Containers inside this VM, joined through the VM's own port (no ovn-controller
+        /// here: the hypervisor's carries them).
         #[arg(long)]
         underlay: bool,
+        /// With --underlay: the VM's own port (OVN: its logical switch port name); default:
+        /// the port whose MAC is the VM NIC's, found when kuryr starts.
+        #[arg(long, value_name = "PORT")]
+        parent_port: Option<String>,
         /// This chassis' tunnel endpoint (ovn-encap-ip); required for --overlay unless set.
         #[arg(long, value_name = "IP")]
         tep: Option<IpAddr>,
@@ -203,6 +211,8 @@ struct Shown {
     fail_mode: Option<String>,
     in_band_disabled: bool,
     mode: Option<String>,
+    /// Inside a VM: the VM's own port.
+    parent_port: Option<String>,
     ovn_remote: Option<String>,
     nb_remote: Option<String>,
     encap_type: Option<String>,
@@ -216,7 +226,12 @@ fn show(client: &Client) -> Shown {
     };
     let ext = r.string_map("external_ids");
     let get = |k: &str| ext.get(k).cloned();
-    let bridge = get("ovn-bridge").unwrap_or_else(|| "br-int".to_string());
+    let underlay = get(MODE_KEY).as_deref() == Some("underlay");
+    let bridge = if underlay {
+        get(kuryr_binding::UNDERLAY_BRIDGE_KEY).unwrap_or_else(|| "breth0".to_string())
+    } else {
+        get("ovn-bridge").unwrap_or_else(|| "br-int".to_string())
+    };
     let b = rep.table("Bridge").one_by_name(&bridge);
     Shown {
         system_id: get("system-id"),
@@ -237,6 +252,7 @@ fn show(client: &Client) -> Shown {
             .unwrap_or(false),
         bridge: Some(bridge),
         mode: get(MODE_KEY),
+        parent_port: get(kuryr_binding::PARENT_PORT_KEY),
         ovn_remote: get("ovn-remote"),
         nb_remote: get(NB_KEY),
         encap_type: get("ovn-encap-type"),
@@ -273,7 +289,8 @@ impl Host {
                 Cmd::Init {
                     bridge,
                     overlay,
-                    underlay: _,
+                    underlay,
+                    parent_port,
                     tep,
                     encap,
                     nb,
@@ -285,6 +302,31 @@ impl Host {
                     if let Some(u) = &nb {
                         check_remote("--nb", u)?;
                     }
+                    if !underlay && parent_port.is_some() {
+                        anyhow::bail!("--parent-port names a VM's own port: it goes with --underlay");
+                    }
+                    if underlay {
+                        let chassis_only = [
+                            ("--tep", tep.is_some()),
+                            ("--sb", sb.is_some()),
+                            ("--datapath", datapath.is_some()),
+                            ("--system-id", system_id.is_some()),
+                            ("--encap", encap != "geneve"),
+                        ];
+                        if let Some((flag, _)) = chassis_only.iter().find(|(_, given)| *given) {
+                            anyhow::bail!("{flag} sets up an OVN chassis; with --underlay this host is a VM whose hypervisor is the chassis: leave it out");
+                        }
+                        if let Some(p) = &parent_port {
+                            if p.is_empty() || p.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                                anyhow::bail!("--parent-port {p:?}: expected a port name without spaces");
+                            }
+                        }
+                        let bridge = bridge.unwrap_or_else(|| "breth0".to_string());
+                        underlay::init(&client, &remote, &bridge, parent_port, nb).await?;
+                        print_show(&show(&client), Format::Table)?;
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    let bridge = bridge.unwrap_or_else(|| "br-int".to_string());
                     if let Some(u) = &sb {
                         check_remote("--sb", u)?;
                     }
@@ -344,6 +386,7 @@ fn print_show(s: &Shown, format: Format) -> anyhow::Result<()> {
                     },
                 ],
                 vec!["mode".into(), d(&s.mode)],
+                vec!["parent port".into(), d(&s.parent_port)],
                 vec!["southbound (ovn-remote)".into(), d(&s.ovn_remote)],
                 vec!["northbound".into(), d(&s.nb_remote)],
                 vec!["encap".into(), d(&s.encap_type)],
