@@ -504,6 +504,34 @@ mod tests {
     }
 
     #[test]
+    fn optional_columns_take_the_new_value_from_a_diff() {
+        // What ovsdb-server sends for Logical_Switch_Port `up` and `tag_request` (min 0,
+        // max 1): the new value, not a symmetric difference, and an empty set when cleared.
+        let s = Schema::parse(&json!({"name": "DB", "tables": {"T": {"columns": {
+            "name": {"type": "string"},
+            "up": {"type": {"key": "boolean", "min": 0, "max": 1}},
+            "tag": {"type": {"key": {"type": "integer", "minInteger": 0, "maxInteger": 4095}, "min": 0, "max": 1}},
+        }}}}))
+        .unwrap();
+        let mut r = Replica::new(["T".to_string()]);
+        let row = |r: &Replica| r.table("T").one_by_name("p").unwrap();
+        r.apply_update2(&json!({"T": {U1: {"insert": {"name": "p"}}}}), &s)
+            .unwrap();
+        assert_eq!(row(&r).bool("up"), None);
+        for (diff, up, tag) in [
+            (json!({"up": false}), Some(false), None),
+            (json!({"tag": 5}), Some(false), Some(5)),
+            (json!({"up": true}), Some(true), Some(5)),
+            (json!({"tag": 6}), Some(true), Some(6)),
+            (json!({"tag": ["set", []], "up": false}), Some(false), None),
+        ] {
+            r.apply_update2(&json!({"T": {U1: {"modify": diff.clone()}}}), &s)
+                .unwrap();
+            assert_eq!((row(&r).bool("up"), row(&r).int("tag")), (up, tag), "after {diff}");
+        }
+    }
+
+    #[test]
     fn large_set_diffs_use_the_index_and_stay_correct() {
         let s = schema();
         let mut r = Replica::new(["T".to_string()]);

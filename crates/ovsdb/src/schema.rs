@@ -61,21 +61,23 @@ impl Schema {
     }
 }
 
+/// How an `update2` diff of the column applies. ovsdb-server sends the new value itself for
+/// any column of at most one element, optional ones included (`"min": 0, "max": 1`, such as
+/// Logical_Switch_Port `up` or `tag`): only columns of several elements get a
+/// symmetric-difference diff (`ovsdb_datum_diff` diffs only composite types).
 fn column_kind(ty: &Value) -> ColumnKind {
     let Some(obj) = ty.as_object() else {
         return ColumnKind::Scalar; // "type": "string"
     };
-    if obj.contains_key("value") {
-        return ColumnKind::Map;
-    }
-    let min = obj.get("min").and_then(Value::as_u64).unwrap_or(1);
     let max = match obj.get("max") {
         None => Some(1),
         Some(Value::String(s)) if s == "unlimited" => None,
         Some(v) => v.as_u64(),
     };
-    if min == 1 && max == Some(1) {
+    if max == Some(1) {
         ColumnKind::Scalar
+    } else if obj.contains_key("value") {
+        ColumnKind::Map
     } else {
         ColumnKind::Set
     }
@@ -101,7 +103,8 @@ mod tests {
         .unwrap();
         assert_eq!(s.column("T", "a"), Some(ColumnKind::Scalar));
         assert_eq!(s.column("T", "b"), Some(ColumnKind::Scalar));
-        assert_eq!(s.column("T", "c"), Some(ColumnKind::Set));
+        // Optional: diffs carry the new value, as for a scalar.
+        assert_eq!(s.column("T", "c"), Some(ColumnKind::Scalar));
         assert_eq!(s.column("T", "d"), Some(ColumnKind::Set));
         assert_eq!(s.column("T", "e"), Some(ColumnKind::Map));
         assert_eq!(s.column("T", "zz"), None);
