@@ -12,7 +12,8 @@ SHELL := /bin/bash
 	install uninstall deb \
 	lab-openstack lab-openstack-down lab-openstack-status \
 	lab-kuryr-libnetwork lab-kuryr-libnetwork-down lab-kuryr-libnetwork-status \
-	lab-chassis lab-chassis-down lab-chassis-status
+	lab-chassis lab-chassis-down lab-chassis-status \
+	lab-vm lab-vm-down lab-vm-status
 
 # Steps run in the order written (lab before tests, build before demo), even under -j:
 # cargo parallelizes inside each step anyway.
@@ -99,11 +100,11 @@ lab-kuryr-libnetwork-status:
 # veth between br-phy bridges), configured with `kuryr host init --ovsdb`. Idempotent; two
 # by default (LAB_CHASSIS=N for another count). The multi-chassis test brings it up (and
 # down again) itself when it is not running.
-KURYR_BIN = $${CARGO_TARGET_DIR:-target}/debug/kuryr
+LAB_KURYR_BIN = $${CARGO_TARGET_DIR:-target}/debug/kuryr
 
 lab-chassis: lab
 	$(CARGO) build -p kuryr --bin kuryr
-	KURYR=$(KURYR_BIN) lab/chassis.sh up
+	KURYR=$(LAB_KURYR_BIN) lab/chassis.sh up
 
 # Removes the chassis and puts the main chassis' ovn-encap-ip/-type back (run before lab-down).
 lab-chassis-down:
@@ -111,6 +112,21 @@ lab-chassis-down:
 
 lab-chassis-status:
 	lab/chassis.sh status
+
+# "VMs" for containers inside VMs: network + mount namespaces, each with its own OVS
+# (breth0 holding eth0, underlay settings) and dockerd, its NIC a port of the host's br-int
+# bound to the logical port kuryr-vm-N on switch kuryr-vms. Idempotent; two by default
+# (LAB_VMS=N for another count). `lab/vm.sh exec N -- CMD` runs a command inside VM N.
+lab-vm: lab
+	$(CARGO) build -p kuryr --bin kuryr
+	KURYR=$(LAB_KURYR_BIN) lab/vm.sh up
+
+# Removes the VMs, their ports on br-int and their Northbound rows (run before lab-down).
+lab-vm-down:
+	lab/vm.sh down
+
+lab-vm-status:
+	lab/vm.sh status
 
 demo: release lab lab-status demo-driver
 

@@ -111,4 +111,14 @@ pub trait Binding: Send + Sync + 'static {
     /// Every port this binding owns on this host (owner=kuryr), and those kuryr-libnetwork
     /// plugged, with whether its veth still exists, for reconciliation after a restart.
     fn list(&self) -> impl Future<Output = Result<Vec<PluggedPort>, BindingError>> + Send;
+
+    /// Whether a plug of this endpoint was cut short (the daemon killed half way): its veth
+    /// pair is here with both ends, the container's never handed to Docker, and it is in no
+    /// bridge. Docker got no answer for such an endpoint and will not use it.
+    fn interrupted_plug(
+        &self,
+        _endpoint_id: &str,
+    ) -> impl Future<Output = Result<bool, BindingError>> + Send {
+        async { Ok(false) }
+    }
 }

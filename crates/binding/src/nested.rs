@@ -156,4 +156,8 @@ impl Binding for NestedVlanBinding {
     async fn list(&self) -> Result<Vec<PluggedPort>, BindingError> {
         self.ovs.list().await
     }
+
+    async fn interrupted_plug(&self, endpoint_id: &str) -> Result<bool, BindingError> {
+        self.ovs.interrupted_plug(endpoint_id).await
+    }
 }

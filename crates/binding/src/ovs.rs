@@ -199,6 +199,26 @@ impl Binding for OvsBinding {
     async fn list(&self) -> Result<Vec<PluggedPort>, BindingError> {
         self.inner.list().await
     }
+
+    async fn interrupted_plug(&self, endpoint_id: &str) -> Result<bool, BindingError> {
+        let host = names::host_ifname(endpoint_id)?;
+        let container = names::container_ifname(endpoint_id)?;
+        if interface_named(&self.inner.ovs.replica(), &host).is_some() {
+            return Ok(false);
+        }
+        let look = |name: String| async move {
+            self.inner
+                .netlink
+                .link(&name)
+                .await
+                .map(|l| l.is_some_and(|l| l.kind == "veth"))
+                .map_err(|e| {
+                    self.inner
+                        .netlink_err(format!("look up interface {name}"), endpoint_id, e)
+                })
+        };
+        Ok(look(host).await? && look(container).await?)
+    }
 }
 
 /// What the database already holds under an endpoint's interface name.
@@ -747,9 +767,7 @@ fn kuryr_libnetwork_port(replica: &Replica, iface: &Row) -> Option<Arc<Row>> {
 
 /// The VLAN of an access port (`tag`, an optional integer).
 fn port_tag(port: &Row) -> Option<u16> {
-    port.get("tag")
-        .and_then(|v| v.as_u64())
-        .and_then(|t| u16::try_from(t).ok())
+    port.int("tag").and_then(|t| u16::try_from(t).ok())
 }
 
 /// Compares what the database holds under `c.host_ifname` with what `c` would write.

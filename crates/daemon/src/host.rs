@@ -172,4 +172,12 @@ impl Binding for HostBinding {
             HostBinding::None(b) => b.list().await,
         }
     }
+
+    async fn interrupted_plug(&self, endpoint_id: &str) -> Result<bool, BindingError> {
+        match self {
+            HostBinding::Ovs(b) => b.interrupted_plug(endpoint_id).await,
+            HostBinding::Nested(b) => b.interrupted_plug(endpoint_id).await,
+            HostBinding::None(b) => b.interrupted_plug(endpoint_id).await,
+        }
+    }
 }

@@ -110,7 +110,11 @@ pub async fn ovn_driver(config: &Config) -> Result<Driver<OvnBackend, HostBindin
     settings.default_pool_v6 = config.ovn.default_pool_v6;
     settings.default_prefix_v6 = config.ovn.default_pool_v6_prefix;
     settings.write_timeout = config.ovn.write_timeout;
-    tracing::info!(host = %host, mtu, bridge = %config.ovs.integration_bridge, "OVN mode");
+    let bridge = match &binding {
+        HostBinding::Nested(n) => n.ovs().bridge().to_string(),
+        _ => config.ovs.integration_bridge.clone(),
+    };
+    tracing::info!(host = %host, mtu, bridge = %bridge, parent = ?settings.parent_port, "OVN mode");
     // Routed networks leave through this host: its management port, forwarding and NAT.
     let gateway = match &binding {
         HostBinding::Ovs(ovs) => {
@@ -262,12 +266,13 @@ async fn serve<Bk: kuryr_core::Backend>(
     let report = reconcile::reconcile(&driver.backend, &driver.binding).await;
     kuryr_metrics::reconciled(
         report.errors.is_empty(),
-        report.removed.len(),
+        report.removed.len() + report.interrupted.len(),
         report.missing_host_side.len(),
         report.kept_kuryr_libnetwork.len(),
     );
     tracing::info!(
         removed = report.removed.len(),
+        interrupted = report.interrupted.len(),
         missing = report.missing_host_side.len(),
         kept_kuryr_libnetwork = report.kept_kuryr_libnetwork.len(),
         "reconciled with the previous run"

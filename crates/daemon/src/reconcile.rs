@@ -1,5 +1,7 @@
 //! After a restart: host ports whose endpoint no longer exists in the control plane are
-//! removed, and endpoints of this host whose host side is gone are reported. Ports that
+//! removed; an endpoint whose plug the previous run did not finish (its veth pair here, in
+//! no bridge, its container end never handed out) is removed with its veth, since Docker got
+//! no answer for it; other endpoints of this host whose host side is gone are reported. Ports that
 //! kuryr-libnetwork plugged (a host that moved from it) are kept: their containers run on,
 //! and DeleteEndpoint removes them when Docker deletes the endpoint.
 use kuryr_binding::{Binding, PluggedBy};
@@ -12,6 +14,8 @@ pub struct Report {
     pub removed: Vec<String>,
     /// Endpoint ids of this host whose veth or OVS port is missing.
     pub missing_host_side: Vec<String>,
+    /// Endpoint ids whose plug a crash cut short, removed with their veth.
+    pub interrupted: Vec<String>,
     /// Endpoint ids whose host ports kuryr-libnetwork plugged, left as they are.
     pub kept_kuryr_libnetwork: Vec<String>,
     pub errors: Vec<String>,
@@ -59,8 +63,33 @@ pub async fn reconcile<Bk: Backend, B: Binding>(backend: &Bk, binding: &B) -> Re
     match backend.local_endpoints().await {
         Ok(eps) => {
             for ep in eps {
-                if !present.contains(&ep.endpoint_id) {
-                    report.missing_host_side.push(ep.endpoint_id);
+                if present.contains(&ep.endpoint_id) {
+                    continue;
+                }
+                let id = ep.endpoint_id;
+                match binding.interrupted_plug(&id).await {
+                    Ok(true) => {
+                        let undone = match binding.unplug(&id).await {
+                            Ok(()) => backend
+                                .delete_endpoint(&id)
+                                .await
+                                .map_err(|e| e.to_string()),
+                            Err(e) => Err(e.to_string()),
+                        };
+                        match undone {
+                            Ok(()) => report.interrupted.push(id),
+                            Err(e) => report
+                                .errors
+                                .push(format!("remove the interrupted plug of endpoint {id}: {e}")),
+                        }
+                    }
+                    Ok(false) => report.missing_host_side.push(id),
+                    Err(e) => {
+                        report
+                            .errors
+                            .push(format!("look at endpoint {id}'s interfaces: {e}"));
+                        report.missing_host_side.push(id);
+                    }
                 }
             }
         }
@@ -70,6 +99,9 @@ pub async fn reconcile<Bk: Backend, B: Binding>(backend: &Bk, binding: &B) -> Re
     }
     for id in &report.removed {
         tracing::info!(endpoint = %id, "removed the host port of an endpoint that no longer exists");
+    }
+    for id in &report.interrupted {
+        tracing::info!(endpoint = %id, "removed an endpoint whose plug the previous run did not finish (Docker got no answer for it)");
     }
     for id in &report.kept_kuryr_libnetwork {
         tracing::info!(endpoint = %id, "kept the host port kuryr-libnetwork plugged for this endpoint; it goes when Docker deletes the endpoint");
@@ -95,8 +127,13 @@ mod tests {
     use std::sync::Mutex;
     use std::time::Duration;
 
-    /// A control plane that knows the endpoints `known`, all of them this host's.
-    struct Known(Vec<&'static str>);
+    /// A control plane that knows the endpoints `known`, all of them this host's; records
+    /// what is deleted.
+    struct Known(Vec<&'static str>, Mutex<Vec<String>>);
+
+    fn known(ids: Vec<&'static str>) -> Known {
+        Known(ids, Mutex::new(Vec::new()))
+    }
 
     fn endpoint(id: &str) -> Endpoint {
         Endpoint {
@@ -147,8 +184,12 @@ mod tests {
         async fn endpoint(&self, id: &str) -> Result<Option<Endpoint>, BackendError> {
             Ok(self.0.contains(&id).then(|| endpoint(id)))
         }
-        async fn delete_endpoint(&self, _: &str) -> Result<(), BackendError> {
-            unused()
+        async fn delete_endpoint(&self, id: &str) -> Result<(), BackendError> {
+            self.1
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(id.to_string());
+            Ok(())
         }
         async fn wait_active(&self, _: &str, _: Duration) -> Result<(), BackendError> {
             unused()
@@ -164,9 +205,11 @@ mod tests {
         }
     }
 
-    /// A host with the ports `ports`; records what is unplugged.
+    /// A host with the ports `ports` and the veth pairs of plugs cut short `interrupted`;
+    /// records what is unplugged.
     struct Host {
         ports: Vec<PluggedPort>,
+        interrupted: Vec<&'static str>,
         unplugged: Mutex<Vec<String>>,
     }
 
@@ -200,6 +243,9 @@ mod tests {
         async fn list(&self) -> Result<Vec<PluggedPort>, BindingError> {
             Ok(self.ports.clone())
         }
+        async fn interrupted_plug(&self, id: &str) -> Result<bool, BindingError> {
+            Ok(self.interrupted.contains(&id))
+        }
     }
 
     #[tokio::test]
@@ -209,7 +255,7 @@ mod tests {
         // (another kuryr's, or one removed while no plugin ran): kept all the same;
         // "orphan": kuryr's own port of a deleted endpoint: removed;
         // "mine": kuryr's own live port; "lost": an endpoint without a host side.
-        let backend = Known(vec!["old", "mine", "lost"]);
+        let backend = known(vec!["old", "mine", "lost"]);
         let host = Host {
             ports: vec![
                 port("old", PluggedBy::KuryrLibnetwork),
@@ -217,12 +263,31 @@ mod tests {
                 port("orphan", PluggedBy::Kuryr),
                 port("mine", PluggedBy::Kuryr),
             ],
+            interrupted: Vec::new(),
             unplugged: Mutex::new(Vec::new()),
         };
         let report = reconcile(&backend, &host).await;
         assert_eq!(report.removed, vec!["orphan".to_string()]);
         assert_eq!(*host.unplugged.lock().unwrap(), vec!["orphan".to_string()]);
         assert_eq!(report.kept_kuryr_libnetwork, vec!["old", "gone"]);
+        assert_eq!(report.missing_host_side, vec!["lost".to_string()]);
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+    }
+
+    #[tokio::test]
+    async fn a_plug_cut_short_is_removed_with_its_endpoint_and_a_lost_one_is_reported() {
+        // "cut": the previous run died between the veth and the OVS port (its pair is here,
+        // in no bridge); "lost": no veth at all (its container is gone).
+        let backend = known(vec!["cut", "lost"]);
+        let host = Host {
+            ports: Vec::new(),
+            interrupted: vec!["cut"],
+            unplugged: Mutex::new(Vec::new()),
+        };
+        let report = reconcile(&backend, &host).await;
+        assert_eq!(report.interrupted, vec!["cut".to_string()]);
+        assert_eq!(*host.unplugged.lock().unwrap(), vec!["cut".to_string()]);
+        assert_eq!(*backend.1.lock().unwrap(), vec!["cut".to_string()]);
         assert_eq!(report.missing_host_side, vec!["lost".to_string()]);
         assert!(report.errors.is_empty(), "{:?}", report.errors);
     }

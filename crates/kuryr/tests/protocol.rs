@@ -895,3 +895,48 @@ fn restart_reconciliation_removes_only_this_hosts_orphaned_ports_and_reports_mis
         json!({"NetworkID": net}),
     );
 }
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn a_plug_a_crash_cut_short_is_undone_at_the_next_start() {
+    require_lab();
+    let _g = br_int();
+    let nb = PrivateNb::new();
+    let mut d = daemon(&nb, None);
+    let (net, cut) = (docker_id(), docker_id());
+    let _host = HostSide(vec![cut.clone()]);
+    let pool = request_pool(&d, "10.181.0.0/24");
+    let gw = request_gateway(&d, &pool);
+    create_network(&d, &net, "10.181.0.0/24", &gw);
+    let address = request_address(&d, &pool, "");
+    ok(
+        &d,
+        "/NetworkDriver.CreateEndpoint",
+        create_endpoint_body(&net, &cut, &address),
+    );
+    // What a kill between the veth and the OVS port leaves: the logical port and a veth pair
+    // with both ends on the host, in no bridge. Docker got no answer and will never use it.
+    d.kill9();
+    let out = run(Command::new("ovs-vsctl").args(["--timeout=10", "del-port", &host_ifname(&cut)]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(link_exists(&host_ifname(&cut)));
+    d.spawn();
+    assert!(
+        !link_exists(&host_ifname(&cut)),
+        "the veth of the interrupted plug is still there"
+    );
+    assert!(
+        !nb.names("Logical_Switch_Port").contains(&cut),
+        "the logical port of the interrupted plug is still there"
+    );
+    assert!(d.log_text().contains("did not finish"), "{}", d.log_text());
+    ok(
+        &d,
+        "/NetworkDriver.DeleteNetwork",
+        json!({"NetworkID": net}),
+    );
+}

@@ -19,8 +19,8 @@ pub(crate) fn tag_of(p: &Row) -> Option<u16> {
     if p.str("parent_name").is_none_or(str::is_empty) {
         return None;
     }
-    p.get("tag")
-        .and_then(Value::as_u64)
+    // `int` reads both a bare atom and a one-element set (how a diff leaves it).
+    p.int("tag")
         .and_then(|t| u16::try_from(t).ok())
         .filter(|t| (1..=4094).contains(t))
 }
@@ -108,7 +108,7 @@ impl OvnBackend {
             .client()
             .wait_for(timeout, |rep| {
                 let p = rep.table(LSP).one_by_name(endpoint_id)?;
-                (p.get("up").and_then(Value::as_bool) == Some(true)).then_some(())
+                (p.bool("up") == Some(true)).then_some(())
             })
             .await;
         up.ok_or_else(|| {

@@ -527,7 +527,11 @@ mod tests {
         ] {
             r.apply_update2(&json!({"T": {U1: {"modify": diff.clone()}}}), &s)
                 .unwrap();
-            assert_eq!((row(&r).bool("up"), row(&r).int("tag")), (up, tag), "after {diff}");
+            assert_eq!(
+                (row(&r).bool("up"), row(&r).int("tag")),
+                (up, tag),
+                "after {diff}"
+            );
         }
     }
 

@@ -6,6 +6,7 @@
 
 pub mod neutron;
 pub mod outside;
+pub mod vm;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;

@@ -4,6 +4,7 @@
 //! has a deadline, so a dead daemon makes doctor report, never hang.
 mod gateway;
 mod metrics;
+mod underlay;
 
 use super::conn::runtime;
 use crate::output::{table, Format};
@@ -434,8 +435,9 @@ impl Doctor {
             out.push(docker_sees(&self.docker_socket, &plugin, &name, limit));
         }
 
-        // 4. OVS answers and the integration bridge exists.
-        let bridge = config.ovs.integration_bridge.clone();
+        // 4. OVS answers and the integration bridge exists (inside a VM: its underlay bridge).
+        let mut bridge = config.ovs.integration_bridge.clone();
+        let mut underlay = config.nested.driver == Some(kuryr_daemon::config::BindingDriver::Vlan);
         let ovs_remote = config.ovs.ovsdb_connection.clone();
         let facts = match ovsdb_client(
             &ovs_remote,
@@ -460,6 +462,17 @@ impl Doctor {
                 let ext = root
                     .map(|r| r.string_map("external_ids"))
                     .unwrap_or_default();
+                if config.nested.driver.is_none()
+                    && ext.get(kuryr_binding::MODE_KEY).map(String::as_str) == Some("underlay")
+                {
+                    underlay = true;
+                }
+                if underlay {
+                    bridge = ext
+                        .get(kuryr_binding::UNDERLAY_BRIDGE_KEY)
+                        .cloned()
+                        .unwrap_or_else(|| "breth0".to_string());
+                }
                 match rep.table("Bridge").one_by_name(&bridge) {
                     Some(b) => {
                         let dp = b
@@ -481,6 +494,17 @@ impl Doctor {
                 Some(OvsFacts { external_ids: ext })
             }
         };
+
+        if underlay {
+            // A VM: its hypervisor is the chassis and the gateway.
+            match &facts {
+                Some(f) => {
+                    out.extend(underlay::checks(&config, &f.external_ids, &bridge, limit).await)
+                }
+                None => out.push(skip("vm bridge", "needs the Open_vSwitch database")),
+            }
+            return out;
+        }
 
         // 5. The chassis settings ovn-controller reads.
         let get = |k: &str| {

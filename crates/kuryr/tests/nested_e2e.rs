@@ -1,0 +1,327 @@
+//! Containers inside VMs, end to end in the OVN mode: real Docker Engines inside the lab's
+//! "VMs" (`lab/vm.sh`: network and mount namespaces with their own OVS and dockerd, whose NIC
+//! is bound on the host's br-int to the VM's logical port `kuryr-vm-N`), a kuryr daemon in
+//! each VM with the vlan binding, and a kuryr daemon on the host. Run by `make test`.
+mod common;
+
+use common::vm::*;
+use common::*;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+/// A /24 of its own per test and process: 10.<base>.<pid-derived>.0/24.
+fn subnet(base: u8) -> (String, String) {
+    let n = std::process::id() % 200 + 20;
+    (format!("10.{base}.{n}.0/24"), format!("10.{base}.{n}."))
+}
+
+/// The tags of VM `n`'s container ports, checked distinct and in 1-4094.
+fn distinct_tags(n: u8) -> Vec<u16> {
+    let children = vm_children(n);
+    let tags: Vec<u16> = children
+        .iter()
+        .map(|(name, tag)| tag.unwrap_or_else(|| panic!("{name} has no tag: {children:?}")))
+        .collect();
+    let set: HashSet<u16> = tags.iter().copied().collect();
+    assert_eq!(set.len(), tags.len(), "a tag given twice: {children:?}");
+    assert!(tags.iter().all(|t| (1..=4094).contains(t)), "{tags:?}");
+    tags
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "{what} within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn containers_in_vms_reach_the_host_each_other_and_their_vm_and_nothing_else() {
+    let _lab = VmLab::ensure();
+    assert!(
+        vm_children(1).is_empty() && vm_children(2).is_empty(),
+        "VM ports left by someone: {:?} {:?}",
+        vm_children(1),
+        vm_children(2)
+    );
+    let host = Daemon::start(&[]);
+    let (vm1, vm2) = (VmDaemon::start(1, ""), VmDaemon::start(2, ""));
+    let (cidr, prefix) = subnet(97);
+    let ls = unique("knest");
+    let attach = format!("kuryr.net.name={ls}");
+    let shared = ["--subnet", cidr.as_str(), "-o", attach.as_str()];
+    let net_h = host.network(&shared);
+    let (net1, net2) = (vm1.network(&shared), vm2.network(&shared));
+
+    let h = Container::run(&net_h, &[]);
+    let a = VmContainer::run(&net1, &["--cap-add", "NET_ADMIN"]);
+    let b = VmContainer::run(&net2, &[]);
+    let (ih, ia, ib) = (h.ip(&net_h), a.ip(&net1), b.ip(&net2));
+    for ip in [&ih, &ia, &ib] {
+        assert!(ip.starts_with(&prefix), "{ip} not in {cidr}");
+    }
+    // Container in a VM <-> container on the host, <-> container in another VM.
+    assert!(a.pings(&ih), "VM 1's container cannot reach the host's");
+    assert!(h.pings(&ia), "the host's container cannot reach VM 1's");
+    assert!(a.pings(&ib), "VM 1's container cannot reach VM 2's");
+    assert!(b.pings(&ia), "VM 2's container cannot reach VM 1's");
+    // TCP too (the VM's datapath and the hypervisor's are both userspace: checksums matter).
+    let tcp = h.exec(&[
+        "sh",
+        "-c",
+        "echo nested-hello | nc -l -p 7001 -w 10 & sleep 0.3; true",
+    ]);
+    assert!(tcp.status.success());
+    let got = a.exec(&["sh", "-c", &format!("sleep 0.5; nc -w 5 {ih} 7001")]);
+    assert_eq!(
+        String::from_utf8_lossy(&got.stdout).trim(),
+        "nested-hello",
+        "TCP from VM 1's container to the host's"
+    );
+
+    // Each container port is a child of its VM's port, with a tag the VM's bridge uses.
+    let kids = vm_children(1);
+    assert_eq!(kids.len(), 1, "{kids:?}");
+    let ports = vm_kuryr_ports(1);
+    assert_eq!(ports.len(), 1, "{ports:?}");
+    assert_eq!(
+        Some(ports[0].1.parse::<u16>().expect("tag")),
+        kids[0].1,
+        "OVS access port tag vs Northbound tag"
+    );
+    distinct_tags(1);
+
+    // The VM itself, through a container on the VM's own switch (the hypervisor hairpins it).
+    let own = vm1.network(&[
+        "--subnet",
+        "172.31.251.0/24",
+        "--ip-range",
+        "172.31.251.128/25",
+        "--gateway",
+        "172.31.251.1",
+        "-o",
+        "kuryr.net.name=kuryr-vms",
+        "-o",
+        "kuryr.router=none",
+    ]);
+    let c = VmContainer::run(&own, &[]);
+    let ic = c.ip(&own);
+    assert!(
+        c.pings("172.31.251.11"),
+        "a container cannot reach its own VM"
+    );
+    assert!(
+        c.pings("172.31.251.12"),
+        "a container cannot reach another VM"
+    );
+    assert!(
+        run(&mut in_vm(1, &["ping", "-c", "1", "-W", "2", &ic]))
+            .status
+            .success(),
+        "the VM cannot reach its container"
+    );
+    distinct_tags(1);
+
+    // Another network stays apart.
+    let (other_cidr, _) = subnet(98);
+    let other = vm1.network(&["--subnet", &other_cidr]);
+    let d = VmContainer::run(&other, &[]);
+    let id = d.ip(&other);
+    assert!(
+        !d.pings(&ih),
+        "a container on another network reached the host's container"
+    );
+    assert!(
+        !h.pings(&id),
+        "the host's container reached another network's container in a VM"
+    );
+
+    // Spoofing: another address, then another MAC, are dropped by the container's port security.
+    let fake = format!("{prefix}250");
+    assert!(a
+        .exec(&["ip", "addr", "add", &format!("{fake}/24"), "dev", "eth0"])
+        .status
+        .success());
+    assert!(
+        !a.pings_from(&fake, &ih),
+        "a spoofed source address got through"
+    );
+    assert!(a.pings_from(&ia, &ih), "the real address must still work");
+    let mac = a.exec(&["cat", "/sys/class/net/eth0/address"]);
+    let mac = String::from_utf8_lossy(&mac.stdout).trim().to_string();
+    assert!(a
+        .exec(&["ip", "link", "set", "eth0", "address", "0a:58:0a:ff:ff:01"])
+        .status
+        .success());
+    assert!(!a.pings(&ih), "a spoofed MAC got through");
+    assert!(a
+        .exec(&["ip", "link", "set", "eth0", "address", &mac])
+        .status
+        .success());
+    assert!(a.pings(&ih), "back on its own MAC it works again");
+
+    // docker rm releases the tags and the access ports.
+    drop((a, b, c, d));
+    wait_until(
+        "VM 1's container ports and access ports gone",
+        Duration::from_secs(20),
+        || vm_children(1).is_empty() && vm_kuryr_ports(1).is_empty() && vm_veths(1).is_empty(),
+    );
+    assert!(vm_children(2).is_empty() && vm_kuryr_ports(2).is_empty());
+    drop((own, other, net1, net2));
+    // The lab's switch of the VMs keeps nothing of kuryr's.
+    let vms = nb_rows("Logical_Switch");
+    let row = vms
+        .iter()
+        .find(|r| r.contains(",kuryr-vms,"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        !row.contains("kuryr:"),
+        "kuryr's marks left on kuryr-vms: {row}"
+    );
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn fifty_docker_runs_at_once_in_a_vm_get_distinct_tags_and_all_reach_the_host() {
+    let _lab = VmLab::ensure();
+    let host = Daemon::start(&[]);
+    let vm1 = VmDaemon::start(1, "");
+    let (cidr, _) = subnet(99);
+    let attach = format!("kuryr.net.name={}", unique("kfifty"));
+    let shared = ["--subnet", cidr.as_str(), "-o", attach.as_str()];
+    let net_h = host.network(&shared);
+    let net1 = vm1.network(&shared);
+    let h = Container::run(&net_h, &[]);
+    let ih = h.ip(&net_h);
+
+    let start = Instant::now();
+    let threads: Vec<_> = (0..50)
+        .map(|_| {
+            let net = VmNetwork {
+                vm: 1,
+                name: net1.name.clone(),
+            };
+            std::thread::spawn(move || {
+                let c = VmContainer::run(&net, &[]);
+                std::mem::forget(net); // the shared network is removed once, below
+                c
+            })
+        })
+        .collect();
+    let containers: Vec<VmContainer> = threads
+        .into_iter()
+        .map(|t| t.join().expect("docker run thread"))
+        .collect();
+    eprintln!("50 parallel docker runs in a VM: {:?}", start.elapsed());
+    let tags = distinct_tags(1);
+    assert_eq!(tags.len(), 50, "{tags:?}");
+    assert_eq!(vm_kuryr_ports(1).len(), 50);
+    let pings: Vec<_> = containers
+        .iter()
+        .map(|c| {
+            let (vm, name, ih) = (c.vm, c.name.clone(), ih.clone());
+            std::thread::spawn(move || {
+                (0..3).any(|_| {
+                    vm_docker(vm, &["exec", &name, "ping", "-c", "1", "-W", "2", &ih])
+                        .status
+                        .success()
+                })
+            })
+        })
+        .collect();
+    let reached = pings
+        .into_iter()
+        .map(|p| p.join().unwrap_or(false))
+        .filter(|ok| *ok)
+        .count();
+    assert_eq!(
+        reached, 50,
+        "only {reached} of 50 containers reached the host's container"
+    );
+    drop(containers);
+    wait_until(
+        "the 50 container ports released",
+        Duration::from_secs(60),
+        || vm_children(1).is_empty() && vm_kuryr_ports(1).is_empty() && vm_veths(1).is_empty(),
+    );
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn a_vm_holds_at_most_its_limit_of_containers_and_says_so() {
+    let _lab = VmLab::ensure();
+    let vm2 = VmDaemon::start(2, "[binding]\nnested_port_limit = 2\n");
+    let (cidr, _) = subnet(100);
+    let net = vm2.network(&["--subnet", &cidr]);
+    let _a = VmContainer::run(&net, &[]);
+    let _b = VmContainer::run(&net, &[]);
+    let name = unique("kvc");
+    let err = vm_docker(
+        2,
+        &[
+            "run", "-d", "--name", &name, "--net", &net.name, IMAGE, "sleep", "600",
+        ],
+    );
+    let _ = vm_docker(2, &["rm", "-f", &name]);
+    let msg = String::from_utf8_lossy(&err.stderr);
+    assert!(!err.status.success());
+    assert!(
+        msg.contains("the VM of port kuryr-vm-2 already holds 2 containers, the most it may ([binding] nested_port_limit = 2)"),
+        "{msg}"
+    );
+    assert_eq!(vm_children(2).len(), 2, "the refused container left a port");
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn kill_9_during_twenty_runs_in_a_vm_leaks_nothing_after_a_restart() {
+    let _lab = VmLab::ensure();
+    let mut vm1 = VmDaemon::start(1, "");
+    let (cidr, _) = subnet(101);
+    let net = vm1.network(&["--subnet", &cidr]);
+    let names: Vec<String> = (0..20).map(|_| unique("kvk")).collect();
+    let threads: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let (name, netname) = (name.clone(), net.name.clone());
+            std::thread::spawn(move || {
+                vm_docker(
+                    1,
+                    &[
+                        "run", "-d", "--name", &name, "--net", &netname, IMAGE, "sleep", "600",
+                    ],
+                )
+                .status
+                .success()
+            })
+        })
+        .collect();
+    // Kill it while the runs are under way.
+    wait_until("a few container ports", Duration::from_secs(30), || {
+        vm_children(1).len() >= 3
+    });
+    vm1.kill9();
+    std::thread::sleep(Duration::from_millis(500));
+    vm1.spawn();
+    // Some runs fail (the daemon died under them), the others succeed; either way Docker
+    // and kuryr together must leave nothing once the containers are gone.
+    let started = threads
+        .into_iter()
+        .map(|t| t.join().unwrap_or(false))
+        .filter(|ok| *ok)
+        .count();
+    eprintln!("{started} of 20 docker runs succeeded across the kill");
+    for name in &names {
+        let _ = vm_docker(1, &["rm", "-f", name]);
+    }
+    drop(net);
+    wait_until(
+        "nothing of the 20 runs left",
+        Duration::from_secs(30),
+        || vm_children(1).is_empty() && vm_kuryr_ports(1).is_empty() && vm_veths(1).is_empty(),
+    );
+}
