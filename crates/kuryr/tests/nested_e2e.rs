@@ -28,6 +28,41 @@ fn distinct_tags(n: u8) -> Vec<u16> {
     tags
 }
 
+/// Takes `kuryr-parent-port` out of VM `n`'s settings for the life of the value.
+struct ForgetParent(u8);
+
+impl ForgetParent {
+    fn new(n: u8) -> ForgetParent {
+        let out = run(&mut in_vm(
+            n,
+            &[
+                "ovs-vsctl",
+                "remove",
+                "Open_vSwitch",
+                ".",
+                "external_ids",
+                "kuryr-parent-port",
+            ],
+        ));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ForgetParent(n)
+    }
+}
+
+impl Drop for ForgetParent {
+    fn drop(&mut self) {
+        let key = format!("external_ids:kuryr-parent-port=kuryr-vm-{}", self.0);
+        let _ = run(&mut in_vm(
+            self.0,
+            &["ovs-vsctl", "set", "Open_vSwitch", ".", &key],
+        ));
+    }
+}
+
 fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
@@ -123,6 +158,38 @@ fn containers_in_vms_reach_the_host_each_other_and_their_vm_and_nothing_else() {
         "the VM cannot reach its container"
     );
     distinct_tags(1);
+
+    // kuryr doctor inside the VM knows it is a VM: its bridge and its port, no chassis.
+    let socket = format!("/run/docker/plugins/{}.sock", vm1.name);
+    let out = run(&mut in_vm(
+        1,
+        &[
+            KURYR,
+            "doctor",
+            "--format",
+            "json",
+            "--config",
+            "/dev/null",
+            "--plugin",
+            &socket,
+        ],
+    ));
+    let checks: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("doctor --format json");
+    let status = |name: &str| {
+        checks
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["check"] == name))
+            .map(|c| c["status"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(status("vm bridge").as_deref(), Some("ok"), "{checks:#}");
+    assert_eq!(status("vm port").as_deref(), Some("ok"), "{checks:#}");
+    assert_eq!(
+        status("ovn-controller"),
+        None,
+        "a VM has no ovn-controller to check: {checks:#}"
+    );
+    assert!(out.status.success(), "{checks:#}");
 
     // Another network stays apart.
     let (other_cidr, _) = subnet(98);
@@ -254,7 +321,14 @@ fn fifty_docker_runs_at_once_in_a_vm_get_distinct_tags_and_all_reach_the_host() 
 #[ignore = "needs root and the lab (make test)"]
 fn a_vm_holds_at_most_its_limit_of_containers_and_says_so() {
     let _lab = VmLab::ensure();
+    // Without a recorded parent the daemon finds the VM's port by its NIC's MAC.
+    let _parent = ForgetParent::new(2);
     let vm2 = VmDaemon::start(2, "[binding]\nnested_port_limit = 2\n");
+    let log = vm2.log_text();
+    assert!(
+        log.contains("found the VM's port by its NIC's MAC") && log.contains("parent=kuryr-vm-2"),
+        "{log}"
+    );
     let (cidr, _) = subnet(100);
     let net = vm2.network(&["--subnet", &cidr]);
     let _a = VmContainer::run(&net, &[]);
