@@ -61,6 +61,10 @@ pub struct Bench {
     /// Containers started at once in the end-to-end benchmark.
     #[arg(long, default_value_t = 8)]
     parallel: usize,
+    /// Leave out the runs with a published port (`-p`), e.g. inside a VM, where kuryr
+    /// publishes none.
+    #[arg(long)]
+    no_publish: bool,
     /// Docker network driver (and IPAM driver) of the kuryr network.
     #[arg(long, default_value = "kuryr")]
     driver: String,
@@ -168,6 +172,7 @@ impl Bench {
                 runs: self.runs,
                 drivers,
                 parallel: self.parallel,
+                publish: !self.no_publish,
             };
             report.docker = Some(kuryr_bench::docker::run(&cfg).context("end-to-end benchmark")?);
         }
