@@ -399,3 +399,123 @@ fn kill_9_during_twenty_runs_in_a_vm_leaks_nothing_after_a_restart() {
         || vm_children(1).is_empty() && vm_kuryr_ports(1).is_empty() && vm_veths(1).is_empty(),
     );
 }
+
+/// `kuryr ARGS...` inside VM `n`, which must succeed: its stdout.
+fn kuryr_in_vm(n: u8, args: &[&str]) -> String {
+    let mut full = vec![KURYR];
+    full.extend_from_slice(args);
+    let out = run(&mut in_vm(n, &full));
+    assert!(
+        out.status.success(),
+        "VM {n}: kuryr {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Removes what the workflow made with the command line, even when the test fails.
+struct CliCleanup {
+    network: String,
+    netns: String,
+    containers: Vec<String>,
+}
+
+impl Drop for CliCleanup {
+    fn drop(&mut self) {
+        for c in self.containers.iter().chain([&self.netns]) {
+            let _ = run(&mut in_vm(1, &[KURYR, "container", "delete", c]));
+        }
+        let _ = run(&mut in_vm(
+            1,
+            &[KURYR, "network", "delete", "--force", &self.network],
+        ));
+        let _ = run(&mut in_vm(1, &["ip", "netns", "delete", &self.netns]));
+    }
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn the_source_documents_underlay_workflow_runs_inside_a_vm() {
+    // Seed 001's underlay mode: `ovn-integrate nics-to-bridge eth0` and `ovn-container init
+    // --bridge breth0 --underlay-mode` (lab/vm.sh ran `kuryr host nics-to-bridge` and `kuryr
+    // host init --underlay`), then net-create, endpoint-create and container-create in the VM.
+    let _lab = VmLab::ensure();
+    let (cidr, prefix) = subnet(102);
+    let net = unique("kuw");
+    // Interface names come from an endpoint's first 11 characters: they differ at once.
+    let pid = std::process::id();
+    let (ep0, ep1, ns) = (format!("u0{pid}w"), format!("u1{pid}w"), unique("kuwns"));
+    let mut guard = CliCleanup {
+        network: net.clone(),
+        netns: ns.clone(),
+        containers: Vec::new(),
+    };
+    let shown = kuryr_in_vm(1, &["host", "show", "--format", "json"]);
+    let shown: serde_json::Value = serde_json::from_str(&shown).expect("host show json");
+    assert_eq!(shown["mode"], "underlay", "{shown}");
+    assert_eq!(shown["bridge"], "breth0", "{shown}");
+    kuryr_in_vm(1, &["network", "create", &net, &cidr]);
+    let created = kuryr_in_vm(1, &["endpoint", "create", &net, &ep0]);
+    assert!(created.starts_with(&format!("{ep0} {prefix}")), "{created}");
+    kuryr_in_vm(1, &["endpoint", "create", &net, &ep1]);
+    // The VM's endpoints are children of its port, with their tags.
+    let kids = vm_children(1);
+    for ep in [&ep0, &ep1] {
+        assert!(
+            kids.iter().any(|(n, t)| n == ep && t.is_some()),
+            "{ep}: {kids:?}"
+        );
+    }
+    assert_eq!(
+        kuryr_in_vm(
+            1,
+            &["container", "create", "--network", &ep0, "--netns", &ns]
+        ),
+        ns
+    );
+    let ctr = kuryr_in_vm(1, &["container", "create", "--network", &ep1]);
+    guard.containers.push(ctr.clone());
+    let ip1 = format!("{prefix}3");
+    assert!(
+        run(&mut in_vm(
+            1,
+            &["ip", "netns", "exec", &ns, "ping", "-c", "1", "-W", "2", &ip1]
+        ))
+        .status
+        .success(),
+        "the namespace container cannot reach the Docker one in the same VM"
+    );
+    // docker run --net=container:<network container> joins it.
+    let out = vm_docker(
+        1,
+        &[
+            "run",
+            "--rm",
+            &format!("--net=container:{ctr}"),
+            IMAGE,
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            &format!("{prefix}2"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = kuryr_in_vm(1, &["container", "list"]);
+    assert!(
+        list.contains("kuryr-vm-1") && list.contains(&ep0) && list.contains(&ep1),
+        "{list}"
+    );
+    drop(guard);
+    assert!(
+        vm_children(1).is_empty() && vm_kuryr_ports(1).is_empty(),
+        "{:?}",
+        vm_children(1)
+    );
+}

@@ -51,19 +51,53 @@ impl Conn {
         Ok(config)
     }
 
-    /// The OVN backend over Northbound, with this host's name.
+    /// The OVN backend over Northbound, with this host's name. Inside a VM (`kuryr host
+    /// init --underlay`) its endpoints are children of the VM's port, as the daemon's are.
     pub async fn backend(&self, config: &Config) -> anyhow::Result<OvnBackend> {
         let nb = kuryr_daemon::connect_northbound(config).await?;
-        let host = match &config.host {
-            Some(h) => h.clone(),
-            None => system_id(&config.ovs.ovsdb_connection)
+        let parent = match vm_facts(config).await? {
+            Some(vm) => Some(kuryr_daemon::resolve_parent(&nb, &vm).await?),
+            None => None,
+        };
+        let host = match (&config.host, &parent) {
+            (Some(h), _) => h.clone(),
+            (None, Some(p)) => p.clone(),
+            (None, None) => system_id(&config.ovs.ovsdb_connection)
                 .await
                 .unwrap_or_else(hostname),
         };
         let mut settings = OvnSettings::new(&host);
         settings.write_timeout = config.ovn.write_timeout;
+        settings.parent_port = parent;
+        settings.nested_port_limit = config.nested.port_limit;
         Ok(OvnBackend::new(nb, settings))
     }
+}
+
+/// What the daemon would know of this VM, when this host is one (its Open vSwitch says
+/// `kuryr-mode=underlay`, or `[binding] default_driver = vlan`); `None` on a host, or when
+/// the local Open vSwitch does not answer (commands that only talk to Northbound work there).
+async fn vm_facts(config: &Config) -> anyhow::Result<Option<kuryr_daemon::host::VmFacts>> {
+    use kuryr_daemon::config::{BindingDriver, HostBindingKind};
+    use kuryr_daemon::host::HostBinding;
+    if config.host_binding != HostBindingKind::Ovs
+        || config.nested.driver == Some(BindingDriver::Veth)
+    {
+        return Ok(None);
+    }
+    let underlay = match kuryr_binding::host_settings(&config.ovs.ovsdb_connection).await {
+        Ok(s) => s.get(kuryr_binding::MODE_KEY).map(String::as_str) == Some("underlay"),
+        Err(_) => false,
+    };
+    if !underlay && config.nested.driver != Some(BindingDriver::Vlan) {
+        return Ok(None);
+    }
+    let mut c = config.clone();
+    c.host.get_or_insert_with(|| "probe".to_string());
+    let facts = HostBinding::connect(&c)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(facts.vm)
 }
 
 /// The OVS `system-id` (this chassis' name), if the local database answers.

@@ -6,8 +6,9 @@ use crate::netns::{self, IfaceSetup};
 use crate::output::{table, Format};
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use kuryr_binding::{Binding, OvsBinding, PlugRequest};
+use kuryr_binding::{Binding, PlugRequest};
 use kuryr_daemon::config::Config;
+use kuryr_daemon::host::HostBinding;
 use kuryr_ovn::{OvnBackend, PortInfo};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -168,7 +169,9 @@ fn docker_available() -> bool {
 /// no container never need OVS).
 pub struct Host {
     config: Config,
-    binding: OnceCell<OvsBinding>,
+    /// The binding (on a host: the integration bridge; inside a VM: VLAN access ports of
+    /// the VM's bridge) and the containers' MTU.
+    binding: OnceCell<(HostBinding, u32)>,
 }
 
 impl Host {
@@ -179,26 +182,31 @@ impl Host {
         }
     }
 
-    pub async fn binding(&self, host: &str) -> anyhow::Result<&OvsBinding> {
+    pub async fn binding(&self, host: &str) -> anyhow::Result<&HostBinding> {
+        Ok(&self.connected(host).await?.0)
+    }
+
+    async fn connected(&self, host: &str) -> anyhow::Result<&(HostBinding, u32)> {
         self.binding
             .get_or_try_init(|| async {
-                let b = OvsBinding::connect(
-                    &self.config.ovs.ovsdb_connection,
-                    &self.config.ovs.integration_bridge,
-                )
-                .await?;
-                b.set_host(host);
-                Ok::<_, anyhow::Error>(b)
+                // The host name is the backend's (inside a VM: the VM's port).
+                let mut config = self.config.clone();
+                config.host = Some(host.to_string());
+                let facts = HostBinding::connect(&config)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                match &facts.binding {
+                    HostBinding::Ovs(b) => b.set_host(host),
+                    HostBinding::Nested(b) => b.ovs().set_host(host),
+                    HostBinding::None(_) => {}
+                }
+                Ok::<_, anyhow::Error>((facts.binding, facts.mtu))
             })
             .await
     }
 
     async fn mtu(&self, host: &str) -> anyhow::Result<u32> {
-        if self.config.network_mtu != 0 {
-            return Ok(self.config.network_mtu);
-        }
-        let encaps = self.binding(host).await?.encaps()?;
-        Ok(kuryr_binding::default_mtu(&encaps, 1500).unwrap_or(1442))
+        Ok(self.connected(host).await?.1)
     }
 }
 
@@ -213,7 +221,11 @@ pub async fn unplug(backend: &OvnBackend, host: &Host, port: &PortInfo) -> anyho
     backend
         .set_port_container(&port.endpoint.port, None)
         .await?;
-    kuryr_daemon::gateway::unroute_unused(backend, b, routes)
+    // Routes are the host gateway's: a hypervisor's, never a VM's.
+    let HostBinding::Ovs(ovs) = b else {
+        return Ok(());
+    };
+    kuryr_daemon::gateway::unroute_unused(backend, ovs, routes)
         .await
         .with_context(|| {
             format!(
@@ -434,9 +446,22 @@ async fn create(
             .collect();
         networks.sort_unstable();
         networks.dedup();
-        kuryr_daemon::gateway::route_networks(backend, binding, &networks)
-            .await
-            .context("route the containers' networks on this host")?;
+        if let HostBinding::Ovs(ovs) = binding {
+            kuryr_daemon::gateway::route_networks(backend, ovs, &networks)
+                .await
+                .context("route the containers' networks on this host")?;
+        } else {
+            // Inside a VM the container's port is up once the VM's port is bound.
+            for p in &ports {
+                kuryr_core::Backend::wait_active(
+                    backend,
+                    &p.endpoint.endpoint_id,
+                    Duration::from_secs(wait),
+                )
+                .await
+                .with_context(|| format!("endpoint {}", p.endpoint.port))?;
+            }
+        }
         for p in &ports {
             binding
                 .wait_ready(&p.endpoint.endpoint_id, Duration::from_secs(wait))
