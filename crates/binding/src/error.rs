@@ -47,6 +47,11 @@ pub enum BindingError {
     #[error("{0}")]
     Config(String),
 
+    /// The management port has no address on the way to `via` (ovs-vswitchd re-created the
+    /// device, or someone removed the address): setting the port up again repairs it.
+    #[error("route {subnet} via {via}: the management port has no address on {via}'s network (was it re-created?)")]
+    MgmtUnreachable { subnet: String, via: String },
+
     #[error("open a netlink socket: {0}")]
     NetlinkSocket(#[source] std::io::Error),
 

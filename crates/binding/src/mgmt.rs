@@ -22,6 +22,7 @@ pub const MGMT_IFNAME: &str = "kuryr-mp0";
 pub const MGMT_KEY: &str = "kuryr-mgmt";
 const EEXIST: i32 = 17;
 const ESRCH: i32 = 3;
+const ENETUNREACH: i32 = 101;
 
 /// What the management port is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,6 +229,10 @@ impl OvsBinding {
                     .into(),
                 }),
             },
+            Err(e) if e.raw_os_error() == Some(ENETUNREACH) => Err(BindingError::MgmtUnreachable {
+                subnet: subnet.to_string(),
+                via: via.to_string(),
+            }),
             Err(e) => Err(host_err(format!("route {subnet} via {via}"))(e)),
         }
     }

@@ -272,10 +272,18 @@ impl HostGateway {
                 ))
             })?;
         }
-        self.binding
-            .route_subnet(route.subnet, route.via)
-            .await
-            .map_err(|e| GatewayError::Host(e.to_string()))?;
+        let mut routed_now = self.binding.route_subnet(route.subnet, route.via).await;
+        if let Err(kuryr_binding::BindingError::MgmtUnreachable { .. }) = &routed_now {
+            // The port lost its address (ovs-vswitchd re-creates internal ports when it
+            // restarts): set it up again, once.
+            tracing::warn!(
+                port = kuryr_binding::MGMT_IFNAME,
+                "the management port lost its address; setting it up again"
+            );
+            self.ensure_base().await?;
+            routed_now = self.binding.route_subnet(route.subnet, route.via).await;
+        }
+        routed_now.map_err(|e| GatewayError::Host(e.to_string()))?;
         let rule = masquerade_rule(&route.subnet);
         let rule: Vec<&str> = rule.iter().map(String::as_str).collect();
         {

@@ -540,3 +540,32 @@ fn a_network_container_from_the_cli_has_egress_and_its_route_goes_with_it() {
         "the NAT rule stayed"
     );
 }
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn a_management_port_that_lost_its_address_is_set_up_again_by_the_next_route() {
+    // What an ovs-vswitchd restart does to an internal port: the device comes back bare.
+    let _g = exclusive();
+    let d = Daemon::start(&[]);
+    let out = run(Command::new("ip").args(["-4", "addr", "flush", "dev", "kuryr-mp0"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let net = d.network(&["--subnet", "10.123.40.0/24"]);
+    let c = Container::run(&net, &[]);
+    let addrs = run(Command::new("ip").args(["-4", "-o", "addr", "show", "dev", "kuryr-mp0"]));
+    assert!(
+        String::from_utf8_lossy(&addrs.stdout).contains("169.254.100.254/24"),
+        "the management port did not get its address back"
+    );
+    assert!(c.pings("10.123.40.1"), "the gateway does not answer ping");
+    let ping = run(Command::new("ping").args(["-c", "1", "-W", "2", &c.ip(&net)]));
+    assert!(ping.status.success(), "the host cannot reach its container");
+    assert!(
+        d.log_text().contains("lost its address"),
+        "{}",
+        d.log_text()
+    );
+}
