@@ -301,6 +301,14 @@ pub fn vm_children(n: u8) -> Vec<(String, Option<u16>)> {
         "Logical_Switch_Port",
         &format!("parent_name=kuryr-vm-{n}"),
     ]));
+    name_and_tag(&out)
+        .into_iter()
+        .map(|(name, tag)| (name, tag.trim().parse().ok()))
+        .collect()
+}
+
+/// `name,tag` lines of a `--format=csv --columns=name,tag` listing that must have succeeded.
+fn name_and_tag(out: &Output) -> Vec<(String, String)> {
     assert!(
         out.status.success(),
         "{}",
@@ -310,7 +318,7 @@ pub fn vm_children(n: u8) -> Vec<(String, Option<u16>)> {
         .lines()
         .filter_map(|l| {
             let (name, tag) = l.split_once(',')?;
-            Some((name.to_string(), tag.trim().parse().ok()))
+            Some((name.to_string(), tag.to_string()))
         })
         .collect()
 }
@@ -331,18 +339,7 @@ pub fn vm_kuryr_ports(n: u8) -> Vec<(String, String)> {
             "external_ids:owner=kuryr",
         ],
     ));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let (name, tag) = l.split_once(',')?;
-            Some((name.to_string(), tag.to_string()))
-        })
-        .collect()
+    name_and_tag(&out)
 }
 
 /// The veths kuryr names (`tap*`, `t_c*`) in VM `n`'s network namespace.
