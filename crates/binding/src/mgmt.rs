@@ -199,6 +199,36 @@ impl OvsBinding {
         Ok(())
     }
 
+    /// Whether the management port exists and holds `ip` (ovs-vswitchd re-creates internal
+    /// ports without their addresses when it restarts).
+    pub async fn mgmt_has_address(&self, ip: IpAddr) -> Result<bool, BindingError> {
+        let nl = self.netlink_handle();
+        let mut links = nl
+            .link()
+            .get()
+            .match_name(MGMT_IFNAME.to_string())
+            .execute();
+        let index = match links.try_next().await {
+            Ok(Some(msg)) => msg.header.index,
+            _ => return Ok(false),
+        };
+        let mut addrs = nl.address().get().set_link_index_filter(index).execute();
+        while let Some(a) = addrs
+            .try_next()
+            .await
+            .map_err(netlink_io)
+            .map_err(host_err(format!("read the addresses of {MGMT_IFNAME}")))?
+        {
+            if a.attributes
+                .iter()
+                .any(|at| matches!(at, AddressAttribute::Address(have) if *have == ip))
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// `ip route add SUBNET via VIA`: the host reaches a routed network through its router.
     /// The same route already there is success; another route to exactly that subnet (one of
     /// the host's own links, or another router) is left alone and refused, so a network never

@@ -91,6 +91,11 @@ impl<Bk: Backend, Bd: Binding> Driver<Bk, Bd> {
         }
     }
 
+    /// The host gateway of routed networks, if this host has one.
+    pub fn host_gateway(&self) -> Option<Arc<HostGateway>> {
+        self.gateway.clone()
+    }
+
     /// Routed networks get their host side (routes, NAT, published ports) from `gateway`.
     pub fn with_gateway(mut self, gateway: HostGateway) -> Self {
         self.gateway = Some(Arc::new(gateway));

@@ -275,12 +275,8 @@ impl HostGateway {
         let mut routed_now = self.binding.route_subnet(route.subnet, route.via).await;
         if let Err(kuryr_binding::BindingError::MgmtUnreachable { .. }) = &routed_now {
             // The port lost its address (ovs-vswitchd re-creates internal ports when it
-            // restarts): set it up again, once.
-            tracing::warn!(
-                port = kuryr_binding::MGMT_IFNAME,
-                "the management port lost its address; setting it up again"
-            );
-            self.ensure_base().await?;
+            // restarts): set it up again, once, with the routes the kernel dropped with it.
+            self.repair(&routed).await?;
             routed_now = self.binding.route_subnet(route.subnet, route.via).await;
         }
         routed_now.map_err(|e| GatewayError::Host(e.to_string()))?;
@@ -299,6 +295,40 @@ impl HostGateway {
         }
         routed.insert(route);
         Ok(())
+    }
+
+    /// Sets the management port up again and re-adds the routes through it (`routed`, held
+    /// by the caller): the kernel drops them with the port's address.
+    async fn repair(&self, routed: &HashSet<HostRoute>) -> Result<(), GatewayError> {
+        tracing::warn!(
+            port = kuryr_binding::MGMT_IFNAME,
+            routes = routed.len(),
+            "the management port lost its address; setting it up again with its routes"
+        );
+        self.ensure_base().await?;
+        for r in routed {
+            self.binding
+                .route_subnet(r.subnet, r.via)
+                .await
+                .map_err(|e| GatewayError::Host(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Checks that the management port still holds its address and repairs it (and the
+    /// routes through it) when not; `true` when it had to.
+    pub async fn repair_if_needed(&self) -> Result<bool, GatewayError> {
+        let routed = self.routed.lock().await;
+        let ok = self
+            .binding
+            .mgmt_has_address(IpAddr::V4(kuryr_ovn::routing::mgmt_ip()))
+            .await
+            .map_err(|e| GatewayError::Host(e.to_string()))?;
+        if ok {
+            return Ok(false);
+        }
+        self.repair(&routed).await?;
+        Ok(true)
     }
 
     /// Removes what [`HostGateway::ensure_route`] added; what is already gone is success.

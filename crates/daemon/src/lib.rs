@@ -318,6 +318,22 @@ async fn serve<Bk: kuryr_core::Backend>(
     }
     tracing::info!(socket = %config.plugin_socket.display(), tcp = ?config.kuryr_uri, tls = config.tls.is_some(), "serving Docker's network and IPAM plugin API");
     let driver = Arc::new(driver);
+    // ovs-vswitchd re-creates the management port without its address when it restarts,
+    // and the kernel drops the routes through it: put them back within seconds.
+    let watchdog = driver.host_gateway().map(|g| {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(GATEWAY_CHECK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match g.repair_if_needed().await {
+                    Ok(true) => tracing::info!("management port and its routes set up again"),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not repair the management port"),
+                }
+            }
+        })
+    });
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let shutdown = async move {
         shutdown.await;
@@ -335,12 +351,15 @@ async fn serve<Bk: kuryr_core::Backend>(
         })
     });
     let served = server.serve(driver, shutdown).await;
-    if let Some(task) = metrics_task {
+    for task in [metrics_task, watchdog].into_iter().flatten() {
         task.abort();
     }
     served?;
     Ok(())
 }
+
+/// How often the daemon checks that the management port still holds its address.
+const GATEWAY_CHECK: Duration = Duration::from_secs(5);
 
 /// Reads the IPAM pools from the control plane into the metrics before each scrape.
 fn ipam_refresh<Bk: kuryr_core::Backend>(

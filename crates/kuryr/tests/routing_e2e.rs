@@ -543,29 +543,56 @@ fn a_network_container_from_the_cli_has_egress_and_its_route_goes_with_it() {
 
 #[test]
 #[ignore = "needs root and the lab (make test)"]
-fn a_management_port_that_lost_its_address_is_set_up_again_by_the_next_route() {
-    // What an ovs-vswitchd restart does to an internal port: the device comes back bare.
+fn a_management_port_that_lost_its_address_gets_it_back_with_its_routes() {
+    // What an ovs-vswitchd restart does to an internal port: the device comes back bare, and
+    // the kernel drops every route through it.
     let _g = exclusive();
     let d = Daemon::start(&[]);
+    let net = d.network(&["--subnet", "10.123.40.0/24"]);
+    let a = Container::run(&net, &[]);
+    let ia = a.ip(&net);
+    let has_route = |subnet: &str| routes().iter().any(|r| r.starts_with(subnet));
+    assert!(has_route("10.123.40.0/24"), "{:?}", routes());
     let out = run(Command::new("ip").args(["-4", "addr", "flush", "dev", "kuryr-mp0"]));
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let net = d.network(&["--subnet", "10.123.40.0/24"]);
-    let c = Container::run(&net, &[]);
+    assert!(!has_route("10.123.40.0/24"), "the kernel kept the route");
+    // The daemon notices by itself within seconds.
+    let start = std::time::Instant::now();
+    while !has_route("10.123.40.0/24") {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the route did not come back: {:?}\n{}",
+            routes(),
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let addrs = run(Command::new("ip").args(["-4", "-o", "addr", "show", "dev", "kuryr-mp0"]));
     assert!(
         String::from_utf8_lossy(&addrs.stdout).contains("169.254.100.254/24"),
         "the management port did not get its address back"
     );
-    assert!(c.pings("10.123.40.1"), "the gateway does not answer ping");
-    let ping = run(Command::new("ping").args(["-c", "1", "-W", "2", &c.ip(&net)]));
+    let ping = run(Command::new("ping").args(["-c", "1", "-W", "2", &ia]));
     assert!(ping.status.success(), "the host cannot reach its container");
     assert!(
         d.log_text().contains("lost its address"),
         "{}",
         d.log_text()
+    );
+    // Lost again right before a new network's first container: that container's route
+    // repairs it at once.
+    let out = run(Command::new("ip").args(["-4", "addr", "flush", "dev", "kuryr-mp0"]));
+    assert!(out.status.success());
+    let other = d.network(&["--subnet", "10.123.41.0/24"]);
+    let b = Container::run(&other, &[]);
+    assert!(b.pings("10.123.41.1"), "the gateway does not answer ping");
+    assert!(
+        has_route("10.123.40.0/24") && has_route("10.123.41.0/24"),
+        "{:?}",
+        routes()
     );
 }
