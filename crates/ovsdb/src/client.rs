@@ -352,6 +352,11 @@ async fn supervise(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Request>
             }
             Err(e) => End::Failed(e),
         };
+        if matches!(end, End::Failed(Error::Shutdown)) {
+            // Every handle is gone: the client was closed on purpose, nothing was lost.
+            shared.state.send_modify(|s| s.connected = false);
+            return;
+        }
         let was_connected = shared.state.borrow().connected;
         let message = match &end {
             End::NotLeader(m) => m.clone(),
