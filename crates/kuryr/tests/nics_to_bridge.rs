@@ -216,6 +216,35 @@ fn nics_to_bridge_moves_addresses_and_routes_and_traffic_keeps_flowing() {
         || lab.pings("10.251.0.1") && lab.pings(&format!("{}.2", lab.net)),
     );
     assert!(lab.pings("fd00:250::2"), "IPv6 through the bridge");
+    // The NIC, still a kernel interface beside the userspace bridge, answers no more.
+    let read = |path: String| {
+        ok(
+            run(Command::new("ip").args(["netns", "exec", &lab.ns, "cat", &path])),
+            &path,
+        )
+    };
+    assert_eq!(
+        read(format!("/proc/sys/net/ipv4/conf/{}/arp_ignore", lab.nic)),
+        "1"
+    );
+    let from_peer = run(Command::new("ip").args([
+        "netns",
+        "exec",
+        &lab.peer,
+        "ping",
+        "-c",
+        "3",
+        "-i",
+        "0.2",
+        "-W",
+        "2",
+        &format!("{}.1", lab.net),
+    ]));
+    let said = String::from_utf8_lossy(&from_peer.stdout);
+    assert!(
+        from_peer.status.success() && !said.contains("DUP"),
+        "{said}"
+    );
 
     // A second run refuses: the NIC is a port already.
     let again = lab.move_nic(&[]);

@@ -267,6 +267,22 @@ async fn undo(client: &Client, steps: Vec<Undo>) -> Vec<String> {
 }
 
 /// Moves `nic` into `bridge`; on any failure puts everything back and says what failed.
+/// With the userspace datapath the NIC stays a live kernel interface beside the bridge, and
+/// the kernel would answer for the bridge's addresses on it too (every ping doubled): it
+/// answers ARP only for addresses of its own (none now), drops what arrives on it for an
+/// address routed elsewhere (strict reverse-path filter), and takes no part in IPv6.
+fn quiet(nic: &str) {
+    for (path, value) in [
+        (format!("/proc/sys/net/ipv4/conf/{nic}/arp_ignore"), "1"),
+        (format!("/proc/sys/net/ipv4/conf/{nic}/rp_filter"), "1"),
+        (format!("/proc/sys/net/ipv6/conf/{nic}/disable_ipv6"), "1"),
+    ] {
+        if let Err(e) = std::fs::write(&path, value) {
+            tracing::warn!(error = %e, "could not set {path} = {value}: the host may answer twice on {nic}");
+        }
+    }
+}
+
 pub async fn exec(
     remote: &str,
     nic: &str,
@@ -362,6 +378,9 @@ pub async fn exec(
             "move {nic} into bridge {bridge}; restoring {nic} failed too ({}): check `ip addr show {nic}`, `ip route` and `ovs-vsctl show`",
             errors.join("; ")
         )));
+    }
+    if datapath == "netdev" {
+        quiet(nic);
     }
     Ok(format!(
         "{nic} is now a port of {bridge} ({datapath}); moved {} address(es) and {} route(s)",
