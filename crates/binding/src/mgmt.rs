@@ -155,20 +155,7 @@ impl OvsBinding {
         if let Err(e) = std::fs::write(&dad, "0") {
             tracing::warn!(error = %e, "could not turn off duplicate address detection on {MGMT_IFNAME}");
         }
-        let mut have = Vec::new();
-        let mut addrs = nl.address().get().set_link_index_filter(index).execute();
-        while let Some(a) = addrs
-            .try_next()
-            .await
-            .map_err(netlink_io)
-            .map_err(host_err(format!("read the addresses of {MGMT_IFNAME}")))?
-        {
-            for at in a.attributes {
-                if let AddressAttribute::Address(ip) = at {
-                    have.push(ip);
-                }
-            }
-        }
+        let have = self.mgmt_addresses(index).await?;
         for (ip, prefix) in [
             (IpAddr::V4(m.address), m.prefix),
             (IpAddr::V6(m.address6), m.prefix6),
@@ -212,6 +199,13 @@ impl OvsBinding {
             Ok(Some(msg)) => msg.header.index,
             _ => return Ok(false),
         };
+        Ok(self.mgmt_addresses(index).await?.contains(&ip))
+    }
+
+    /// The addresses of the management port (link `index`).
+    async fn mgmt_addresses(&self, index: u32) -> Result<Vec<IpAddr>, BindingError> {
+        let mut have = Vec::new();
+        let nl = self.netlink_handle();
         let mut addrs = nl.address().get().set_link_index_filter(index).execute();
         while let Some(a) = addrs
             .try_next()
@@ -219,14 +213,13 @@ impl OvsBinding {
             .map_err(netlink_io)
             .map_err(host_err(format!("read the addresses of {MGMT_IFNAME}")))?
         {
-            if a.attributes
-                .iter()
-                .any(|at| matches!(at, AddressAttribute::Address(have) if *have == ip))
-            {
-                return Ok(true);
+            for at in a.attributes {
+                if let AddressAttribute::Address(ip) = at {
+                    have.push(ip);
+                }
             }
         }
-        Ok(false)
+        Ok(have)
     }
 
     /// `ip route add SUBNET via VIA`: the host reaches a routed network through its router.
