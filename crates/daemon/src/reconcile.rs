@@ -21,6 +21,10 @@ pub struct Report {
     pub errors: Vec<String>,
 }
 
+/// How long a plug must stay half done before reconciliation takes it for one a crash cut
+/// short (a plug completes in milliseconds).
+const INTERRUPTED_GRACE: std::time::Duration = std::time::Duration::from_millis(1500);
+
 pub async fn reconcile<Bk: Backend, B: Binding>(backend: &Bk, binding: &B) -> Report {
     let mut report = Report::default();
     let plugged = match binding.list().await {
@@ -62,34 +66,44 @@ pub async fn reconcile<Bk: Backend, B: Binding>(backend: &Bk, binding: &B) -> Re
     }
     match backend.local_endpoints().await {
         Ok(eps) => {
+            let mut suspects = Vec::new();
             for ep in eps {
                 if present.contains(&ep.endpoint_id) {
                     continue;
                 }
-                let id = ep.endpoint_id;
-                match binding.interrupted_plug(&id).await {
-                    Ok(true) => {
-                        let undone = match binding.unplug(&id).await {
-                            Ok(()) => backend
-                                .delete_endpoint(&id)
-                                .await
-                                .map_err(|e| e.to_string()),
-                            Err(e) => Err(e.to_string()),
-                        };
-                        match undone {
-                            Ok(()) => report.interrupted.push(id),
-                            Err(e) => report
-                                .errors
-                                .push(format!("remove the interrupted plug of endpoint {id}: {e}")),
-                        }
-                    }
-                    Ok(false) => report.missing_host_side.push(id),
+                match binding.interrupted_plug(&ep.endpoint_id).await {
+                    Ok(true) => suspects.push(ep.endpoint_id),
+                    Ok(false) => report.missing_host_side.push(ep.endpoint_id),
                     Err(e) => {
-                        report
-                            .errors
-                            .push(format!("look at endpoint {id}'s interfaces: {e}"));
-                        report.missing_host_side.push(id);
+                        report.errors.push(format!(
+                            "look at endpoint {}'s interfaces: {e}",
+                            ep.endpoint_id
+                        ));
+                        report.missing_host_side.push(ep.endpoint_id);
                     }
+                }
+            }
+            // A plug under way in another process of this host (a network container from
+            // the command line) looks the same for a moment: only what stays so is undone.
+            if !suspects.is_empty() {
+                tokio::time::sleep(INTERRUPTED_GRACE).await;
+            }
+            for id in suspects {
+                if !matches!(binding.interrupted_plug(&id).await, Ok(true)) {
+                    continue;
+                }
+                let undone = match binding.unplug(&id).await {
+                    Ok(()) => backend
+                        .delete_endpoint(&id)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                match undone {
+                    Ok(()) => report.interrupted.push(id),
+                    Err(e) => report
+                        .errors
+                        .push(format!("remove the interrupted plug of endpoint {id}: {e}")),
                 }
             }
         }
