@@ -72,7 +72,7 @@ pub async fn reconcile<Bk: Backend, B: Binding>(backend: &Bk, binding: &B) -> Re
                     continue;
                 }
                 match binding.interrupted_plug(&ep.endpoint_id).await {
-                    Ok(true) => suspects.push(ep.endpoint_id),
+                    Ok(true) => suspects.push(ep),
                     Ok(false) => report.missing_host_side.push(ep.endpoint_id),
                     Err(e) => {
                         report.errors.push(format!(
@@ -88,8 +88,23 @@ pub async fn reconcile<Bk: Backend, B: Binding>(backend: &Bk, binding: &B) -> Re
             if !suspects.is_empty() {
                 tokio::time::sleep(INTERRUPTED_GRACE).await;
             }
-            for id in suspects {
+            for ep in suspects {
+                let id = ep.endpoint_id;
                 if !matches!(binding.interrupted_plug(&id).await, Ok(true)) {
+                    continue;
+                }
+                if ep
+                    .network_id
+                    .starts_with(kuryr_ovn::keys::CLI_NETWORK_PREFIX)
+                {
+                    // An endpoint of `kuryr endpoint create` outlives its plugs: only the
+                    // stray veth goes; `kuryr container create` plugs it again.
+                    if let Err(e) = binding.unplug(&id).await {
+                        report
+                            .errors
+                            .push(format!("remove the stray veth of endpoint {id}: {e}"));
+                    }
+                    report.missing_host_side.push(id);
                     continue;
                 }
                 let undone = match binding.unplug(&id).await {
@@ -152,7 +167,11 @@ mod tests {
     fn endpoint(id: &str) -> Endpoint {
         Endpoint {
             endpoint_id: id.into(),
-            network_id: "n".into(),
+            network_id: if id.starts_with("cli-") {
+                "cli-0123".into()
+            } else {
+                "n".into()
+            },
             port: format!("port-{id}"),
             mac: "0a:58:0a:00:00:05".into(),
             ipv4: None,
@@ -292,17 +311,24 @@ mod tests {
     async fn a_plug_cut_short_is_removed_with_its_endpoint_and_a_lost_one_is_reported() {
         // "cut": the previous run died between the veth and the OVS port (its pair is here,
         // in no bridge); "lost": no veth at all (its container is gone).
-        let backend = known(vec!["cut", "lost"]);
+        // "cli-cut": the same for an endpoint of `kuryr endpoint create`, which stays.
+        let backend = known(vec!["cut", "lost", "cli-cut"]);
         let host = Host {
             ports: Vec::new(),
-            interrupted: vec!["cut"],
+            interrupted: vec!["cut", "cli-cut"],
             unplugged: Mutex::new(Vec::new()),
         };
         let report = reconcile(&backend, &host).await;
         assert_eq!(report.interrupted, vec!["cut".to_string()]);
-        assert_eq!(*host.unplugged.lock().unwrap(), vec!["cut".to_string()]);
+        assert_eq!(
+            *host.unplugged.lock().unwrap(),
+            vec!["cut".to_string(), "cli-cut".to_string()]
+        );
         assert_eq!(*backend.1.lock().unwrap(), vec!["cut".to_string()]);
-        assert_eq!(report.missing_host_side, vec!["lost".to_string()]);
+        assert_eq!(
+            report.missing_host_side,
+            vec!["lost".to_string(), "cli-cut".to_string()]
+        );
         assert!(report.errors.is_empty(), "{:?}", report.errors);
     }
 }
