@@ -369,18 +369,7 @@ fn ipam_refresh<Bk: kuryr_core::Backend>(
         let driver = driver.clone();
         Box::pin(async move {
             match driver.backend.ipam_usage().await {
-                Ok(pools) => {
-                    let pools: Vec<kuryr_metrics::PoolUsage> = pools
-                        .into_iter()
-                        .map(|p| kuryr_metrics::PoolUsage {
-                            free: p.free(),
-                            pool: p.pool,
-                            cidr: p.cidr.to_string(),
-                            in_use: p.in_use,
-                        })
-                        .collect();
-                    kuryr_metrics::set_ipam(&pools);
-                }
+                Ok(pools) => kuryr_metrics::set_ipam(&pools),
                 Err(e) => {
                     tracing::warn!(error = %e, "could not read the IPAM pools for the metrics: serving their previous values")
                 }

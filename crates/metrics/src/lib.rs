@@ -259,29 +259,19 @@ pub fn keystone_request(code: Option<u16>, elapsed: Duration) {
         .observe(seconds(elapsed));
 }
 
-/// What one IPAM pool holds.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PoolUsage {
-    /// The pool's name (`kuryr.pool.name`, a Neutron subnet pool) or its CIDR.
-    pub pool: String,
-    pub cidr: String,
-    pub in_use: u64,
-    /// f64: an IPv6 /64 has 2^64 addresses.
-    pub free: f64,
-}
-
-/// Replaces the IPAM gauges with `pools` (pools gone since the last call disappear).
-pub fn set_ipam(pools: &[PoolUsage]) {
+/// Replaces the IPAM gauges with `pools`, as the control plane reports them (pools gone since
+/// the last call disappear).
+pub fn set_ipam(pools: &[kuryr_core::PoolUsage]) {
     let m = &*METRICS;
     m.ipam_in_use.clear();
     m.ipam_free.clear();
     for p in pools {
         let labels = PoolLabels {
             pool: p.pool.clone(),
-            cidr: p.cidr.clone(),
+            cidr: p.cidr.to_string(),
         };
         m.ipam_in_use.get_or_create(&labels).set(p.in_use as f64);
-        m.ipam_free.get_or_create(&labels).set(p.free);
+        m.ipam_free.get_or_create(&labels).set(p.free());
     }
 }
 
@@ -354,11 +344,10 @@ mod tests {
         docker_call("UnitTestCall", Outcome::Ok, Duration::from_millis(3));
         docker_call("UnitTestCall", Outcome::Refused, Duration::from_millis(1));
         ovsdb_transaction("UnitTestDb", true, Duration::from_millis(2));
-        set_ipam(&[PoolUsage {
+        set_ipam(&[kuryr_core::PoolUsage {
             pool: "unit-pool".into(),
-            cidr: "10.9.9.0/29".into(),
+            cidr: "10.9.9.0/29".parse().expect("cidr"),
             in_use: 2,
-            free: 4.0,
         }]);
         let text = encode();
         let s = scrape::parse(&text).expect("our own output parses");
