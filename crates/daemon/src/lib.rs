@@ -78,7 +78,7 @@ pub async fn ovn_driver(config: &Config) -> Result<Driver<OvnBackend, HostBindin
     let mut parent_port = None;
     if let (Some(vm), HostBinding::Nested(nested)) = (&vm, &binding) {
         // Inside a VM: every container port is a child of the VM's own port.
-        let parent = resolve_parent(&nb, vm).await?;
+        let parent = resolve_parent(&nb, vm).map_err(DaemonError::Other)?;
         host = config.host.clone().unwrap_or_else(|| parent.clone());
         nested.ovs().set_host(&host);
         parent_port = Some(parent);
@@ -126,27 +126,23 @@ pub async fn ovn_driver(config: &Config) -> Result<Driver<OvnBackend, HostBindin
 
 /// Inside a VM: the VM's own logical port, as recorded or configured, else the one plain
 /// port whose MAC is the VM NIC's; checked to exist and be able to carry containers.
-pub async fn resolve_parent(nb: &Client, vm: &host::VmFacts) -> Result<String, DaemonError> {
-    let probe = OvnBackend::new(nb.clone(), OvnSettings::new("probe"));
+pub fn resolve_parent(nb: &Client, vm: &host::VmFacts) -> Result<String, String> {
+    let rep = nb.replica();
     let parent = match &vm.parent_port {
         Some(p) => p.clone(),
         None => {
             let mac = vm.link_mac.as_deref().ok_or_else(|| {
-                DaemonError::Other(format!(
+                format!(
                     "the VM's NIC {} has no MAC in Open vSwitch yet: give the VM's port with [binding] parent_port",
                     vm.link_iface
-                ))
+                )
             })?;
-            let found = probe
-                .parent_by_mac(mac)
-                .map_err(|e| DaemonError::Other(e.to_string()))?;
+            let found = kuryr_ovn::nested::parent_by_mac(&rep, mac).map_err(|e| e.to_string())?;
             tracing::info!(parent = %found, nic = %vm.link_iface, %mac, "found the VM's port by its NIC's MAC");
             found
         }
     };
-    probe
-        .check_parent(&parent)
-        .map_err(|e| DaemonError::Other(e.to_string()))?;
+    kuryr_ovn::nested::check_parent(&rep, &parent).map_err(|e| e.to_string())?;
     Ok(parent)
 }
 

@@ -6,7 +6,7 @@ mod error;
 pub mod ipam;
 pub mod keys;
 mod named;
-mod nested;
+pub mod nested;
 pub mod routing;
 
 pub use backend::{

@@ -61,43 +61,27 @@ impl OvnBackend {
     }
 
     /// Waits until ovn-northd has given the new container port its tag (a round trip through
-    /// Southbound, about 20 ms on an idle Northbound). A tag another child of the same parent
-    /// also shows (only possible if someone set `tag_request` by hand) is refused: the
-    /// hypervisor would deliver that VLAN to one of them only.
+    /// Southbound, about 20 ms on an idle Northbound). ovn-northd never gives a new port a tag
+    /// another child of the parent holds.
     pub(crate) async fn wait_for_tag(&self, endpoint_id: &str) -> Result<u16> {
-        let Some(parent) = self.settings().parent_port.clone() else {
-            return Err(OvnError::Invalid("not a VM: no parent port".into()));
-        };
         let timeout = self.settings().write_timeout;
         let found = self
             .client()
             .wait_for(timeout, |rep| {
-                let p = rep.table(LSP).one_by_name(endpoint_id)?;
-                Some(tag_of(&p).map(|tag| {
-                    let shared = rep
-                        .table(LSP)
-                        .by_external_id(keys::PARENT, &parent)
-                        .iter()
-                        .any(|o| o.uuid != p.uuid && tag_of(o) == Some(tag));
-                    (tag, shared)
-                }))
-                .flatten()
+                tag_of(&*rep.table(LSP).one_by_name(endpoint_id)?)
             })
             .await;
-        match found {
-            Some((tag, false)) => Ok(tag),
-            Some((tag, true)) => Err(OvnError::Conflict(format!(
-                "VLAN {tag} is given to two container ports of VM port {parent}: one of them was made with an explicit tag_request; remove it"
-            ))),
-            None => Err(OvnError::Db {
-                context: format!(
-                    "container port {} of VM port {parent} got no VLAN tag from ovn-northd within {:.0} s: is ovn-northd running?",
+        found.ok_or_else(|| {
+            timed_out(
+                format!(
+                    "container port {} of VM port {}: is ovn-northd running?",
                     crate::backend::short(endpoint_id),
-                    timeout.as_secs_f64()
+                    self.settings().parent_port.as_deref().unwrap_or("?"),
                 ),
-                source: Box::new(kuryr_ovsdb::Error::Protocol("no tag".into())),
-            }),
-        }
+                "its VLAN tag from ovn-northd",
+                timeout,
+            )
+        })
     }
 
     /// Join's wait: a container port inside a VM is up once the VM's own port is bound on
@@ -112,37 +96,48 @@ impl OvnBackend {
             })
             .await;
         up.ok_or_else(|| {
-            OvnError::Db {
-                context: format!(
-                    "container port {} is not up after {:.0} s: its VM's port {} is not bound on a hypervisor (is the VM's NIC on the hypervisor's br-int with external_ids:iface-id set, and ovn-controller running there?)",
+            timed_out(
+                format!(
+                    "container port {}: its VM's port {} is not bound on a hypervisor (is the VM's NIC on the hypervisor's br-int with external_ids:iface-id set, and ovn-controller running there?)",
                     crate::backend::short(endpoint_id),
-                    timeout.as_secs_f64(),
                     self.settings().parent_port.as_deref().unwrap_or("?")
                 ),
-                source: Box::new(kuryr_ovsdb::Error::Protocol("not up".into())),
-            }
+                "up in Northbound",
+                timeout,
+            )
         })
     }
+}
 
-    /// The VM's own port: the one plain (type "") logical port whose MAC is `mac`.
-    pub fn parent_by_mac(&self, mac: &str) -> Result<String> {
-        let rep = self.client().replica();
-        let mac = mac.to_ascii_lowercase();
-        let found: Vec<String> = rep
-            .table(LSP)
-            .rows()
-            .filter(|p| p.str("type").is_none_or(str::is_empty))
-            .filter(|p| p.str("parent_name").is_none_or(str::is_empty))
-            .filter(|p| {
-                p.strings("addresses").iter().any(|a| {
-                    a.split_whitespace()
-                        .next()
-                        .is_some_and(|m| m.eq_ignore_ascii_case(&mac))
-                })
+/// Northbound did not show `what` within `waited`; `context` says what to check.
+fn timed_out(context: String, what: &str, waited: Duration) -> OvnError {
+    OvnError::Db {
+        context,
+        source: Box::new(kuryr_ovsdb::Error::Timeout {
+            what: what.to_string(),
+            seconds: waited.as_secs_f64(),
+        }),
+    }
+}
+
+/// The VM's own port: the one plain (type "") logical port whose MAC is `mac`.
+pub fn parent_by_mac(rep: &Replica, mac: &str) -> Result<String> {
+    let mac = mac.to_ascii_lowercase();
+    let found: Vec<String> = rep
+        .table(LSP)
+        .rows()
+        .filter(|p| p.str("type").is_none_or(str::is_empty))
+        .filter(|p| p.str("parent_name").is_none_or(str::is_empty))
+        .filter(|p| {
+            p.strings("addresses").iter().any(|a| {
+                a.split_whitespace()
+                    .next()
+                    .is_some_and(|m| m.eq_ignore_ascii_case(&mac))
             })
-            .filter_map(|p| p.str("name").map(str::to_string))
-            .collect();
-        match found.as_slice() {
+        })
+        .filter_map(|p| p.str("name").map(str::to_string))
+        .collect();
+    match found.as_slice() {
             [one] => Ok(one.clone()),
             [] => Err(OvnError::NotFound(format!(
                 "no logical switch port has MAC {mac}: give the VM's port with `kuryr host init --underlay --parent-port NAME` or [binding] parent_port"
@@ -153,27 +148,25 @@ impl OvnBackend {
                 many.join(", ")
             ))),
         }
-    }
+}
 
-    /// At start: the parent exists and can have children (a plain port, not a child itself).
-    pub fn check_parent(&self, parent: &str) -> Result<()> {
-        let rep = self.client().replica();
-        let p = rep.table(LSP).one_by_name(parent).ok_or_else(|| {
+/// At start: the parent exists and can have children (a plain port, not a child itself).
+pub fn check_parent(rep: &Replica, parent: &str) -> Result<()> {
+    let p = rep.table(LSP).one_by_name(parent).ok_or_else(|| {
             OvnError::NotFound(format!(
                 "the VM's port {parent} is not in Northbound: check [binding] parent_port or `kuryr host init --parent-port`"
             ))
         })?;
-        if p.str("type").is_some_and(|t| !t.is_empty()) {
-            return Err(OvnError::Invalid(format!(
-                "the VM's port {parent} is of type {:?}: only a plain VIF port can carry containers",
-                p.str("type").unwrap_or_default()
-            )));
-        }
-        if p.str("parent_name").is_some_and(|n| !n.is_empty()) {
-            return Err(OvnError::Invalid(format!(
-                "{parent} is itself a container port: give the VM's own port"
-            )));
-        }
-        Ok(())
+    if p.str("type").is_some_and(|t| !t.is_empty()) {
+        return Err(OvnError::Invalid(format!(
+            "the VM's port {parent} is of type {:?}: only a plain VIF port can carry containers",
+            p.str("type").unwrap_or_default()
+        )));
     }
+    if p.str("parent_name").is_some_and(|n| !n.is_empty()) {
+        return Err(OvnError::Invalid(format!(
+            "{parent} is itself a container port: give the VM's own port"
+        )));
+    }
+    Ok(())
 }

@@ -56,7 +56,7 @@ impl Conn {
     pub async fn backend(&self, config: &Config) -> anyhow::Result<OvnBackend> {
         let nb = kuryr_daemon::connect_northbound(config).await?;
         let parent = match vm_facts(config).await? {
-            Some(vm) => Some(kuryr_daemon::resolve_parent(&nb, &vm).await?),
+            Some(vm) => Some(kuryr_daemon::resolve_parent(&nb, &vm).map_err(anyhow::Error::msg)?),
             None => None,
         };
         let host = match (&config.host, &parent) {

@@ -498,9 +498,7 @@ impl Doctor {
         if underlay {
             // A VM: its hypervisor is the chassis and the gateway.
             match &facts {
-                Some(f) => {
-                    out.extend(underlay::checks(&config, &f.external_ids, &bridge, limit).await)
-                }
+                Some(_) => out.extend(underlay::checks(&config, limit).await),
                 None => out.push(skip("vm bridge", "needs the Open_vSwitch database")),
             }
             return out;

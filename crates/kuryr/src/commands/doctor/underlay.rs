@@ -3,35 +3,29 @@
 //! hypervisor's ovn-controller must have bound.
 use super::{fail, ok, ovsdb_client, Check};
 use kuryr_daemon::config::Config;
-use kuryr_ovn::{OvnBackend, OvnSettings};
-use std::collections::BTreeMap;
+use kuryr_daemon::host::{HostBinding, HostFacts};
 use std::time::Duration;
 
-/// The bridge and the NIC on it; the VM's port and whether it is bound.
-pub(super) async fn checks(
-    config: &Config,
-    external_ids: &BTreeMap<String, String>,
-    bridge: &str,
-    limit: Duration,
-) -> Vec<Check> {
+/// The bridge and the NIC on it; the VM's port and whether it is bound: what the daemon
+/// finds at start, found the same way.
+pub(super) async fn checks(config: &Config, limit: Duration) -> Vec<Check> {
     let mut out = Vec::new();
     let fix_bridge =
         "kuryr host nics-to-bridge eth0, then kuryr host init --underlay --bridge breth0";
-    let binding =
-        match kuryr_binding::NestedVlanBinding::connect(&config.ovs.ovsdb_connection, bridge).await
-        {
-            Ok(b) => b,
-            Err(e) => {
-                out.push(fail("vm bridge", e.to_string(), fix_bridge));
-                return out;
-            }
-        };
-    let nic = match &config.nested.link_iface {
-        Some(n) => Ok((n.clone(), binding.mac_of(n))),
-        None => binding.uplink(),
-    };
-    let (nic, mac) = match nic {
-        Ok(found) => found,
+    let (bridge, vm) = match HostBinding::connect(config).await {
+        Ok(HostFacts {
+            binding: HostBinding::Nested(b),
+            vm: Some(vm),
+            ..
+        }) => (b.ovs().bridge().to_string(), vm),
+        Ok(_) => {
+            out.push(fail(
+                "vm bridge",
+                "[binding] default_driver chooses the host binding, not the vlan one",
+                "remove [binding] default_driver = veth inside a VM",
+            ));
+            return out;
+        }
         Err(e) => {
             out.push(fail("vm bridge", e.to_string(), fix_bridge));
             return out;
@@ -40,8 +34,9 @@ pub(super) async fn checks(
     out.push(ok(
         "vm bridge",
         format!(
-            "{bridge} switches on its own and holds the VM's NIC {nic} ({})",
-            mac.as_deref().unwrap_or("MAC unknown")
+            "{bridge} switches on its own and holds the VM's NIC {} ({})",
+            vm.link_iface,
+            vm.link_mac.as_deref().unwrap_or("MAC unknown")
         ),
     ));
     let nb = config.ovn.nb_connection.clone();
@@ -57,31 +52,14 @@ pub(super) async fn checks(
         }
     };
     out.push(ok("northbound", format!("{nb} answers")));
-    let backend = OvnBackend::new(client.clone(), OvnSettings::new("doctor"));
-    let parent = match config
-        .nested
-        .parent_port
-        .clone()
-        .or_else(|| external_ids.get(kuryr_binding::PARENT_PORT_KEY).cloned())
-    {
-        Some(p) => Ok(p),
-        None => match &mac {
-            Some(m) => backend.parent_by_mac(m).map_err(|e| e.to_string()),
-            None => Err(format!(
-                "{nic} has no MAC in Open vSwitch to find the VM's port by"
-            )),
-        },
-    };
-    let fix_parent = "give the VM's port: kuryr host init --underlay --parent-port NAME (or [binding] parent_port)";
-    let parent = match parent.and_then(|p| {
-        backend
-            .check_parent(&p)
-            .map(|_| p)
-            .map_err(|e| e.to_string())
-    }) {
+    let parent = match kuryr_daemon::resolve_parent(&client, &vm) {
         Ok(p) => p,
         Err(e) => {
-            out.push(fail("vm port", e, fix_parent));
+            out.push(fail(
+                "vm port",
+                e,
+                "give the VM's port: kuryr host init --underlay --parent-port NAME (or [binding] parent_port)",
+            ));
             return out;
         }
     };
