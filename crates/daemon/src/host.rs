@@ -61,14 +61,7 @@ impl HostBinding {
             }
             HostBindingKind::Ovs => {
                 let settings = kuryr_binding::host_settings(&config.ovs.ovsdb_connection).await?;
-                let underlay =
-                    settings.get(kuryr_binding::MODE_KEY).map(String::as_str) == Some("underlay");
-                let driver = config.nested.driver.unwrap_or(if underlay {
-                    BindingDriver::Vlan
-                } else {
-                    BindingDriver::Veth
-                });
-                if driver == BindingDriver::Vlan {
+                if Self::driver(config, &settings) == BindingDriver::Vlan {
                     return Self::connect_nested(config, &settings).await;
                 }
                 let binding = OvsBinding::connect(
@@ -99,10 +92,25 @@ impl HostBinding {
         }
     }
 
+    /// How this host plugs containers: `[binding] default_driver`, else as `kuryr host init`
+    /// recorded in the local Open vSwitch (`settings`): `--underlay` means inside a VM.
+    pub fn driver(
+        config: &Config,
+        settings: &std::collections::BTreeMap<String, String>,
+    ) -> BindingDriver {
+        let underlay =
+            settings.get(kuryr_binding::MODE_KEY).map(String::as_str) == Some("underlay");
+        config.nested.driver.unwrap_or(if underlay {
+            BindingDriver::Vlan
+        } else {
+            BindingDriver::Veth
+        })
+    }
+
     /// Inside a VM: the underlay bridge `kuryr host init --underlay` recorded (else
     /// `breth0`), the VM's NIC on it, and the VM's port if it is known without asking the
     /// control plane.
-    async fn connect_nested(
+    pub async fn connect_nested(
         config: &Config,
         settings: &std::collections::BTreeMap<String, String>,
     ) -> Result<HostFacts, crate::DaemonError> {

@@ -5,7 +5,6 @@ use clap::Args;
 use kuryr_daemon::config::Config;
 use kuryr_ovn::{OvnBackend, OvnSettings};
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(Args, Debug, Clone)]
 pub struct Conn {
@@ -54,65 +53,41 @@ impl Conn {
     /// The OVN backend over Northbound, with this host's name. Inside a VM (`kuryr host
     /// init --underlay`) its endpoints are children of the VM's port, as the daemon's are.
     pub async fn backend(&self, config: &Config) -> anyhow::Result<OvnBackend> {
+        use kuryr_daemon::config::{BindingDriver, HostBindingKind};
+        use kuryr_daemon::host::HostBinding;
         let nb = kuryr_daemon::connect_northbound(config).await?;
-        let parent = match vm_facts(config).await? {
-            Some(vm) => Some(kuryr_daemon::resolve_parent(&nb, &vm).map_err(anyhow::Error::msg)?),
-            None => None,
-        };
-        let host = match (&config.host, &parent) {
-            (Some(h), _) => h.clone(),
-            (None, Some(p)) => p.clone(),
-            (None, None) => system_id(&config.ovs.ovsdb_connection)
+        // What `kuryr host init` recorded; nothing when the local Open vSwitch does not
+        // answer (commands that only talk to Northbound work there).
+        let settings = kuryr_binding::host_settings(&config.ovs.ovsdb_connection)
+            .await
+            .unwrap_or_default();
+        let parent = if config.host_binding == HostBindingKind::Ovs
+            && HostBinding::driver(config, &settings) == BindingDriver::Vlan
+        {
+            let facts = HostBinding::connect_nested(config, &settings)
                 .await
-                .unwrap_or_else(hostname),
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            match &facts.vm {
+                Some(vm) => {
+                    Some(kuryr_daemon::resolve_parent(&nb, vm).map_err(anyhow::Error::msg)?)
+                }
+                None => None,
+            }
+        } else {
+            None
         };
+        let host = config
+            .host
+            .clone()
+            .or_else(|| parent.clone())
+            .or_else(|| settings.get("system-id").cloned())
+            .unwrap_or_else(hostname);
         let mut settings = OvnSettings::new(&host);
         settings.write_timeout = config.ovn.write_timeout;
         settings.parent_port = parent;
         settings.nested_port_limit = config.nested.port_limit;
         Ok(OvnBackend::new(nb, settings))
     }
-}
-
-/// What the daemon would know of this VM, when this host is one (its Open vSwitch says
-/// `kuryr-mode=underlay`, or `[binding] default_driver = vlan`); `None` on a host, or when
-/// the local Open vSwitch does not answer (commands that only talk to Northbound work there).
-async fn vm_facts(config: &Config) -> anyhow::Result<Option<kuryr_daemon::host::VmFacts>> {
-    use kuryr_daemon::config::{BindingDriver, HostBindingKind};
-    use kuryr_daemon::host::HostBinding;
-    if config.host_binding != HostBindingKind::Ovs
-        || config.nested.driver == Some(BindingDriver::Veth)
-    {
-        return Ok(None);
-    }
-    let underlay = match kuryr_binding::host_settings(&config.ovs.ovsdb_connection).await {
-        Ok(s) => s.get(kuryr_binding::MODE_KEY).map(String::as_str) == Some("underlay"),
-        Err(_) => false,
-    };
-    if !underlay && config.nested.driver != Some(BindingDriver::Vlan) {
-        return Ok(None);
-    }
-    let mut c = config.clone();
-    c.host.get_or_insert_with(|| "probe".to_string());
-    let facts = HostBinding::connect(&c)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(facts.vm)
-}
-
-/// The OVS `system-id` (this chassis' name), if the local database answers.
-async fn system_id(remote: &str) -> Option<String> {
-    let mut cfg = kuryr_ovsdb::Config::new(
-        kuryr_ovsdb::parse_remotes(remote).ok()?,
-        "Open_vSwitch",
-        &["Open_vSwitch"],
-    );
-    cfg.connect_timeout = Duration::from_secs(2);
-    let client = kuryr_ovsdb::Client::connect(cfg).await.ok()?;
-    let rep = client.replica();
-    let row = rep.table("Open_vSwitch").rows().next()?.clone();
-    row.map_value("external_ids", "system-id")
-        .map(str::to_string)
 }
 
 pub fn hostname() -> String {
