@@ -116,6 +116,10 @@ fn containers_in_vms_reach_the_host_each_other_and_their_vm_and_nothing_else() {
         "TCP from VM 1's container to the host's"
     );
 
+    // The VM cannot see the hypervisor's overlay: Geneve's MTU unless configured.
+    let mtu = a.exec(&["cat", "/sys/class/net/eth0/mtu"]);
+    assert_eq!(String::from_utf8_lossy(&mtu.stdout).trim(), "1442");
+
     // Each container port is a child of its VM's port, with a tag the VM's bridge uses.
     let kids = vm_children(1);
     assert_eq!(kids.len(), 1, "{kids:?}");

@@ -223,10 +223,14 @@ fn nics_to_bridge_moves_addresses_and_routes_and_traffic_keeps_flowing() {
             &path,
         )
     };
-    assert_eq!(
-        read(format!("/proc/sys/net/ipv4/conf/{}/arp_ignore", lab.nic)),
-        "1"
-    );
+    for key in [
+        "ipv4/conf/{}/arp_ignore",
+        "ipv4/conf/{}/rp_filter",
+        "ipv6/conf/{}/disable_ipv6",
+    ] {
+        let path = format!("/proc/sys/net/{}", key.replace("{}", &lab.nic));
+        assert_eq!(read(path.clone()), "1", "{path}");
+    }
     let from_peer = run(Command::new("ip").args([
         "netns",
         "exec",
