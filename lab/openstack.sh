@@ -39,6 +39,8 @@ WAIT=${LAB_WAIT:-90}
 readonly DB_USER=kuryrlab DB_PASS=kuryrlab-db
 readonly ADMIN_PASS=kuryrlab-admin
 readonly USER_NAME=kuryr USER_PASS=kuryrlab-user PROJECT=kuryr-lab
+# A user with only the member role in the project (no admin anywhere): what a tenant's VM has.
+readonly MEMBER_NAME=kuryr-member MEMBER_PASS=kuryrlab-member
 readonly APPCRED_NAME=kuryr-lab-appcred APPCRED_SECRET=kuryrlab-appcred-secret
 
 readonly PACKAGES=(mariadb-server uwsgi-core uwsgi-plugin-python3 python3-venv)
@@ -260,6 +262,7 @@ up_keystone() {
         say keystone started
     fi
     setup_keystone_users
+    setup_member_user
     up_keystone_short
 }
 
@@ -309,13 +312,29 @@ setup_keystone_users() {
     say keystone "project $PROJECT, user $USER_NAME, application credential, network endpoint"
 }
 
+# A project member without admin (Keystone's bootstrap makes the `member` role): the
+# credentials a tenant gives the kuryr inside its VM.
+setup_member_user() {
+    [[ -f $OS_DIR/keystone-keys/.member ]] && return 0
+    local tok pid uid rid
+    tok=$(token_for admin "$ADMIN_PASS" admin)
+    [[ -n $tok ]] || fail keystone "admin cannot log in" "$LOG_DIR/keystone-app.log"
+    pid=$(ks "$tok" GET "/projects?name=$PROJECT" | json_get projects.0.id)
+    uid=$(ks "$tok" POST /users "{\"user\":{\"name\":\"$MEMBER_NAME\",\"domain_id\":\"default\",\"password\":\"$MEMBER_PASS\",\"default_project_id\":\"$pid\"}}" | json_get user.id)
+    rid=$(ks "$tok" GET '/roles?name=member' | json_get roles.0.id)
+    [[ -n $pid && -n $uid && -n $rid ]] || fail keystone "could not create the member user $MEMBER_NAME" "$LOG_DIR/keystone-app.log"
+    ks "$tok" PUT "/projects/$pid/users/$uid/roles/$rid" >/dev/null
+    touch "$OS_DIR/keystone-keys/.member"
+    say keystone "user $MEMBER_NAME (role member in $PROJECT)"
+}
+
 write_neutron_conf() {
     local dir=$OS_DIR/etc/$1 auth=$2
     mkdir -p "$dir"
     cat >"$dir/neutron.conf" <<EOF
 [DEFAULT]
 core_plugin = ml2
-service_plugins = ovn-router
+service_plugins = ovn-router,trunk
 auth_strategy = $auth
 transport_url = fake://
 rpc_workers = 0
@@ -356,6 +375,9 @@ neutron_sync_mode = off
 EOF
 }
 
+# What a running Neutron was started with: a change (e.g. a new service plugin) restarts it.
+conf_sum() { cat "$OS_DIR/etc/$1/neutron.conf" "$OS_DIR/etc/$1/ml2_conf.ini" | sha256sum | cut -d' ' -f1; }
+
 neutron_env() { echo "OS_NEUTRON_CONFIG_FILES=$OS_DIR/etc/$1/neutron.conf;$OS_DIR/etc/$1/ml2_conf.ini"; }
 
 up_neutron() {
@@ -372,10 +394,15 @@ up_neutron() {
     fi
     local name started=()
     for name in neutron-noauth neutron-keystone; do
-        if is_running "$name"; then
+        if is_running "$name" && [[ $(conf_sum "$name") == $(cat "$RUN_DIR/$name.conf-sum" 2>/dev/null) ]]; then
             say "$name" "already running"
             continue
         fi
+        if is_running "$name"; then
+            recorded "$name" || fail "$name" "running with another configuration than $OS_DIR/etc/$name, and not started by openstack.sh: stop it and run \`make lab-openstack\` again"
+            say "$name" "configuration changed: restarting"
+        fi
+        conf_sum "$name" >"$RUN_DIR/$name.conf-sum"
         uwsgi_start "$name" neutron.wsgi.api:application "$(port_of "$name")" "$OS_DIR/neutron-venv" \
             "$(neutron_env "$name")"
         started+=("$name")
@@ -468,6 +495,8 @@ KURYR_LAB_ADMIN_PROJECT=admin
 KURYR_LAB_USER=$USER_NAME
 KURYR_LAB_PASSWORD=$USER_PASS
 KURYR_LAB_PROJECT=$PROJECT
+KURYR_LAB_MEMBER_USER=$MEMBER_NAME
+KURYR_LAB_MEMBER_PASSWORD=$MEMBER_PASS
 KURYR_LAB_APPCRED_ID=$(cat "$OS_DIR/keystone-keys/appcred-id" 2>/dev/null)
 KURYR_LAB_APPCRED_SECRET=$APPCRED_SECRET
 EOF
