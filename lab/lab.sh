@@ -54,7 +54,7 @@ WAIT=${LAB_WAIT:-60}
 readonly PACKAGES=(
     docker.io iptables
     openvswitch-switch ovn-central ovn-host
-    busybox-static iproute2 iputils-ping procps curl
+    busybox-static iproute2 iputils-ping procps curl socat
     gcc libc6-dev libssl-dev pkg-config systemd
 )
 

@@ -45,6 +45,12 @@ readonly NET=172.31.251
 readonly SWITCH=kuryr-vms
 readonly BRIDGE=breth0
 readonly MARK_KEY=kuryr-lab
+# The cloud's APIs (Keystone 5000 and 5001, Neutron 9696 and 9697 of `make lab-openstack`),
+# reachable at 127.0.0.1 inside every VM as a tenant VM reaches its cloud's endpoints: in the
+# VM a socat per port forwards to a Unix socket in API_DIR (a path, so it crosses network
+# namespaces), where a socat per port in the host's namespace connects to the service.
+readonly API_PORTS=(5000 5001 9696 9697)
+readonly API_DIR=$STATE_DIR/vm-api
 readonly MARK_VALUE=vm
 
 COUNT=${LAB_VMS:-2}
@@ -457,7 +463,41 @@ up_one() {
     up_underlay "$n"
     up_dockerd "$n"
     up_image "$n"
+    up_api "$n"
     say "$name" "ready ($(ip_of "$n") on $SWITCH, docker unix://$(docker_sock "$n"), ovsdb $(db "$n"))"
+}
+
+# up_api_host: the host side of the API forwarders (one per port, shared by every VM).
+up_api_host() {
+    local p
+    mkdir -p "$API_DIR"
+    for p in "${API_PORTS[@]}"; do
+        pidfile_alive "$API_DIR/$p.pid" socat && continue
+        (clean_exec setsid socat "UNIX-LISTEN:$API_DIR/$p.sock,fork,unlink-early,mode=600" \
+            "TCP:127.0.0.1:$p" </dev/null >>"$LOG_ROOT/vm-api.log" 2>&1) &
+        echo $! >"$API_DIR/$p.pid"
+    done
+}
+
+# up_api N: VM N's side, listening on 127.0.0.1 in the VM (stopped with the VM's processes).
+up_api() {
+    local n=$1 d p
+    d=$(dir "$n")
+    for p in "${API_PORTS[@]}"; do
+        pidfile_alive "$d/api-$p.pid" socat && continue
+        # shellcheck disable=SC2046
+        (clean_exec setsid $(vm_prefix "$n") socat "TCP-LISTEN:$p,bind=127.0.0.1,fork,reuseaddr" \
+            "UNIX-CONNECT:$API_DIR/$p.sock" </dev/null >>"$(logs "$n")/api.log" 2>&1) &
+        echo $! >"$d/api-$p.pid"
+    done
+}
+
+down_api_host() {
+    local p pid
+    for p in "${API_PORTS[@]}"; do
+        if pid=$(alive_pid "$API_DIR/$p.pid" socat); then stop_pids 5 "$pid"; fi
+    done
+    rm -rf "$API_DIR"
 }
 
 lsp_up() { [[ $(nbctl get Logical_Switch_Port "$(ns "$1")" up 2>/dev/null) == true ]]; }
@@ -599,6 +639,7 @@ cmd_up() {
     KURYR=$(realpath "$k")
     main_ok
     up_switch
+    up_api_host
     for ((n = 1; n <= COUNT; n++)); do
         up_one "$n"
     done
@@ -629,6 +670,7 @@ cmd_down() {
             seen+="$n "
         fi
     done
+    compgen -G "$STATE_DIR/vm-[1-9]" >/dev/null || down_api_host
     if nbctl show >/dev/null 2>&1; then
         for n in 1 2 3 4 5 6 7 8 9; do
             [[ $seen == *" $n "* ]] && continue
