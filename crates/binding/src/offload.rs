@@ -57,6 +57,16 @@ pub(crate) fn disable_tx_checksum(ifname: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// With the userspace datapath the kernel also receives what arrives on the bridge's end of a
+/// veth (the datapath reads it through a packet socket beside the kernel's stack), and by
+/// default answers an ARP request for any address of the host on any interface: a
+/// container asking for its VM's or host's address got the veth's own MAC, before OVN's
+/// answer, and then sent to a MAC nothing forwards. The bridge's end has no address, so
+/// `arp_ignore = 1` (answer only for addresses of the interface itself) silences it.
+pub fn ignore_arp(ifname: &str) -> std::io::Result<()> {
+    std::fs::write(format!("/proc/sys/net/ipv4/conf/{ifname}/arp_ignore"), "1")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

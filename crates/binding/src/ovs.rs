@@ -248,7 +248,8 @@ impl Inner {
     }
 
     /// The userspace datapath cannot finish checksums the container's kernel left to the NIC:
-    /// turn transmit checksum offload off on both ends (see `offload.rs`).
+    /// turn transmit checksum offload off on both ends; and keep the kernel from answering
+    /// ARP on the bridge's end (see `offload.rs`).
     fn fix_offload(&self, c: &Checked) -> Result<(), BindingError> {
         let userspace = self
             .ovs
@@ -268,7 +269,13 @@ impl Inner {
                 )
             })?;
         }
-        Ok(())
+        crate::offload::ignore_arp(&c.host_ifname).map_err(|e| {
+            self.netlink_err(
+                format!("set arp_ignore on {}", c.host_ifname),
+                &c.endpoint_id,
+                e,
+            )
+        })
     }
 
     fn not_configured(&self, what: &'static str) -> BindingError {
