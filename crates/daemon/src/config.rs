@@ -792,15 +792,6 @@ fn read_neutron(r: &Reader<'_>, n: &mut NeutronSection) -> Result<(), ConfigErro
         "subnetpool_name_prefix",
         &mut n.subnetpool_name_prefix,
     )?;
-    // Containers inside VMs in the Neutron mode are trunk subports, not in this version yet;
-    // starting with the veth binding instead would bind the wrong ports.
-    if nested::read(r)?.driver == Some(BindingDriver::Vlan) {
-        return Err(ConfigError::Unsupported(format!(
-            "{}: the vlan driver (containers inside VMs) works in the OVN mode only in this version; \
-             in the Neutron mode keep kuryr-libnetwork on this host",
-            r.path
-        )));
-    }
     for url in ["auth_url", "endpoint"] {
         if let Some(v) = r.raw("neutron", url).filter(|v| !v.is_empty()) {
             if !(v.starts_with("http://") || v.starts_with("https://")) {
@@ -1024,14 +1015,11 @@ mod tests {
         let c = Config::parse(&veth, "k.conf").unwrap();
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
         assert_eq!(c.nested.driver, Some(BindingDriver::Veth));
-        // The vlan driver is the OVN mode's only, in this version.
+        // kuryr-libnetwork's vlan driver: containers inside VMs as trunk subports.
         let nested =
             format!("[DEFAULT]\nport_driver = kuryr_libnetwork.port_driver.drivers.vlan\n{base}");
-        let err = Config::parse(&nested, "k.conf").unwrap_err().to_string();
-        assert!(
-            err.starts_with("k.conf: the vlan driver") && err.contains("keep kuryr-libnetwork"),
-            "{err}"
-        );
+        let c = Config::parse(&nested, "k.conf").unwrap();
+        assert_eq!(c.nested.driver, Some(BindingDriver::Vlan));
         let macvlan = format!(
             "[DEFAULT]\ndefault_port_driver = kuryr_libnetwork.port_driver.drivers.nested\nenabled_port_drivers = kuryr_libnetwork.port_driver.drivers.nested\n{base}"
         );

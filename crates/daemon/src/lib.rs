@@ -221,18 +221,31 @@ pub async fn neutron_driver(
         ))),
         Err(e) => return Err(DaemonError::Neutron(e)),
     }
-    let HostFacts { binding, mtu, .. } = HostBinding::connect(config).await?;
-    if let HostBinding::Nested(_) = binding {
-        return Err(DaemonError::Other(
-            "this host is a VM set up for nested containers (kuryr host init --underlay); in the Neutron mode they are not in this version: keep kuryr-libnetwork on this host".into(),
-        ));
-    }
+    let HostFacts {
+        binding, mtu, vm, ..
+    } = HostBinding::connect(config).await?;
     // kuryr-libnetwork binds ports to the host name (not the OVS system-id); ML2/OVN then
     // requests the chassis of that host name.
     let host = match &config.host {
         Some(h) => h.clone(),
         None => hostname(),
     };
+    let mut trunk = None;
+    if let (Some(vm), HostBinding::Nested(nested)) = (&vm, &binding) {
+        // Inside a VM: every container port is a subport of the VM port's trunk.
+        let t = kuryr_neutron::Trunk::find(
+            &client,
+            vm.parent_port.as_deref(),
+            &vm.link_iface,
+            vm.link_mac.as_deref(),
+            config.nested.port_limit,
+        )
+        .await
+        .map_err(DaemonError::Neutron)?;
+        tracing::info!(trunk = %t.id, parent = %t.parent, nic = %vm.link_iface, "inside a VM: containers' ports are subports of the VM's trunk");
+        nested.ovs().set_host(&t.parent);
+        trunk = Some(t);
+    }
     let n = &config.neutron;
     let mut settings = kuryr_neutron::NeutronSettings::new(&host);
     settings.pool_prefix = n.subnetpool_name_prefix.clone();
@@ -247,12 +260,11 @@ pub async fn neutron_driver(
         auth = %n.auth_type,
         "Neutron mode"
     );
-    Ok(Driver::new(
-        kuryr_neutron::NeutronBackend::new(std::sync::Arc::new(client), settings),
-        binding,
-        config,
-        mtu,
-    ))
+    let mut backend = kuryr_neutron::NeutronBackend::new(std::sync::Arc::new(client), settings);
+    if let Some(t) = trunk {
+        backend = backend.with_trunk(t);
+    }
+    Ok(Driver::new(backend, binding, config, mtu))
 }
 
 fn hostname() -> String {

@@ -28,49 +28,6 @@ fn distinct_tags(n: u8) -> Vec<u16> {
     tags
 }
 
-/// Takes `kuryr-parent-port` out of VM `n`'s settings for the life of the value.
-struct ForgetParent(u8);
-
-impl ForgetParent {
-    fn new(n: u8) -> ForgetParent {
-        let out = run(&mut in_vm(
-            n,
-            &[
-                "ovs-vsctl",
-                "remove",
-                "Open_vSwitch",
-                ".",
-                "external_ids",
-                "kuryr-parent-port",
-            ],
-        ));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        ForgetParent(n)
-    }
-}
-
-impl Drop for ForgetParent {
-    fn drop(&mut self) {
-        let key = format!("external_ids:kuryr-parent-port=kuryr-vm-{}", self.0);
-        let _ = run(&mut in_vm(
-            self.0,
-            &["ovs-vsctl", "set", "Open_vSwitch", ".", &key],
-        ));
-    }
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < timeout, "{what} within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 #[ignore = "needs root and the lab (make test)"]
 fn containers_in_vms_reach_the_host_each_other_and_their_vm_and_nothing_else() {

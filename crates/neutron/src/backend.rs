@@ -10,6 +10,7 @@
 use crate::client::NeutronClient;
 use crate::error::NeutronError;
 use crate::names::{self, DEVICE_OWNER, POOL_EXISTING, PORT_EXISTING};
+use crate::trunk::Trunk;
 use crate::types::{Network, Port, Subnet, SubnetPool};
 use ipnet::IpNet;
 use kuryr_core::{
@@ -78,6 +79,8 @@ pub struct NeutronBackend {
     client: Arc<NeutronClient>,
     settings: NeutronSettings,
     cache: Mutex<Cache>,
+    /// Inside a VM: the VM's trunk, whose subports the containers' ports are.
+    trunk: Option<Trunk>,
 }
 
 fn short(id: &str) -> &str {
@@ -85,7 +88,7 @@ fn short(id: &str) -> &str {
 }
 
 /// Neutron's refusal or failure, as a backend error that says what was being done.
-fn fail(context: impl Into<String>, e: NeutronError) -> BackendError {
+pub(crate) fn fail(context: impl Into<String>, e: NeutronError) -> BackendError {
     let context = context.into();
     match e.status() {
         Some(404) => BackendError::NotFound(format!("{context}: {e}")),
@@ -155,7 +158,19 @@ impl NeutronBackend {
             client,
             settings,
             cache: Mutex::new(Cache::default()),
+            trunk: None,
         }
+    }
+
+    /// Inside a VM: containers' ports become subports of the VM's trunk instead of ports
+    /// bound to a host (see [`crate::trunk`]).
+    pub fn with_trunk(mut self, trunk: Trunk) -> NeutronBackend {
+        self.trunk = Some(trunk);
+        self
+    }
+
+    pub fn trunk(&self) -> Option<&Trunk> {
+        self.trunk.as_ref()
     }
 
     pub fn client(&self) -> &Arc<NeutronClient> {
@@ -396,6 +411,10 @@ impl NeutronBackend {
         docker_net: &str,
         port: &Port,
     ) -> Result<Endpoint, BackendError> {
+        let vlan = match &self.trunk {
+            Some(t) => t.vlan_of(&self.client, &port.id).await?,
+            None => None,
+        };
         let mut ep = Endpoint {
             endpoint_id: endpoint_id.to_string(),
             network_id: docker_net.to_string(),
@@ -408,7 +427,7 @@ impl NeutronBackend {
             routes: Vec::new(),
             mtu: self.cache().networks.get(docker_net).and_then(|n| n.mtu),
             host: port.host_id.clone().filter(|h| !h.is_empty()),
-            vlan: None,
+            vlan,
         };
         for fip in &port.fixed_ips {
             let Some(ip) = parse_ip(&fip.ip_address) else {
@@ -818,7 +837,13 @@ impl Backend for NeutronBackend {
                 .await
                 .map_err(|e| fail(what, e));
         }
-        if port.device_owner != DEVICE_OWNER {
+        // Inside a VM a port of kuryr's has the owner the trunk gave it, or none once off the
+        // trunk: its name says it is kuryr's.
+        let ours = port.device_owner == DEVICE_OWNER
+            || (self.trunk.is_some()
+                && (port.name == names::UNBOUND_PORT_NAME
+                    || port.name == names::port_name(&port.device_id)));
+        if !ours {
             return Ok(());
         }
         let rest = |p: &Port| -> Vec<Value> {
@@ -829,10 +854,15 @@ impl Backend for NeutronBackend {
                 .collect()
         };
         if rest(&port).is_empty() {
-            self.client
-                .delete_port(&port.id)
-                .await
-                .map_err(|e| fail(what, e))
+            match (self.client.delete_port(&port.id).await, &self.trunk) {
+                // Still a subport: its DeleteEndpoint did not come (a crash, a failed create).
+                (Err(e), Some(t)) if e.is_conflict() => {
+                    t.detach(&self.client, &port.id).await?;
+                    self.client.delete_port(&port.id).await
+                }
+                (r, _) => r,
+            }
+            .map_err(|e| fail(what, e))
         } else {
             // A dual-stack port keeps its other address until that one is released.
             let fresh = self
@@ -1059,17 +1089,32 @@ impl Backend for NeutronBackend {
                 short(eid)
             )));
         };
-        if port.device_id == *eid && port.host_id.as_deref() == Some(self.settings.host.as_str()) {
+        let done = match &self.trunk {
+            Some(t) => port.device_id == *eid && t.vlan_of(&self.client, &port.id).await?.is_some(),
+            None => {
+                port.device_id == *eid
+                    && port.host_id.as_deref() == Some(self.settings.host.as_str())
+            }
+        };
+        if done {
             // Created already (a retry): return it as it is.
             self.cache().endpoints.insert(eid.clone(), port.clone());
             return self.to_endpoint(eid, &spec.network_id, &port).await;
         }
-        let what = format!(
-            "bind port {} to endpoint {} on host {}",
-            port.id,
-            short(eid),
-            self.settings.host
-        );
+        let what = match &self.trunk {
+            Some(t) => format!(
+                "give port {} to endpoint {} on the VM's trunk {}",
+                port.id,
+                short(eid),
+                t.id
+            ),
+            None => format!(
+                "bind port {} to endpoint {} on host {}",
+                port.id,
+                short(eid),
+                self.settings.host
+            ),
+        };
         let second = ports.get(1);
         if let Some(second) = second {
             // Dual stack: IPAM made one port per family; the endpoint keeps one port with both.
@@ -1085,13 +1130,25 @@ impl Backend for NeutronBackend {
                 .await
                 .map_err(|e| fail(what.clone(), e))?;
         }
+        // Inside a VM the port becomes a subport first (Neutron refuses a port with a device
+        // id), and keeps the device owner the trunk gives it and no host (module trunk).
+        if let Some(t) = &self.trunk {
+            t.attach(&self.client, &port.id).await?;
+            port = self
+                .client
+                .port(&port.id)
+                .await
+                .map_err(|e| fail(what.clone(), e))?;
+        }
         let bind = |p: &Port| {
             let mut body = json!({
-                "binding:host_id": self.settings.host,
-                "device_owner": DEVICE_OWNER,
                 "device_id": eid,
                 "admin_state_up": true,
             });
+            if self.trunk.is_none() {
+                body["binding:host_id"] = json!(self.settings.host);
+                body["device_owner"] = json!(DEVICE_OWNER);
+            }
             if !p.tags.iter().any(|t| t == PORT_EXISTING) {
                 // kuryr-libnetwork finds the port of an endpoint for `--expose` (Program and
                 // RevokeExternalConnectivity) by this name only: with it, a host gone back to
@@ -1116,7 +1173,17 @@ impl Backend for NeutronBackend {
             }
             body
         };
-        port = self.update_port(&port, &what, bind).await?;
+        port = match self.update_port(&port, &what, bind).await {
+            Ok(p) => p,
+            Err(e) => {
+                if let Some(t) = &self.trunk {
+                    if let Err(undo) = t.detach(&self.client, &port.id).await {
+                        tracing::warn!(port = %port.id, error = %undo, "take the port off the VM's trunk again");
+                    }
+                }
+                return Err(e);
+            }
+        };
         if port.vif_type.as_deref() == Some("binding_failed") {
             // Undo: the port goes back to unbound, the address stays reserved for Docker
             // to release.
@@ -1207,6 +1274,10 @@ impl Backend for NeutronBackend {
         if port.device_id != endpoint_id {
             return Ok(());
         }
+        if let Some(t) = &self.trunk {
+            // Before ReleaseAddress deletes the port: Neutron refuses to delete a subport.
+            t.detach(&self.client, &port.id).await?;
+        }
         if !port.tags.iter().any(|t| t == PORT_EXISTING) {
             // kuryr's own port: Docker's ReleaseAddress, which follows DeleteEndpoint at once,
             // deletes it. Unbinding it first cost a full ML2/OVN port update (about 0.6 s of a
@@ -1291,6 +1362,23 @@ impl Backend for NeutronBackend {
     }
 
     async fn local_endpoints(&self) -> Result<Vec<Endpoint>, BackendError> {
+        if let Some(t) = &self.trunk {
+            // Inside a VM: the containers' ports are the trunk's subports.
+            let mut out = Vec::new();
+            for sp in t.subports(&self.client).await? {
+                let port = match self.client.port(&sp.port_id).await {
+                    Err(e) if e.is_not_found() => continue,
+                    r => r.map_err(|e| fail(format!("show subport {}", sp.port_id), e))?,
+                };
+                if port.device_id.len() != 64 {
+                    continue;
+                }
+                if let Some(ep) = self.endpoint(&port.device_id).await? {
+                    out.push(ep);
+                }
+            }
+            return Ok(out);
+        }
         let ports = self
             .client
             .ports(&[

@@ -64,7 +64,7 @@ fn query(filters: &[(&str, &str)]) -> String {
     q
 }
 
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
@@ -129,7 +129,7 @@ impl NeutronClient {
     /// One request; a 401 makes it log in again and retry once. A second 401 is an error:
     /// Keystone accepted the credentials but Neutron refuses what they give, which another
     /// login would not change.
-    async fn request(
+    pub(crate) async fn request(
         &self,
         method: Method,
         path: &str,

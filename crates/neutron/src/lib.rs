@@ -6,6 +6,7 @@ mod backend;
 mod client;
 mod error;
 pub mod names;
+mod trunk;
 pub mod types;
 mod usage;
 
@@ -13,3 +14,4 @@ pub use auth::{AuthSettings, Credentials};
 pub use backend::{NeutronBackend, NeutronSettings};
 pub use client::{HttpSettings, NeutronClient};
 pub use error::NeutronError;
+pub use trunk::Trunk;

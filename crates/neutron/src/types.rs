@@ -88,6 +88,25 @@ pub struct Port {
     pub host_id: Option<String>,
     #[serde(default, rename = "binding:vif_type")]
     pub vif_type: Option<String>,
+    /// Of a trunk's parent port (the `trunk-details` extension).
+    #[serde(default)]
+    pub trunk_details: Option<TrunkDetails>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct TrunkDetails {
+    pub trunk_id: String,
+    #[serde(default)]
+    pub sub_ports: Vec<SubPort>,
+}
+
+/// A port of a trunk other than its parent, with the VLAN its traffic carries on the parent.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct SubPort {
+    pub port_id: String,
+    #[serde(default)]
+    pub segmentation_type: String,
+    pub segmentation_id: u16,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 //! and is removed by a guard even when the test fails.
 #![allow(dead_code)]
 
+pub mod keystone;
 pub mod neutron;
 pub mod outside;
 pub mod vm;
@@ -458,4 +459,18 @@ pub fn metric(
     labels: &[(&str, &str)],
 ) -> f64 {
     kuryr_metrics::scrape::sum(samples, name, labels)
+}
+
+/// Every Docker call a daemon logged succeeded (Docker ignores some failures, e.g. of
+/// DeleteEndpoint, so a passing `docker rm` does not prove it).
+pub fn assert_no_failed_calls(log: &str) {
+    let failed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("plugin call failed"))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "failed plugin calls:\n{}",
+        failed.join("\n")
+    );
 }

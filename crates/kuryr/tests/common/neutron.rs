@@ -211,16 +211,7 @@ impl NeutronDaemon {
     /// Every Docker call so far succeeded (Docker ignores some failures, e.g. of
     /// DeleteEndpoint, so a passing `docker rm` does not prove it).
     pub fn assert_no_failed_calls(&self) {
-        let log = self.log_text();
-        let failed: Vec<&str> = log
-            .lines()
-            .filter(|l| l.contains("plugin call failed"))
-            .collect();
-        assert!(
-            failed.is_empty(),
-            "failed plugin calls:\n{}",
-            failed.join("\n")
-        );
+        assert_no_failed_calls(&self.log_text());
     }
 
     pub fn network(&self, extra: &[&str]) -> Network {

@@ -188,6 +188,10 @@ impl VmDaemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    pub fn assert_no_failed_calls(&self) {
+        assert_no_failed_calls(&self.log_text());
+    }
+
     /// `docker network create -d NAME --ipam-driver NAME EXTRA... <unique>` in the VM.
     pub fn network(&self, extra: &[&str]) -> VmNetwork {
         let name = unique("kvnet");
@@ -351,4 +355,39 @@ pub fn vm_veths(n: u8) -> Vec<String> {
         .map(|s| s.split('@').next().unwrap_or(s).to_string())
         .filter(|s| s.starts_with("tap") || s.starts_with("t_c"))
         .collect()
+}
+
+/// Takes `kuryr-parent-port` out of VM `n`'s settings for the life of the value.
+pub struct ForgetParent(u8);
+
+impl ForgetParent {
+    pub fn new(n: u8) -> ForgetParent {
+        let out = run(&mut in_vm(
+            n,
+            &[
+                "ovs-vsctl",
+                "remove",
+                "Open_vSwitch",
+                ".",
+                "external_ids",
+                "kuryr-parent-port",
+            ],
+        ));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ForgetParent(n)
+    }
+}
+
+impl Drop for ForgetParent {
+    fn drop(&mut self) {
+        let key = format!("external_ids:kuryr-parent-port=kuryr-vm-{}", self.0);
+        let _ = run(&mut in_vm(
+            self.0,
+            &["ovs-vsctl", "set", "Open_vSwitch", ".", &key],
+        ));
+    }
 }

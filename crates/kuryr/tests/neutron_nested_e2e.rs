@@ -1,0 +1,353 @@
+//! Containers inside VMs in the Neutron mode, end to end. The test plays Nova for the lab's
+//! VM 1 (`lab/vm.sh`): a Neutron port with the VM NIC's MAC and address, bound to this host,
+//! the NIC re-bound to it on br-int, and a trunk on it made by a project member. The kuryr
+//! inside the VM starts from kuryr-libnetwork's vlan-driver kuryr.conf with that member's
+//! credentials (no admin role anywhere), finds the VM's port by its NIC's MAC, and makes each
+//! container's port a subport of the trunk. A kuryr on the host (the lab's admin-role user of
+//! the same project) runs containers on the same Neutron network. Run by `make test`.
+mod common;
+
+use common::keystone::*;
+use common::neutron::*;
+use common::vm::*;
+use common::*;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::process::Command;
+use std::time::Duration;
+
+/// A /24 of its own per test and process.
+fn subnet(base: u8) -> (String, String) {
+    let n = std::process::id() % 200 + 20;
+    (format!("10.{base}.{n}.0/24"), format!("10.{base}.{n}."))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("hostname")
+        .trim()
+        .to_string()
+}
+
+/// The lab's project member: its token and project id, checked to hold no admin role.
+struct Member {
+    env: HashMap<String, String>,
+    token: String,
+    project: String,
+}
+
+impl Member {
+    fn login() -> Member {
+        let env = require_keystone_lab();
+        let (token, body) = password_token(
+            &env["KURYR_LAB_KEYSTONE"],
+            &env["KURYR_LAB_MEMBER_USER"],
+            &env["KURYR_LAB_MEMBER_PASSWORD"],
+            &env["KURYR_LAB_PROJECT"],
+        );
+        let roles: Vec<&str> = body["token"]["roles"]
+            .as_array()
+            .map(|r| r.iter().filter_map(|x| x["name"].as_str()).collect())
+            .unwrap_or_default();
+        assert!(
+            roles.contains(&"member") && !roles.contains(&"admin"),
+            "the lab's member user must be a plain member: {roles:?}"
+        );
+        let project = body["token"]["project"]["id"]
+            .as_str()
+            .expect("project id")
+            .to_string();
+        Member {
+            env,
+            token,
+            project,
+        }
+    }
+
+    /// A kuryr.conf as kuryr-libnetwork 18's vlan driver reads it, with this member's
+    /// credentials, plus `extra` lines in `[binding]`.
+    fn vlan_conf(&self, extra_binding: &str) -> String {
+        format!(
+            "[DEFAULT]\nsubnetpool_name_prefix = {pool}\ndefault_port_driver = kuryr_libnetwork.port_driver.drivers.vlan\nenabled_port_drivers = kuryr_libnetwork.port_driver.drivers.vlan\n\
+             [binding]\ndefault_driver = kuryr.lib.binding.drivers.vlan\nenabled_drivers = kuryr.lib.binding.drivers.vlan\nlink_iface = eth0\n{extra_binding}\n\
+             [neutron]\nauth_url = {url}\nauth_type = password\nusername = {user}\npassword = {password}\nproject_name = {project}\nuser_domain_name = Default\nproject_domain_name = Default\n",
+            pool = unique("kvnPool"),
+            url = self.env["KURYR_LAB_KEYSTONE"],
+            user = self.env["KURYR_LAB_MEMBER_USER"],
+            password = self.env["KURYR_LAB_MEMBER_PASSWORD"],
+            project = self.env["KURYR_LAB_PROJECT"],
+        )
+    }
+
+    /// The host's kuryr: the lab's user with the admin role in the same project (binding a
+    /// port to a host is admin-only), through Keystone.
+    fn host_daemon(&self) -> NeutronDaemon {
+        NeutronDaemon::start_with(
+            &format!(
+                "[DEFAULT]\nsubnetpool_name_prefix = {}\n[neutron]\nauth_url = {}\nauth_type = password\nusername = {}\npassword = {}\nproject_name = {}\nuser_domain_name = Default\nproject_domain_name = Default\nvif_plugging_timeout = 20\n",
+                unique("khnPool"),
+                self.env["KURYR_LAB_KEYSTONE"],
+                self.env["KURYR_LAB_USER"],
+                self.env["KURYR_LAB_PASSWORD"],
+                self.env["KURYR_LAB_PROJECT"],
+            ),
+            "info,kuryr_neutron=debug",
+        )
+    }
+
+    /// A request to Neutron behind Keystone with the member's token.
+    fn neutron(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let (status, text) = http(
+            method,
+            &format!("{NEUTRON_KEYSTONE}/v2.0{path}"),
+            Some(&self.token),
+            body,
+        );
+        (status, common::keystone::body(&text))
+    }
+}
+
+fn require_keystone_lab() -> HashMap<String, String> {
+    require_neutron();
+    lab_env()
+}
+
+/// A Neutron network of the member's project with one subnet; removed by `undo`.
+fn project_network(undo: &mut Cleanup, project: &str, cidr: &str, gateway: Value) -> String {
+    let net = neutron_create(
+        "network",
+        json!({"name": unique("kvn-net"), "project_id": project}),
+    );
+    let id = id_of(&net);
+    undo.delete(format!("/networks/{id}"));
+    neutron_create(
+        "subnet",
+        json!({"network_id": id, "cidr": cidr, "ip_version": 4, "project_id": project,
+               "gateway_ip": gateway, "name": unique("kvn-sub")}),
+    );
+    id
+}
+
+/// VM `n` plugged as Nova would: its Neutron port (the NIC's MAC and address, bound to this
+/// host), the NIC's host end re-bound to it, and a trunk the member makes on it. Undone when
+/// dropped (the NIC goes back to the lab's logical port `kuryr-vm-N`).
+struct NovaVm {
+    parent: String,
+    trunk: String,
+    _undo: Cleanup,
+    _forget: ForgetParent,
+}
+
+impl NovaVm {
+    fn plug(n: u8, member: &Member, vm_net: &str) -> NovaVm {
+        let mut undo = Cleanup::default();
+        let port = neutron_create(
+            "port",
+            json!({"network_id": vm_net, "project_id": member.project,
+                   "name": format!("kuryr-vm-{n}-nova"),
+                   "mac_address": format!("02:6b:76:6d:00:{n:02x}"),
+                   "fixed_ips": [{"ip_address": format!("172.31.251.{}", 10 + n)}],
+                   "binding:host_id": hostname(), "device_owner": "compute:nova",
+                   "device_id": unique("kvn-instance")}),
+        );
+        let parent = id_of(&port);
+        undo.delete(format!("/ports/{parent}"));
+        let vif = format!("kvm{n}-vif");
+        let set = |id: &str| {
+            let out = run(Command::new("ovs-vsctl").args([
+                "--timeout=10",
+                "set",
+                "Interface",
+                &vif,
+                &format!("external_ids:iface-id={id}"),
+            ]));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        set(&parent);
+        let lab_port = format!("kuryr-vm-{n}");
+        let vif2 = vif.clone();
+        undo.then(move || {
+            let _ = run(Command::new("ovs-vsctl").args([
+                "--timeout=10",
+                "set",
+                "Interface",
+                &vif2,
+                &format!("external_ids:iface-id={lab_port}"),
+            ]));
+        });
+        let (status, t) = member.neutron(
+            "POST",
+            "/trunks",
+            Some(&json!({"trunk": {"port_id": parent, "name": unique("kvn-trunk")}})),
+        );
+        assert_eq!(status, 201, "the member creates the VM's trunk: {t}");
+        let trunk = t["trunk"]["id"].as_str().expect("trunk id").to_string();
+        undo.delete(format!("/trunks/{trunk}"));
+        wait_until("the VM's port ACTIVE", Duration::from_secs(30), || {
+            neutron_get(&format!("/ports/{parent}"))["port"]["status"] == "ACTIVE"
+        });
+        NovaVm {
+            parent,
+            trunk,
+            _undo: undo,
+            // The lab recorded its OVN port's name: the kuryr in the VM must find the Neutron
+            // port by the NIC's MAC, as kuryr-libnetwork does.
+            _forget: ForgetParent::new(n),
+        }
+    }
+
+    /// (port id, VLAN) of the trunk's subports.
+    fn subports(&self) -> Vec<(String, u16)> {
+        let v = neutron_get(&format!("/trunks/{}/get_subports", self.trunk));
+        v["sub_ports"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|s| {
+                        (
+                            s["port_id"].as_str().unwrap_or_default().to_string(),
+                            s["segmentation_id"].as_u64().unwrap_or(0) as u16,
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The VLANs of the trunk equal the VM's access port tags, each once.
+fn assert_vlans_match(vm: &NovaVm, n: u8) -> Vec<u16> {
+    let mut trunk: Vec<u16> = vm.subports().iter().map(|(_, v)| *v).collect();
+    let mut ovs: Vec<u16> = vm_kuryr_ports(n)
+        .iter()
+        .map(|(name, t)| {
+            t.parse()
+                .unwrap_or_else(|_| panic!("access port {name} has no tag"))
+        })
+        .collect();
+    trunk.sort_unstable();
+    ovs.sort_unstable();
+    assert_eq!(trunk, ovs, "trunk VLANs vs the VM's access port tags");
+    let set: HashSet<u16> = trunk.iter().copied().collect();
+    assert_eq!(set.len(), trunk.len(), "a VLAN given twice: {trunk:?}");
+    trunk
+}
+
+fn assert_nothing_left(vm: &NovaVm, n: u8) {
+    wait_until(
+        "the VM's subports, access ports and veths gone",
+        Duration::from_secs(30),
+        || vm.subports().is_empty() && vm_kuryr_ports(n).is_empty() && vm_veths(n).is_empty(),
+    );
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn a_vms_containers_are_trunk_subports_under_a_members_credentials() {
+    let _lab = VmLab::ensure();
+    let member = Member::login();
+    let mut undo = Cleanup::default();
+    let vm_net = project_network(&mut undo, &member.project, "172.31.251.0/24", Value::Null);
+    let (cidr, prefix) = subnet(93);
+    let shared = project_network(&mut undo, &member.project, &cidr, Value::Null);
+    let vm = NovaVm::plug(1, &member, &vm_net);
+
+    let host = member.host_daemon();
+    let inside = VmDaemon::start(1, &member.vlan_conf(""));
+    let log = inside.log_text();
+    assert!(
+        log.contains(&vm.parent) && log.contains(&vm.trunk),
+        "the VM's port and trunk found by the NIC's MAC: {log}"
+    );
+    let on = format!("neutron.net.uuid={shared}");
+    let net_h = host.network(&["--subnet", &cidr, "-o", &on]);
+    let net_v = inside.network(&["--subnet", &cidr, "-o", &on]);
+    let h = Container::run(&net_h, &[]);
+    let a = VmContainer::run(&net_v, &["--cap-add", "NET_ADMIN"]);
+    let (ih, ia) = (h.ip(&net_h), a.ip(&net_v));
+    assert!(
+        ih.starts_with(&prefix) && ia.starts_with(&prefix),
+        "{ih} {ia}"
+    );
+    assert!(a.pings(&ih), "the VM's container cannot reach the host's");
+    assert!(h.pings(&ia), "the host's container cannot reach the VM's");
+
+    // The container's port is a subport: unbound (no host, no profile of kuryr's), owned by
+    // the trunk, the VM's access port tagged with its VLAN; in OVN a child of the VM's port.
+    let subs = vm.subports();
+    assert_eq!(subs.len(), 1, "{subs:?}");
+    let port = neutron_get(&format!("/ports/{}", subs[0].0))["port"].clone();
+    assert_eq!(port["binding:host_id"], "", "{port:#}");
+    assert_eq!(port["device_owner"], "trunk:subport", "{port:#}");
+    assert_eq!(port["fixed_ips"][0]["ip_address"], ia.as_str(), "{port:#}");
+    assert_eq!(assert_vlans_match(&vm, 1), vec![subs[0].1]);
+    let lsp = run(Command::new("ovn-nbctl").args([
+        "--timeout=10",
+        "--bare",
+        "--columns=parent_name,tag",
+        "find",
+        "Logical_Switch_Port",
+        &format!("name={}", subs[0].0),
+    ]));
+    let lsp = String::from_utf8_lossy(&lsp.stdout).to_string();
+    let lsp: Vec<&str> = lsp.split_whitespace().collect();
+    assert_eq!(
+        lsp,
+        vec![vm.parent.as_str(), &subs[0].1.to_string()],
+        "the subport's logical port: a child of the VM's port with the VLAN as its tag"
+    );
+
+    // The VM itself, through a container on the VM's own network.
+    let own_opt = format!("neutron.net.uuid={vm_net}");
+    let own = inside.network(&["--subnet", "172.31.251.0/24", "-o", &own_opt]);
+    let c = VmContainer::run(&own, &[]);
+    let ic = c.ip(&own);
+    assert!(c.pings("172.31.251.11"), "a container cannot reach its VM");
+    assert!(
+        run(&mut in_vm(1, &["ping", "-c", "1", "-W", "2", &ic]))
+            .status
+            .success(),
+        "the VM cannot reach its container"
+    );
+    assert_vlans_match(&vm, 1);
+
+    // Another network stays apart.
+    let (other_cidr, _) = subnet(94);
+    let other = inside.network(&["--subnet", &other_cidr]);
+    let d = VmContainer::run(&other, &[]);
+    assert!(
+        !d.pings(&ih),
+        "another network's container reached the host's"
+    );
+
+    // A spoofed source address is dropped by the subport's port security.
+    let fake = format!("{prefix}250");
+    assert!(a
+        .exec(&["ip", "addr", "add", &format!("{fake}/24"), "dev", "eth0"])
+        .status
+        .success());
+    assert!(!a.pings_from(&fake, &ih), "a spoofed address got through");
+    assert!(a.pings_from(&ia, &ih), "the real address must still work");
+
+    // docker rm: subports off the trunk, ports deleted, nothing left in the VM.
+    let ports: Vec<String> = vm.subports().into_iter().map(|(p, _)| p).collect();
+    assert_eq!(ports.len(), 3);
+    drop((a, c, d));
+    assert_nothing_left(&vm, 1);
+    for p in &ports {
+        let (status, _) = neutron("GET", &format!("/ports/{p}"), None);
+        assert_eq!(
+            status, 404,
+            "port {p} of a removed container is still there"
+        );
+    }
+    drop((own, other, net_v));
+    inside.assert_no_failed_calls();
+    drop(h);
+    drop(net_h);
+    host.assert_no_failed_calls();
+}

@@ -1,0 +1,338 @@
+//! Containers inside a VM in the Neutron mode: the VM's port is the parent of a Neutron trunk
+//! and each container's port one of its subports, whose VLAN the VM's bridge tags the
+//! container's access port with. ML2/OVN makes each subport a child of the VM's logical port
+//! (`parent_name`, `tag_request`), so the hypervisor's ovn-controller runs the container's
+//! tagged frames through the container's own port: its addresses, port security and security
+//! groups, not the VM's.
+//!
+//! Neutron allocates no VLANs: kuryr picks the lowest free one among the trunk's subports as
+//! Neutron has them now, and Neutron's unique (trunk, VLAN) constraint settles a race with
+//! another writer (409: taken; read again, pick again). Nothing a restart needs is kept in
+//! memory: the trunk is the record. Subports get no `binding:host_id` or `binding:profile`
+//! (admin- and service-only; a host that ML2/OVN does not know as a chassis would leave the
+//! child unclaimed): a project member's credentials are enough.
+use crate::client::{encode, NeutronClient};
+use crate::error::NeutronError;
+use crate::types::{Port, SubPort};
+use kuryr_core::BackendError;
+use reqwest::Method;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+/// Tries of an attach whose VLAN another writer took meanwhile.
+const ATTEMPTS: u32 = 5;
+
+impl NeutronClient {
+    /// The subports of a trunk, as Neutron has them now.
+    pub async fn trunk_subports(&self, trunk_id: &str) -> Result<Vec<SubPort>, NeutronError> {
+        let what = || format!("list the subports of trunk {trunk_id}");
+        let v = self
+            .request(
+                Method::GET,
+                &format!("/trunks/{}/get_subports", encode(trunk_id)),
+                None,
+                None,
+                &what,
+            )
+            .await?;
+        let mut v = v.unwrap_or_default();
+        serde_json::from_value(v["sub_ports"].take()).map_err(|e| NeutronError::Decode {
+            what: what(),
+            message: format!("sub_ports: {e}"),
+        })
+    }
+
+    /// Makes `port_id` a subport of the trunk on VLAN `vlan`.
+    pub async fn add_subport(
+        &self,
+        trunk_id: &str,
+        port_id: &str,
+        vlan: u16,
+    ) -> Result<(), NeutronError> {
+        let what = || format!("add port {port_id} to trunk {trunk_id} on VLAN {vlan}");
+        let body = json!({"sub_ports": [{"port_id": port_id, "segmentation_type": "vlan", "segmentation_id": vlan}]});
+        self.request(
+            Method::PUT,
+            &format!("/trunks/{}/add_subports", encode(trunk_id)),
+            Some(&body),
+            None,
+            &what,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Takes `port_id` off the trunk; a port that is no subport of it is success.
+    pub async fn remove_subport(&self, trunk_id: &str, port_id: &str) -> Result<(), NeutronError> {
+        let what = || format!("remove port {port_id} from trunk {trunk_id}");
+        let body = json!({"sub_ports": [{"port_id": port_id}]});
+        match self
+            .request(
+                Method::PUT,
+                &format!("/trunks/{}/remove_subports", encode(trunk_id)),
+                Some(&body),
+                None,
+                &what,
+            )
+            .await
+        {
+            // SubPortNotFound; a trunk that is gone holds nothing either.
+            Err(e) if e.is_not_found() => Ok(()),
+            r => r.map(|_| ()),
+        }
+    }
+}
+
+/// The trunk of the VM this kuryr runs in.
+#[derive(Debug)]
+pub struct Trunk {
+    pub id: String,
+    /// The VM's own port, the trunk's parent.
+    pub parent: String,
+    /// At most this many subports (`[binding] nested_port_limit`, 1-4094).
+    limit: u16,
+    /// VLANs this process is attaching right now.
+    reserved: Mutex<HashSet<u16>>,
+    /// Port id -> VLAN of the subports this process attached or read.
+    vlans: Mutex<HashMap<String, u16>>,
+}
+
+fn looks_like_uuid(s: &str) -> bool {
+    s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}
+
+impl Trunk {
+    pub fn new(id: &str, parent: &str, limit: u16) -> Trunk {
+        Trunk {
+            id: id.to_string(),
+            parent: parent.to_string(),
+            limit: limit.clamp(1, 4094),
+            reserved: Mutex::default(),
+            vlans: Mutex::default(),
+        }
+    }
+
+    /// The trunk whose parent is the VM's port: `parent` (an id or a unique name), else the
+    /// one port with the VM NIC's MAC. The error says what to do.
+    pub async fn find(
+        client: &NeutronClient,
+        parent: Option<&str>,
+        nic: &str,
+        mac: Option<&str>,
+        limit: u16,
+    ) -> Result<Trunk, NeutronError> {
+        let port = match (parent, mac) {
+            (Some(p), _) if looks_like_uuid(p) => match client.port(p).await {
+                Err(e) if e.is_not_found() => {
+                    return Err(NeutronError::Config(format!(
+                        "the VM's port {p} ([binding] parent_port, or kuryr host init --parent-port) is not in Neutron, or not in the project of [neutron]'s credentials"
+                    )))
+                }
+                r => r?,
+            },
+            (Some(p), _) => one(client.ports(&[("name", p)]).await?, &format!("named {p}"))?,
+            (None, Some(m)) => one(
+                client.ports(&[("mac_address", m)]).await?,
+                &format!("with the MAC {m} of the VM's NIC {nic}"),
+            )?,
+            (None, None) => {
+                return Err(NeutronError::Config(format!(
+                    "the VM's NIC {nic} has no MAC to find the VM's port by: give the port with [binding] parent_port"
+                )))
+            }
+        };
+        let Some(details) = &port.trunk_details else {
+            if !client.has_extension("trunk").await? {
+                return Err(NeutronError::Config(
+                    "Neutron has no trunk service plugin (extension `trunk`): containers inside VMs need it ([DEFAULT] service_plugins = ...,trunk in neutron.conf)".into(),
+                ));
+            }
+            return Err(NeutronError::Config(format!(
+                "the VM's port {} is no trunk's parent: create its trunk as the VM's project (openstack network trunk create --parent-port {} NAME)",
+                port.id, port.id
+            )));
+        };
+        let t = Trunk::new(&details.trunk_id, &port.id, limit);
+        t.remember(&details.sub_ports);
+        Ok(t)
+    }
+
+    fn remember(&self, subports: &[SubPort]) {
+        let mut v = self.vlans.lock().unwrap_or_else(|e| e.into_inner());
+        v.clear();
+        v.extend(
+            subports
+                .iter()
+                .map(|s| (s.port_id.clone(), s.segmentation_id)),
+        );
+    }
+
+    /// The trunk's subports now (and remembered for [`Trunk::vlan_of`]).
+    pub async fn subports(&self, client: &NeutronClient) -> Result<Vec<SubPort>, BackendError> {
+        let subports = client
+            .trunk_subports(&self.id)
+            .await
+            .map_err(|e| crate::backend::fail(format!("read trunk {}", self.id), e))?;
+        self.remember(&subports);
+        Ok(subports)
+    }
+
+    /// The VLAN of a subport, `None` when the port is none of this trunk's.
+    pub async fn vlan_of(
+        &self,
+        client: &NeutronClient,
+        port_id: &str,
+    ) -> Result<Option<u16>, BackendError> {
+        if let Some(v) = self.known_vlan(port_id) {
+            return Ok(Some(v));
+        }
+        self.subports(client).await?;
+        Ok(self.known_vlan(port_id))
+    }
+
+    fn known_vlan(&self, port_id: &str) -> Option<u16> {
+        self.vlans
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(port_id)
+            .copied()
+    }
+
+    /// The lowest VLAN neither a subport nor another attach of this process holds, reserved.
+    fn pick(&self, used: &HashSet<u16>) -> Option<u16> {
+        let mut r = self.reserved.lock().unwrap_or_else(|e| e.into_inner());
+        if used.len() + r.len() >= usize::from(self.limit) {
+            return None;
+        }
+        let vlan = (1..=4094).find(|v| !used.contains(v) && !r.contains(v))?;
+        r.insert(vlan);
+        Some(vlan)
+    }
+
+    fn unreserve(&self, vlan: u16) {
+        self.reserved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&vlan);
+    }
+
+    /// Makes `port_id` a subport on a free VLAN and returns the VLAN (the one it has when it
+    /// is a subport already).
+    pub async fn attach(&self, client: &NeutronClient, port_id: &str) -> Result<u16, BackendError> {
+        let mut attempt = 1;
+        loop {
+            let subports = self.subports(client).await?;
+            if let Some(s) = subports.iter().find(|s| s.port_id == port_id) {
+                return Ok(s.segmentation_id);
+            }
+            let used: HashSet<u16> = subports.iter().map(|s| s.segmentation_id).collect();
+            let Some(vlan) = self.pick(&used) else {
+                return Err(BackendError::Exhausted(format!(
+                    "the VM's trunk {} (port {}) carries {} containers, as many as [binding] nested_port_limit = {} allows: remove containers, or raise the limit (at most 4094)",
+                    self.id,
+                    self.parent,
+                    used.len(),
+                    self.limit
+                )));
+            };
+            let r = client.add_subport(&self.id, port_id, vlan).await;
+            self.unreserve(vlan);
+            match r {
+                Ok(()) => {
+                    self.vlans
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(port_id.to_string(), vlan);
+                    return Ok(vlan);
+                }
+                // DuplicateSubPort: another writer took the VLAN since the read.
+                Err(e)
+                    if e.is_conflict()
+                        && e.to_string().contains("already in use on trunk")
+                        && attempt < ATTEMPTS =>
+                {
+                    tracing::debug!(trunk = %self.id, vlan, attempt, "VLAN taken meanwhile: reading the trunk again");
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(crate::backend::fail(
+                        format!("attach port {port_id} to the VM's trunk {}", self.id),
+                        e,
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Takes `port_id` off the trunk (done when it is not on it).
+    pub async fn detach(&self, client: &NeutronClient, port_id: &str) -> Result<(), BackendError> {
+        client
+            .remove_subport(&self.id, port_id)
+            .await
+            .map_err(|e| {
+                crate::backend::fail(
+                    format!("detach port {port_id} from the VM's trunk {}", self.id),
+                    e,
+                )
+            })?;
+        self.vlans
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(port_id);
+        Ok(())
+    }
+}
+
+fn one(mut ports: Vec<Port>, what: &str) -> Result<Port, NeutronError> {
+    match ports.len() {
+        1 => Ok(ports.remove(0)),
+        0 => Err(NeutronError::Config(format!(
+            "no Neutron port {what} (in the project of [neutron]'s credentials): give the VM's port with [binding] parent_port"
+        ))),
+        _ => Err(NeutronError::Config(format!(
+            "{} Neutron ports {what} ({}): give the VM's port with [binding] parent_port",
+            ports.len(),
+            ports
+                .iter()
+                .map(|p| p.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_the_lowest_free_vlan_and_never_one_reserved() {
+        let t = Trunk::new("t", "p", 4094);
+        let used: HashSet<u16> = [1, 2, 4].into();
+        assert_eq!(t.pick(&used), Some(3));
+        // Reserved by a concurrent attach: the next one gets another.
+        assert_eq!(t.pick(&used), Some(5));
+        t.unreserve(3);
+        assert_eq!(t.pick(&used), Some(3));
+    }
+
+    #[test]
+    fn the_limit_counts_subports_and_attaches_under_way() {
+        let t = Trunk::new("t", "p", 3);
+        let used: HashSet<u16> = [1].into();
+        assert_eq!(t.pick(&used), Some(2));
+        assert_eq!(t.pick(&used), Some(3));
+        assert_eq!(t.pick(&used), None);
+        let full: HashSet<u16> = (1..=4094).collect();
+        assert_eq!(Trunk::new("t", "p", 4094).pick(&full), None);
+    }
+
+    #[test]
+    fn a_vm_port_is_found_by_exactly_one_match() {
+        assert!(one(Vec::new(), "with the MAC x")
+            .unwrap_err()
+            .to_string()
+            .contains("parent_port"));
+    }
+}
