@@ -350,4 +350,142 @@ fn a_vms_containers_are_trunk_subports_under_a_members_credentials() {
     drop(h);
     drop(net_h);
     host.assert_no_failed_calls();
+    assert_eq!(ports_on(&shared), Vec::<String>::new(), "ports left");
+    assert_eq!(ports_on(&vm_net), vec![vm.parent.clone()], "ports left");
+}
+
+/// `docker run -d` of `names` on VM 1's network `net`, all at once: whether each started.
+fn run_all(names: &[String], net: &str) -> Vec<std::thread::JoinHandle<bool>> {
+    names
+        .iter()
+        .map(|name| {
+            let (name, net) = (name.clone(), net.to_string());
+            std::thread::spawn(move || {
+                vm_docker(
+                    1,
+                    &[
+                        "run", "-d", "--name", &name, "--net", &net, IMAGE, "sleep", "600",
+                    ],
+                )
+                .status
+                .success()
+            })
+        })
+        .collect()
+}
+
+/// Neutron ports left on a network.
+fn ports_on(network: &str) -> Vec<String> {
+    neutron_get(&format!("/ports?network_id={network}"))["ports"]
+        .as_array()
+        .map(|a| a.iter().map(id_of).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn two_writers_of_one_trunk_a_kill_9_and_the_port_limit() {
+    let _lab = VmLab::ensure();
+    let member = Member::login();
+    let mut undo = Cleanup::default();
+    let vm_net = project_network(&mut undo, &member.project, "172.31.251.0/24", Value::Null);
+    let (cidr, _) = subnet(95);
+    let shared = project_network(&mut undo, &member.project, &cidr, Value::Null);
+    let vm = NovaVm::plug(1, &member, &vm_net);
+    // Two kuryr daemons in one VM: two writers of one trunk, each unaware of the other's
+    // attaches under way, so Neutron's 409 settles who gets a VLAN.
+    let mut a = VmDaemon::start(1, &member.vlan_conf(""));
+    let b = VmDaemon::start(1, &member.vlan_conf(""));
+    let on = format!("neutron.net.uuid={shared}");
+    let net_a = a.network(&["--subnet", &cidr, "-o", &on]);
+    let net_b = b.network(&["--subnet", &cidr, "-o", &on]);
+    let names: Vec<String> = (0..24).map(|_| unique("kvnp")).collect();
+    let mut rm = Cleanup::default();
+    let all = names.clone();
+    rm.then(move || {
+        for n in &all {
+            let _ = vm_docker(1, &["rm", "-f", n]);
+        }
+    });
+    let mut threads = run_all(&names[..8], &net_a.name);
+    threads.extend(run_all(&names[8..16], &net_b.name));
+    let started = threads
+        .into_iter()
+        .map(|t| t.join().unwrap_or(false))
+        .filter(|ok| *ok)
+        .count();
+    assert_eq!(started, 16, "every run of the two writers starts");
+    assert_eq!(assert_vlans_match(&vm, 1).len(), 16);
+    a.assert_no_failed_calls();
+    b.assert_no_failed_calls();
+
+    // kill -9 of one writer while 8 more runs go to it; then a restart.
+    let threads = run_all(&names[16..], &net_a.name);
+    wait_until("a few more subports", Duration::from_secs(60), || {
+        vm.subports().len() >= 18
+    });
+    a.kill9();
+    std::thread::sleep(Duration::from_millis(500));
+    a.spawn();
+    let started = threads
+        .into_iter()
+        .map(|t| t.join().unwrap_or(false))
+        .filter(|ok| *ok)
+        .count();
+    eprintln!("{started} of 8 docker runs succeeded across the kill");
+    assert_vlans_match(&vm, 1);
+    drop(rm);
+    assert_nothing_left(&vm, 1);
+    wait_until(
+        "every container's Neutron port deleted",
+        Duration::from_secs(30),
+        || ports_on(&shared).is_empty(),
+    );
+    drop((net_a, net_b));
+
+    // The limit counts the trunk's subports: the third container of a VM limited to two is
+    // refused with the reason, and leaves nothing.
+    let c = VmDaemon::start(1, &member.vlan_conf("nested_port_limit = 2"));
+    let net_c = c.network(&["--subnet", &cidr, "-o", &on]);
+    let x = VmContainer::run(&net_c, &[]);
+    let y = VmContainer::run(&net_c, &[]);
+    let name = unique("kvnl");
+    let err = vm_docker(
+        1,
+        &[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--net",
+            &net_c.name,
+            IMAGE,
+            "sleep",
+            "600",
+        ],
+    );
+    let _ = vm_docker(1, &["rm", "-f", &name]);
+    let msg = String::from_utf8_lossy(&err.stderr);
+    assert!(!err.status.success());
+    assert!(
+        msg.contains(&format!(
+            "the VM's trunk {} (port {}) carries 2 containers, as many as [binding] nested_port_limit = 2 allows",
+            vm.trunk, vm.parent
+        )),
+        "{msg}"
+    );
+    assert_eq!(
+        vm.subports().len(),
+        2,
+        "the refused container left a subport"
+    );
+    wait_until(
+        "the refused container's port deleted",
+        Duration::from_secs(20),
+        || ports_on(&shared).len() == 2,
+    );
+    drop((x, y, net_c));
+    assert_nothing_left(&vm, 1);
+    assert_eq!(ports_on(&shared), Vec::<String>::new(), "ports left");
+    assert_eq!(ports_on(&vm_net), vec![vm.parent.clone()], "ports left");
 }

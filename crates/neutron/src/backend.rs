@@ -173,6 +173,16 @@ impl NeutronBackend {
         self.trunk.as_ref()
     }
 
+    /// A port kuryr made for an address. Inside a VM such a port has no device owner of
+    /// kuryr's (Neutron lets a project member delete a `compute:*` port only with the admin
+    /// role, measured on Neutron 29), then the trunk's, then none again: its name says it.
+    fn is_ours(&self, port: &Port) -> bool {
+        port.device_owner == DEVICE_OWNER
+            || (self.trunk.is_some()
+                && (port.name == names::UNBOUND_PORT_NAME
+                    || port.name == names::port_name(&port.device_id)))
+    }
+
     pub fn client(&self) -> &Arc<NeutronClient> {
         &self.client
     }
@@ -740,7 +750,7 @@ impl Backend for NeutronBackend {
         };
         if let Some(ip) = req.preferred {
             if let Some(mut port) = self.port_by_ip(&subnet.network_id, ip).await? {
-                let ours = port.device_owner == DEVICE_OWNER;
+                let ours = self.is_ours(&port);
                 let bound = port.host_id.as_deref().is_some_and(|h| !h.is_empty());
                 if !port.device_id.is_empty() || bound {
                     let user = if ours {
@@ -781,10 +791,12 @@ impl Backend for NeutronBackend {
         let mut body = json!({
             "network_id": subnet.network_id,
             "name": names::UNBOUND_PORT_NAME,
-            "device_owner": DEVICE_OWNER,
             "admin_state_up": true,
             "fixed_ips": [fixed],
         });
+        if self.trunk.is_none() {
+            body["device_owner"] = json!(DEVICE_OWNER);
+        }
         if let Some(mac) = &req.mac {
             body["mac_address"] = json!(mac);
         }
@@ -837,13 +849,7 @@ impl Backend for NeutronBackend {
                 .await
                 .map_err(|e| fail(what, e));
         }
-        // Inside a VM a port of kuryr's has the owner the trunk gave it, or none once off the
-        // trunk: its name says it is kuryr's.
-        let ours = port.device_owner == DEVICE_OWNER
-            || (self.trunk.is_some()
-                && (port.name == names::UNBOUND_PORT_NAME
-                    || port.name == names::port_name(&port.device_id)));
-        if !ours {
+        if !self.is_ours(&port) {
             return Ok(());
         }
         let rest = |p: &Port| -> Vec<Value> {
@@ -1118,8 +1124,7 @@ impl Backend for NeutronBackend {
         let second = ports.get(1);
         if let Some(second) = second {
             // Dual stack: IPAM made one port per family; the endpoint keeps one port with both.
-            if second.device_owner != DEVICE_OWNER || second.tags.iter().any(|t| t == PORT_EXISTING)
-            {
+            if !self.is_ours(second) || second.tags.iter().any(|t| t == PORT_EXISTING) {
                 return Err(BackendError::Conflict(format!(
                     "addresses of endpoint {} are on two ports ({} and {}) and {} is not kuryr's: give --ip and --ip6 of one port",
                     short(eid), port.id, second.id, second.id
