@@ -301,6 +301,28 @@ fn a_vms_containers_are_trunk_subports_under_a_members_credentials() {
         "the subport's logical port: a child of the VM's port with the VLAN as its tag"
     );
 
+    // kuryr doctor inside the VM finds the same port and trunk, bound.
+    let socket = format!("/run/docker/plugins/{}.sock", inside.name);
+    let conf = inside.conf.to_string_lossy().to_string();
+    let out = run(&mut in_vm(
+        1,
+        &[
+            KURYR, "doctor", "--format", "json", "--config", &conf, "--plugin", &socket,
+        ],
+    ));
+    let checks: Value = serde_json::from_slice(&out.stdout).expect("doctor --format json");
+    let port_check = checks
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["check"] == "vm port"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(port_check["status"], "ok", "{checks:#}");
+    let detail = port_check.to_string();
+    assert!(
+        detail.contains(&vm.parent) && detail.contains(&vm.trunk) && detail.contains("ACTIVE"),
+        "{checks:#}"
+    );
+
     // The VM itself, through a container on the VM's own network.
     let own_opt = format!("neutron.net.uuid={vm_net}");
     let own = inside.network(&["--subnet", "172.31.251.0/24", "-o", &own_opt]);

@@ -109,7 +109,7 @@ pub struct VmDaemon {
     pub vm: u8,
     pub name: String,
     pub log: PathBuf,
-    conf: PathBuf,
+    pub conf: PathBuf,
     _dir: tempfile::TempDir,
     child: Option<Child>,
 }

@@ -39,6 +39,10 @@ pub(super) async fn checks(config: &Config, limit: Duration) -> Vec<Check> {
             vm.link_mac.as_deref().unwrap_or("MAC unknown")
         ),
     ));
+    if config.backend == kuryr_daemon::config::BackendKind::Neutron {
+        out.push(neutron_vm_port(config, &vm).await);
+        return out;
+    }
     let nb = config.ovn.nb_connection.clone();
     let client = match ovsdb_client(&nb, "OVN_Northbound", kuryr_ovn::TABLES, None, limit).await {
         Ok(c) => c,
@@ -86,4 +90,49 @@ pub(super) async fn checks(config: &Config, limit: Duration) -> Vec<Check> {
         )
     });
     out
+}
+
+/// The Neutron mode: the VM's port (as the daemon finds it), its trunk, and whether the
+/// hypervisor bound it.
+async fn neutron_vm_port(config: &Config, vm: &kuryr_daemon::host::VmFacts) -> Check {
+    let fix = "make the VM's port a trunk parent as the VM's project (openstack network trunk create --parent-port PORT NAME), or give the port with [binding] parent_port";
+    let client = match kuryr_daemon::neutron_client(config) {
+        Ok(c) => c,
+        Err(e) => return fail("vm port", e.to_string(), "correct [neutron] in kuryr.conf"),
+    };
+    let trunk = match kuryr_neutron::Trunk::find(
+        &client,
+        vm.parent_port.as_deref(),
+        &vm.link_iface,
+        vm.link_mac.as_deref(),
+        config.nested.port_limit,
+    )
+    .await
+    {
+        Ok(t) => t,
+        Err(e) => return fail("vm port", e.to_string(), fix),
+    };
+    let port = match client.port(&trunk.parent).await {
+        Ok(p) => p,
+        Err(e) => return fail("vm port", e.to_string(), fix),
+    };
+    let subports = port.trunk_details.map_or(0, |d| d.sub_ports.len());
+    if port.status == "ACTIVE" {
+        ok(
+            "vm port",
+            format!(
+                "{} is ACTIVE, parent of trunk {} with {subports} subports",
+                trunk.parent, trunk.id
+            ),
+        )
+    } else {
+        fail(
+            "vm port",
+            format!(
+                "{} (parent of trunk {}) is {}: no hypervisor has bound it, so its containers cannot reach anything",
+                trunk.parent, trunk.id, port.status
+            ),
+            "on the hypervisor: Nova/Neutron must have bound the VM's port (binding:host_id) and plugged the VM's NIC into br-int with external_ids:iface-id set to the port id",
+        )
+    }
 }
