@@ -20,6 +20,7 @@
 //! # let _ = plugged; Ok(()) }
 //! ```
 mod error;
+mod macvlan;
 mod mgmt;
 mod mtu;
 mod names;
@@ -33,6 +34,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use error::BindingError;
+pub use macvlan::MacvlanBinding;
 pub use mgmt::{MgmtPort, MGMT_IFNAME, MGMT_KEY};
 pub use mtu::{default_mtu, parse_encaps, Encap};
 pub use names::{container_ifname, host_ifname, kuryr_libnetwork_host_ifname, MTU_RANGE};

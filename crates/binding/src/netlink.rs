@@ -1,7 +1,9 @@
 //! The few rtnetlink requests the binding makes, on one socket in the host's namespace.
 use futures::TryStreamExt;
-use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo};
-use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo, LinkMessage, MacVlanMode,
+};
+use rtnetlink::{Handle, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVeth};
 use std::collections::HashSet;
 use std::io;
 
@@ -22,10 +24,47 @@ impl Drop for Netlink {
 }
 
 /// What a name refers to, when something has it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct LinkFacts {
     /// `veth`, `bridge`, ... or empty for a device without a kind (a physical NIC).
     pub kind: String,
+    pub name: String,
+    pub index: u32,
+    pub mac: Option<String>,
+    pub mtu: Option<u32>,
+    pub alias: Option<String>,
+}
+
+fn facts(msg: &LinkMessage) -> LinkFacts {
+    let mut f = LinkFacts {
+        index: msg.header.index,
+        ..LinkFacts::default()
+    };
+    for a in &msg.attributes {
+        match a {
+            LinkAttribute::LinkInfo(infos) => {
+                if let Some(k) = infos.iter().find_map(|i| match i {
+                    LinkInfo::Kind(k) => Some(k.to_string()),
+                    _ => None,
+                }) {
+                    f.kind = k;
+                }
+            }
+            LinkAttribute::IfName(n) => f.name = n.clone(),
+            LinkAttribute::Address(m) if m.len() == 6 => {
+                f.mac = Some(
+                    m.iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<Vec<_>>()
+                        .join(":"),
+                )
+            }
+            LinkAttribute::Mtu(m) => f.mtu = Some(*m),
+            LinkAttribute::IfAlias(a) => f.alias = Some(a.clone()),
+            _ => {}
+        }
+    }
+    f
 }
 
 fn is_not_found(e: &io::Error) -> bool {
@@ -75,24 +114,52 @@ impl Netlink {
     pub async fn link(&self, name: &str) -> io::Result<Option<LinkFacts>> {
         let mut links = self.handle.link().get().match_name(name).execute();
         match links.try_next().await.map_err(netlink_io) {
-            Ok(Some(msg)) => {
-                let kind = msg
-                    .attributes
-                    .iter()
-                    .find_map(|a| match a {
-                        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
-                            LinkInfo::Kind(k) => Some(k.to_string()),
-                            _ => None,
-                        }),
-                        _ => None,
-                    })
-                    .unwrap_or_default();
-                Ok(Some(LinkFacts { kind }))
-            }
+            Ok(Some(msg)) => Ok(Some(facts(&msg))),
             Ok(None) => Ok(None),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Every link in the host namespace.
+    pub async fn links(&self) -> io::Result<Vec<LinkFacts>> {
+        let mut links = self.handle.link().get().execute();
+        let mut out = Vec::new();
+        while let Some(msg) = links.try_next().await.map_err(netlink_io)? {
+            out.push(facts(&msg));
+        }
+        Ok(out)
+    }
+
+    /// A macvlan device in bridge mode on the link with index `lower`, with this MAC, MTU and
+    /// alias, down (Docker brings it up inside the container). `EEXIST` when the name is taken;
+    /// a failure after the device was made leaves it for the caller to delete.
+    pub async fn create_macvlan(
+        &self,
+        name: &str,
+        lower: u32,
+        mac: [u8; 6],
+        mtu: u32,
+        alias: &str,
+    ) -> io::Result<()> {
+        let msg = LinkMacVlan::new(name, lower, MacVlanMode::Bridge)
+            .address(mac.to_vec())
+            .mtu(mtu)
+            .build();
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(netlink_io)?;
+        // The kernel ignores an alias in the request that creates a link: set it after.
+        let set = LinkUnspec::new_with_name(name).alias(alias).build();
+        self.handle
+            .link()
+            .set(set)
+            .execute()
+            .await
+            .map_err(netlink_io)
     }
 
     /// Deletes the link named `name`; `Ok(false)` when there is none. Deleting one end of a

@@ -2,8 +2,8 @@
 //! `kuryr host init` set the host up, as one type the driver holds.
 use crate::config::{BindingDriver, Config, HostBindingKind};
 use kuryr_binding::{
-    Binding, BindingError, NestedVlanBinding, NullBinding, OvsBinding, PlugRequest, Plugged,
-    PluggedPort,
+    Binding, BindingError, MacvlanBinding, NestedVlanBinding, NullBinding, OvsBinding, PlugRequest,
+    Plugged, PluggedPort,
 };
 use std::time::Duration;
 
@@ -11,6 +11,8 @@ pub enum HostBinding {
     Ovs(OvsBinding),
     /// Inside a VM: VLAN access ports on the VM's underlay bridge.
     Nested(NestedVlanBinding),
+    /// Inside a VM: macvlan devices on the VM's NIC.
+    Macvlan(MacvlanBinding),
     None(NullBinding),
 }
 
@@ -58,6 +60,10 @@ impl HostBinding {
                     mtu,
                     vm: None,
                 })
+            }
+            HostBindingKind::Ovs if config.nested.driver == Some(BindingDriver::Macvlan) => {
+                // No Open vSwitch needed in the VM.
+                Self::connect_macvlan(config).await
             }
             HostBindingKind::Ovs => {
                 let settings = kuryr_binding::host_settings(&config.ovs.ovsdb_connection).await?;
@@ -107,6 +113,34 @@ impl HostBinding {
         })
     }
 
+    /// Inside a VM with the macvlan driver: the VM's NIC (`[binding] link_iface`) and its MAC.
+    pub async fn connect_macvlan(config: &Config) -> Result<HostFacts, crate::DaemonError> {
+        let link = config.nested.link_iface.clone().ok_or_else(|| {
+            crate::DaemonError::Other(
+                "the macvlan driver needs the VM's NIC: set [binding] link_iface (e.g. eth0)"
+                    .into(),
+            )
+        })?;
+        let binding = MacvlanBinding::connect(&link).await?;
+        let link_mac = binding.link().1.map(str::to_string);
+        let mtu = if config.network_mtu != 0 {
+            config.network_mtu
+        } else {
+            NESTED_DEFAULT_MTU
+        };
+        tracing::info!(nic = %link, mac = ?link_mac, parent = ?config.nested.parent_port, "inside a VM: containers on macvlan devices of the VM's NIC");
+        Ok(HostFacts {
+            binding: HostBinding::Macvlan(binding),
+            host: String::new(),
+            mtu,
+            vm: Some(VmFacts {
+                parent_port: config.nested.parent_port.clone(),
+                link_iface: link,
+                link_mac,
+            }),
+        })
+    }
+
     /// Inside a VM: the underlay bridge `kuryr host init --underlay` recorded (else
     /// `breth0`), the VM's NIC on it, and the VM's port if it is known without asking the
     /// control plane.
@@ -153,6 +187,7 @@ impl Binding for HostBinding {
         match self {
             HostBinding::Ovs(b) => b.plug(req).await,
             HostBinding::Nested(b) => b.plug(req).await,
+            HostBinding::Macvlan(b) => b.plug(req).await,
             HostBinding::None(b) => b.plug(req).await,
         }
     }
@@ -161,6 +196,7 @@ impl Binding for HostBinding {
         match self {
             HostBinding::Ovs(b) => b.wait_ready(endpoint_id, timeout).await,
             HostBinding::Nested(b) => b.wait_ready(endpoint_id, timeout).await,
+            HostBinding::Macvlan(b) => b.wait_ready(endpoint_id, timeout).await,
             HostBinding::None(b) => b.wait_ready(endpoint_id, timeout).await,
         }
     }
@@ -169,6 +205,7 @@ impl Binding for HostBinding {
         match self {
             HostBinding::Ovs(b) => b.unplug(endpoint_id).await,
             HostBinding::Nested(b) => b.unplug(endpoint_id).await,
+            HostBinding::Macvlan(b) => b.unplug(endpoint_id).await,
             HostBinding::None(b) => b.unplug(endpoint_id).await,
         }
     }
@@ -177,6 +214,7 @@ impl Binding for HostBinding {
         match self {
             HostBinding::Ovs(b) => b.list().await,
             HostBinding::Nested(b) => b.list().await,
+            HostBinding::Macvlan(b) => b.list().await,
             HostBinding::None(b) => b.list().await,
         }
     }
@@ -185,6 +223,7 @@ impl Binding for HostBinding {
         match self {
             HostBinding::Ovs(b) => b.interrupted_plug(endpoint_id).await,
             HostBinding::Nested(b) => b.interrupted_plug(endpoint_id).await,
+            HostBinding::Macvlan(b) => b.interrupted_plug(endpoint_id).await,
             HostBinding::None(b) => b.interrupted_plug(endpoint_id).await,
         }
     }

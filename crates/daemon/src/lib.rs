@@ -75,6 +75,11 @@ pub async fn ovn_driver(config: &Config) -> Result<Driver<OvnBackend, HostBindin
         mtu,
         vm,
     } = HostBinding::connect(config).await?;
+    if let HostBinding::Macvlan(_) = binding {
+        return Err(DaemonError::Other(
+            "the macvlan driver works in the Neutron mode only in this version (its containers' addresses are allowed address pairs of the VM's port): in the OVN mode use the vlan driver".into(),
+        ));
+    }
     let mut parent_port = None;
     if let (Some(vm), HostBinding::Nested(nested)) = (&vm, &binding) {
         // Inside a VM: every container port is a child of the VM's own port.
@@ -108,7 +113,7 @@ pub async fn ovn_driver(config: &Config) -> Result<Driver<OvnBackend, HostBindin
             Some(g)
         }
         // Inside a VM the hypervisor's kuryr is the gateway of routed networks.
-        HostBinding::Nested(_) | HostBinding::None(_) => None,
+        HostBinding::Nested(_) | HostBinding::Macvlan(_) | HostBinding::None(_) => None,
     };
     let backend = OvnBackend::new(nb, settings);
     if gateway.is_some() {
@@ -246,6 +251,20 @@ pub async fn neutron_driver(
         nested.ovs().set_host(&t.parent);
         trunk = Some(t);
     }
+    let mut vm_port = None;
+    if let (Some(vm), HostBinding::Macvlan(_)) = (&vm, &binding) {
+        // Inside a VM with macvlan: the VM's port carries the containers' addresses.
+        let p = kuryr_neutron::VmPort::find(
+            &client,
+            vm.parent_port.as_deref(),
+            &vm.link_iface,
+            vm.link_mac.as_deref(),
+        )
+        .await
+        .map_err(DaemonError::Neutron)?;
+        tracing::info!(port = %p.id, network = %p.network_id, nic = %vm.link_iface, "inside a VM: containers on macvlan devices, their addresses allowed on the VM's port");
+        vm_port = Some(p);
+    }
     let n = &config.neutron;
     let mut settings = kuryr_neutron::NeutronSettings::new(&host);
     settings.pool_prefix = n.subnetpool_name_prefix.clone();
@@ -263,6 +282,9 @@ pub async fn neutron_driver(
     let mut backend = kuryr_neutron::NeutronBackend::new(std::sync::Arc::new(client), settings);
     if let Some(t) = trunk {
         backend = backend.with_trunk(t);
+    }
+    if let Some(p) = vm_port {
+        backend = backend.with_vm_port(p);
     }
     Ok(Driver::new(backend, binding, config, mtu))
 }

@@ -140,6 +140,11 @@ struct NovaVm {
 
 impl NovaVm {
     fn plug(n: u8, member: &Member, vm_net: &str) -> NovaVm {
+        NovaVm::plug_with(n, member, vm_net, true)
+    }
+
+    /// With `trunk` false the VM's port gets no trunk (the macvlan driver).
+    fn plug_with(n: u8, member: &Member, vm_net: &str, trunk: bool) -> NovaVm {
         let mut undo = Cleanup::default();
         let port = neutron_create(
             "port",
@@ -179,14 +184,19 @@ impl NovaVm {
                 &format!("external_ids:iface-id={lab_port}"),
             ]));
         });
-        let (status, t) = member.neutron(
-            "POST",
-            "/trunks",
-            Some(&json!({"trunk": {"port_id": parent, "name": unique("kvn-trunk")}})),
-        );
-        assert_eq!(status, 201, "the member creates the VM's trunk: {t}");
-        let trunk = t["trunk"]["id"].as_str().expect("trunk id").to_string();
-        undo.delete(format!("/trunks/{trunk}"));
+        let trunk = if trunk {
+            let (status, t) = member.neutron(
+                "POST",
+                "/trunks",
+                Some(&json!({"trunk": {"port_id": parent, "name": unique("kvn-trunk")}})),
+            );
+            assert_eq!(status, 201, "the member creates the VM's trunk: {t}");
+            let trunk = t["trunk"]["id"].as_str().expect("trunk id").to_string();
+            undo.delete(format!("/trunks/{trunk}"));
+            trunk
+        } else {
+            String::new()
+        };
         wait_until("the VM's port ACTIVE", Duration::from_secs(30), || {
             neutron_get(&format!("/ports/{parent}"))["port"]["status"] == "ACTIVE"
         });
@@ -510,4 +520,110 @@ fn two_writers_of_one_trunk_a_kill_9_and_the_port_limit() {
     assert_nothing_left(&vm, 1);
     assert_eq!(ports_on(&shared), Vec::<String>::new(), "ports left");
     assert_eq!(ports_on(&vm_net), vec![vm.parent.clone()], "ports left");
+}
+
+/// The (address, MAC) pairs the VM's port allows.
+fn pairs_of(port: &str) -> Vec<(String, String)> {
+    neutron_get(&format!("/ports/{port}"))["port"]["allowed_address_pairs"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    (
+                        p["ip_address"].as_str().unwrap_or_default().to_string(),
+                        p["mac_address"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The macvlan devices in VM `n`.
+fn vm_macvlans(n: u8) -> Vec<String> {
+    let out = run(&mut in_vm(
+        n,
+        &["ip", "-o", "link", "show", "type", "macvlan"],
+    ));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(':').nth(1).map(|s| s.trim().to_string()))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn macvlan_with_neutron_29s_ml2_ovn_is_refused_with_the_reason_and_leaves_nothing() {
+    let _lab = VmLab::ensure();
+    let member = Member::login();
+    let mut undo = Cleanup::default();
+    let vm_net = project_network(&mut undo, &member.project, "172.31.251.0/24", Value::Null);
+    let vm = NovaVm::plug_with(1, &member, &vm_net, false);
+    // kuryr-libnetwork's nested (macvlan) kuryr.conf: no OVS needed in the VM.
+    let conf = member
+        .vlan_conf("")
+        .replace(
+            "kuryr_libnetwork.port_driver.drivers.vlan",
+            "kuryr_libnetwork.port_driver.drivers.nested",
+        )
+        .replace(
+            "kuryr.lib.binding.drivers.vlan",
+            "kuryr.lib.binding.drivers.macvlan",
+        );
+    let inside = VmDaemon::start(1, &conf);
+    assert!(
+        inside.log_text().contains(&vm.parent),
+        "{}",
+        inside.log_text()
+    );
+    // No neutron.net option: the VM's own network, as kuryr-libnetwork's nested driver does.
+    let net_v = inside.network(&["--subnet", "172.31.251.0/24"]);
+    let tags = tags_of(&neutron_get(&format!("/networks/{vm_net}"))["network"]);
+    assert!(
+        tags.iter().any(|t| t.starts_with("kuryr.net.existing:")),
+        "the VM's network is used as an existing one: {tags:?}"
+    );
+    // ML2/OVN (Neutron 29) accepts only VRRP MACs in a bound port's allowed address pairs.
+    let name = unique("kvnm");
+    let err = vm_docker(
+        1,
+        &[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--net",
+            &net_v.name,
+            IMAGE,
+            "sleep",
+            "600",
+        ],
+    );
+    let _ = vm_docker(1, &["rm", "-f", &name]);
+    let msg = String::from_utf8_lossy(&err.stderr);
+    assert!(!err.status.success());
+    assert!(
+        msg.contains("allowed address pairs of the VM's port")
+            && msg.contains("use the vlan driver"),
+        "{msg}"
+    );
+    // Refused, so nothing stays: no pair, no container port, no macvlan device.
+    assert!(
+        pairs_of(&vm.parent).is_empty(),
+        "{:?}",
+        pairs_of(&vm.parent)
+    );
+    wait_until(
+        "the refused container's port deleted",
+        Duration::from_secs(20),
+        || ports_on(&vm_net) == vec![vm.parent.clone()],
+    );
+    assert!(vm_macvlans(1).is_empty(), "{:?}", vm_macvlans(1));
+    drop(net_v);
+    let tags = tags_of(&neutron_get(&format!("/networks/{vm_net}"))["network"]);
+    assert!(
+        !tags.iter().any(|t| t.starts_with("kuryr.")),
+        "the VM's network keeps kuryr's tags: {tags:?}"
+    );
+    inside.assert_no_failed_calls();
 }

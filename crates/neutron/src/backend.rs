@@ -9,6 +9,7 @@
 //! `If-Match` on its revision.
 use crate::client::NeutronClient;
 use crate::error::NeutronError;
+use crate::macvlan::VmPort;
 use crate::names::{self, DEVICE_OWNER, POOL_EXISTING, PORT_EXISTING};
 use crate::trunk::Trunk;
 use crate::types::{Network, Port, Subnet, SubnetPool};
@@ -81,6 +82,9 @@ pub struct NeutronBackend {
     cache: Mutex<Cache>,
     /// Inside a VM: the VM's trunk, whose subports the containers' ports are.
     trunk: Option<Trunk>,
+    /// Inside a VM with the macvlan driver: the VM's port, which carries the containers'
+    /// addresses as allowed address pairs.
+    macvlan: Option<VmPort>,
 }
 
 fn short(id: &str) -> &str {
@@ -159,7 +163,19 @@ impl NeutronBackend {
             settings,
             cache: Mutex::new(Cache::default()),
             trunk: None,
+            macvlan: None,
         }
+    }
+
+    /// Inside a VM with the macvlan driver (see [`crate::macvlan`]).
+    pub fn with_vm_port(mut self, vm: VmPort) -> NeutronBackend {
+        self.macvlan = Some(vm);
+        self
+    }
+
+    /// Inside a VM: the containers' ports are bound to no host.
+    fn nested(&self) -> bool {
+        self.trunk.is_some() || self.macvlan.is_some()
     }
 
     /// Inside a VM: containers' ports become subports of the VM's trunk instead of ports
@@ -178,7 +194,7 @@ impl NeutronBackend {
     /// role, measured on Neutron 29), then the trunk's, then none again: its name says it.
     fn is_ours(&self, port: &Port) -> bool {
         port.device_owner == DEVICE_OWNER
-            || (self.trunk.is_some()
+            || (self.nested()
                 && (port.name == names::UNBOUND_PORT_NAME
                     || port.name == names::port_name(&port.device_id)))
     }
@@ -375,7 +391,7 @@ impl NeutronBackend {
     /// sets the status when ovn-controller binds or releases the port, which is exactly when
     /// CreateEndpoint and DeleteEndpoint update it), the port is read again and the update
     /// built anew from it, a few times at most, so nobody's change is written over.
-    async fn update_port(
+    pub(crate) async fn update_port(
         &self,
         port: &Port,
         what: &str,
@@ -794,7 +810,7 @@ impl Backend for NeutronBackend {
             "admin_state_up": true,
             "fixed_ips": [fixed],
         });
-        if self.trunk.is_none() {
+        if !self.nested() {
             body["device_owner"] = json!(DEVICE_OWNER);
         }
         if let Some(mac) = &req.mac {
@@ -929,7 +945,16 @@ impl Backend for NeutronBackend {
                     }
                 }
             }
-            (None, None) => None,
+            (None, None) => match &self.macvlan {
+                // As kuryr-libnetwork's nested driver: the VM's own network.
+                Some(vm) => Some(
+                    self.client
+                        .network(&vm.network_id)
+                        .await
+                        .map_err(|e| fail(format!("the VM's network {}", vm.network_id), e))?,
+                ),
+                None => None,
+            },
         };
         let tags = names::id_tags(id);
         let (net, reused) = match existing {
@@ -1095,9 +1120,24 @@ impl Backend for NeutronBackend {
                 short(eid)
             )));
         };
-        let done = match &self.trunk {
-            Some(t) => port.device_id == *eid && t.vlan_of(&self.client, &port.id).await?.is_some(),
-            None => {
+        if let Some(vm) = &self.macvlan {
+            if port.network_id != vm.network_id {
+                return Err(BackendError::Invalid(format!(
+                    "with the macvlan driver containers join the VM's own network {}: create the Docker network without neutron.net options, or with -o neutron.net.uuid={}",
+                    vm.network_id, vm.network_id
+                )));
+            }
+        }
+        let done = match (&self.trunk, &self.macvlan) {
+            (Some(t), _) => {
+                port.device_id == *eid && t.vlan_of(&self.client, &port.id).await?.is_some()
+            }
+            (None, Some(vm)) if port.device_id == *eid => {
+                self.add_pairs(vm, &port).await?;
+                true
+            }
+            (None, Some(_)) => false,
+            (None, None) => {
                 port.device_id == *eid
                     && port.host_id.as_deref() == Some(self.settings.host.as_str())
             }
@@ -1150,7 +1190,7 @@ impl Backend for NeutronBackend {
                 "device_id": eid,
                 "admin_state_up": true,
             });
-            if self.trunk.is_none() {
+            if !self.nested() {
                 body["binding:host_id"] = json!(self.settings.host);
                 body["device_owner"] = json!(DEVICE_OWNER);
             }
@@ -1220,6 +1260,10 @@ impl Backend for NeutronBackend {
             port.tags = tags;
             port.revision_number += 1;
         }
+        if let Some(vm) = &self.macvlan {
+            // The port stays the endpoint's; Docker's ReleaseAddress deletes it on failure.
+            self.add_pairs(vm, &port).await?;
+        }
         {
             let mut c = self.cache();
             for f in &port.fixed_ips {
@@ -1282,6 +1326,9 @@ impl Backend for NeutronBackend {
         if let Some(t) = &self.trunk {
             // Before ReleaseAddress deletes the port: Neutron refuses to delete a subport.
             t.detach(&self.client, &port.id).await?;
+        }
+        if let Some(vm) = &self.macvlan {
+            self.remove_pairs(vm, &port).await?;
         }
         if !port.tags.iter().any(|t| t == PORT_EXISTING) {
             // kuryr's own port: Docker's ReleaseAddress, which follows DeleteEndpoint at once,
@@ -1380,6 +1427,17 @@ impl Backend for NeutronBackend {
                 }
                 if let Some(ep) = self.endpoint(&port.device_id).await? {
                     out.push(ep);
+                }
+            }
+            return Ok(out);
+        }
+        if let Some(vm) = &self.macvlan {
+            let mut out = Vec::new();
+            for port in self.paired_ports(vm).await? {
+                if port.device_id.len() == 64 {
+                    if let Some(ep) = self.endpoint(&port.device_id).await? {
+                        out.push(ep);
+                    }
                 }
             }
             return Ok(out);

@@ -13,7 +13,7 @@
 //! child unclaimed): a project member's credentials are enough.
 use crate::client::{encode, NeutronClient};
 use crate::error::NeutronError;
-use crate::types::{Port, SubPort};
+use crate::types::SubPort;
 use kuryr_core::BackendError;
 use reqwest::Method;
 use serde_json::json;
@@ -98,10 +98,6 @@ pub struct Trunk {
     vlans: Mutex<HashMap<String, u16>>,
 }
 
-fn looks_like_uuid(s: &str) -> bool {
-    s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
-}
-
 impl Trunk {
     pub fn new(id: &str, parent: &str, limit: u16) -> Trunk {
         Trunk {
@@ -122,26 +118,7 @@ impl Trunk {
         mac: Option<&str>,
         limit: u16,
     ) -> Result<Trunk, NeutronError> {
-        let port = match (parent, mac) {
-            (Some(p), _) if looks_like_uuid(p) => match client.port(p).await {
-                Err(e) if e.is_not_found() => {
-                    return Err(NeutronError::Config(format!(
-                        "the VM's port {p} ([binding] parent_port, or kuryr host init --parent-port) is not in Neutron, or not in the project of [neutron]'s credentials"
-                    )))
-                }
-                r => r?,
-            },
-            (Some(p), _) => one(client.ports(&[("name", p)]).await?, &format!("named {p}"))?,
-            (None, Some(m)) => one(
-                client.ports(&[("mac_address", m)]).await?,
-                &format!("with the MAC {m} of the VM's NIC {nic}"),
-            )?,
-            (None, None) => {
-                return Err(NeutronError::Config(format!(
-                    "the VM's NIC {nic} has no MAC to find the VM's port by: give the port with [binding] parent_port"
-                )))
-            }
-        };
+        let port = crate::macvlan::vm_port(client, parent, nic, mac).await?;
         let Some(details) = &port.trunk_details else {
             if !client.has_extension("trunk").await? {
                 return Err(NeutronError::Config(
@@ -284,24 +261,6 @@ impl Trunk {
     }
 }
 
-fn one(mut ports: Vec<Port>, what: &str) -> Result<Port, NeutronError> {
-    match ports.len() {
-        1 => Ok(ports.remove(0)),
-        0 => Err(NeutronError::Config(format!(
-            "no Neutron port {what} (in the project of [neutron]'s credentials): give the VM's port with [binding] parent_port"
-        ))),
-        _ => Err(NeutronError::Config(format!(
-            "{} Neutron ports {what} ({}): give the VM's port with [binding] parent_port",
-            ports.len(),
-            ports
-                .iter()
-                .map(|p| p.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,13 +285,5 @@ mod tests {
         assert_eq!(t.pick(&used), None);
         let full: HashSet<u16> = (1..=4094).collect();
         assert_eq!(Trunk::new("t", "p", 4094).pick(&full), None);
-    }
-
-    #[test]
-    fn a_vm_port_is_found_by_exactly_one_match() {
-        assert!(one(Vec::new(), "with the MAC x")
-            .unwrap_err()
-            .to_string()
-            .contains("parent_port"));
     }
 }

@@ -91,6 +91,16 @@ pub struct Port {
     /// Of a trunk's parent port (the `trunk-details` extension).
     #[serde(default)]
     pub trunk_details: Option<TrunkDetails>,
+    #[serde(default)]
+    pub allowed_address_pairs: Vec<AddressPair>,
+}
+
+/// An address (and MAC) a port may send from besides its own (`allowed-address-pairs`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct AddressPair {
+    pub ip_address: String,
+    #[serde(default)]
+    pub mac_address: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

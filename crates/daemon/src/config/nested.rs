@@ -11,6 +11,9 @@ pub enum BindingDriver {
     /// Inside a VM: a veth on the VM's underlay bridge, an access port tagged with the VLAN of
     /// the container's logical port (a child of the VM's port).
     Vlan,
+    /// Inside a VM: a macvlan device on the VM's NIC; the VM's own port carries the
+    /// container's MAC and address (kuryr-libnetwork's `nested` driver).
+    Macvlan,
 }
 
 /// The nested (VM) settings of `[binding]`.
@@ -38,17 +41,16 @@ impl Default for NestedSettings {
     }
 }
 
-const MACVLAN: &str = "the macvlan nested driver (kuryr-libnetwork's `nested`) has no equivalent in this version: use the vlan driver (containers on VLAN access ports of the VM's OVS bridge), or keep kuryr-libnetwork on this host";
-
 /// The driver a value names, in kuryr's spelling or kuryr-libnetwork's and kuryr-lib's.
 fn driver_of(value: &str) -> Result<BindingDriver, String> {
     let last = value.rsplit('.').next().unwrap_or(value);
     match last {
         "veth" => Ok(BindingDriver::Veth),
         "vlan" => Ok(BindingDriver::Vlan),
-        "nested" | "macvlan" | "ipvlan" => Err(MACVLAN.into()),
+        "nested" | "macvlan" => Ok(BindingDriver::Macvlan),
+        "ipvlan" => Err("the ipvlan driver has no equivalent (kuryr-libnetwork refuses it with its nested driver too): use macvlan or vlan".into()),
         "sriov" => Err("the SR-IOV driver has no equivalent in this version: keep kuryr-libnetwork on this host".into()),
-        _ => Err("expected veth or vlan (or kuryr-libnetwork's kuryr_libnetwork.port_driver.drivers.veth|vlan)".into()),
+        _ => Err("expected veth, vlan or macvlan (or kuryr-libnetwork's kuryr_libnetwork.port_driver.drivers.veth|vlan|nested)".into()),
     }
 }
 

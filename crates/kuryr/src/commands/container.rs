@@ -198,7 +198,7 @@ impl Host {
                 match &facts.binding {
                     HostBinding::Ovs(b) => b.set_host(host),
                     HostBinding::Nested(b) => b.ovs().set_host(host),
-                    HostBinding::None(_) => {}
+                    HostBinding::Macvlan(_) | HostBinding::None(_) => {}
                 }
                 Ok::<_, anyhow::Error>((facts.binding, facts.mtu))
             })
