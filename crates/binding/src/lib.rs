@@ -114,6 +114,13 @@ pub trait Binding: Send + Sync + 'static {
     /// plugged, with whether its veth still exists, for reconciliation after a restart.
     fn list(&self) -> impl Future<Output = Result<Vec<PluggedPort>, BindingError>> + Send;
 
+    /// Whether this host sees the host side of a running container's endpoint (a veth end,
+    /// an OVS port). A macvlan device lives inside its container, out of sight: then an
+    /// endpoint without anything on the host is no sign of trouble.
+    fn sees_running_endpoints(&self) -> bool {
+        true
+    }
+
     /// Whether a plug of this endpoint was cut short (the daemon killed half way): its veth
     /// pair is here with both ends, the container's never handed to Docker, and it is in no
     /// bridge. Docker got no answer for such an endpoint and will not use it.

@@ -4,14 +4,16 @@
 //! container's MAC and address (Neutron's allowed address pairs, or the addresses of the VM's
 //! logical port in the OVN mode). The device's alias records the endpoint
 //! (`kuryr:<endpoint id>`), so that reconciliation finds the devices of this binding after a
-//! restart. A macvlan device cannot reach its lower device's own addresses: containers do not
-//! reach the VM they run in.
-use crate::names::{container_ifname, parse_mac, validate_endpoint_id};
+//! restart: a device still in the VM's namespace at a start is a plug Docker never got the
+//! answer of (Docker moves it into the container at Join), and is undone. A macvlan device
+//! cannot reach its lower device's own addresses: containers do not reach the VM they run in.
+use crate::names::{container_ifname, parse_mac, validate_endpoint_id, CONTAINER_PREFIX};
 use crate::netlink::Netlink;
 use crate::{Binding, BindingError, PlugRequest, Plugged, PluggedBy, PluggedPort};
 use std::time::Duration;
 
 const EEXIST: i32 = 17;
+const EOPNOTSUPP: i32 = 95;
 const ALIAS_PREFIX: &str = "kuryr:";
 
 pub struct MacvlanBinding {
@@ -105,11 +107,18 @@ impl Binding for MacvlanBinding {
                 return Err(self.err(action(), eid, e));
             }
         }
-        // The VM's NIC is a veth or a virtio device behind a userspace datapath more often than
-        // not: partial checksums would arrive broken (see offload.rs).
-        if let Err(e) = crate::offload::disable_tx_checksum(&name) {
-            let _ = self.netlink.delete(&name).await;
-            return Err(self.err(format!("turn off tx checksum offload on {name}"), eid, e));
+        // Partial checksums would arrive broken behind a userspace datapath (see offload.rs).
+        // A macvlan device takes its lower device's offloads, and some kernels refuse to change
+        // them on the macvlan itself (EOPNOTSUPP): then the NIC's setting applies.
+        match crate::offload::disable_tx_checksum(&name) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(EOPNOTSUPP) => {
+                tracing::debug!(ifname = %name, nic = %self.link, "tx checksum offload follows the NIC's");
+            }
+            Err(e) => {
+                let _ = self.netlink.delete(&name).await;
+                return Err(self.err(format!("turn off tx checksum offload on {name}"), eid, e));
+            }
         }
         Ok(plugged)
     }
@@ -129,6 +138,26 @@ impl Binding for MacvlanBinding {
             .map_err(|e| self.err(format!("delete macvlan {name}"), endpoint_id, e))
     }
 
+    fn sees_running_endpoints(&self) -> bool {
+        false
+    }
+
+    /// A device still here, not in a container: a plug whose answer Docker never got (at a
+    /// start, nothing of this process has plugged anything yet).
+    async fn interrupted_plug(&self, endpoint_id: &str) -> Result<bool, BindingError> {
+        let name = container_ifname(endpoint_id)?;
+        let alias = format!("{ALIAS_PREFIX}{endpoint_id}");
+        let there = self
+            .netlink
+            .link(&name)
+            .await
+            .map_err(|e| self.err(format!("look up macvlan {name}"), endpoint_id, e))?;
+        // Without an alias: killed between making the device and naming its endpoint.
+        Ok(there
+            .filter(|l| l.kind == "macvlan")
+            .is_some_and(|l| l.alias.is_none() || l.alias.as_deref() == Some(alias.as_str())))
+    }
+
     async fn list(&self) -> Result<Vec<PluggedPort>, BindingError> {
         let links = self
             .netlink
@@ -139,14 +168,21 @@ impl Binding for MacvlanBinding {
             .into_iter()
             .filter(|l| l.kind == "macvlan")
             .filter_map(|l| {
-                let eid = l.alias.as_deref()?.strip_prefix(ALIAS_PREFIX)?.to_string();
+                let eid = match l.alias.as_deref() {
+                    Some(a) => a.strip_prefix(ALIAS_PREFIX)?.to_string(),
+                    // Made by a plug killed before it could set the alias: the name holds
+                    // the start of the endpoint id, which is all unplug needs.
+                    None => l.name.strip_prefix(CONTAINER_PREFIX)?.to_string(),
+                };
                 Some(PluggedPort {
                     endpoint_id: eid,
                     iface_id: String::new(),
                     mac: l.mac.unwrap_or_default(),
                     host_ifname: l.name,
                     bridge: None,
-                    veth_exists: true,
+                    // Seen here, so in no container (Docker moves it in at Join): not the
+                    // host side of a running container.
+                    veth_exists: false,
                     ovn_installed: false,
                     plugged_by: PluggedBy::Kuryr,
                 })

@@ -1053,7 +1053,10 @@ mod tests {
                 "[DEFAULT]\ndefault_port_driver = veth\n[binding]\ndefault_driver = vlan\n",
                 "names another driver than",
             ),
-            ("[binding]\ndefault_driver = tap\n", "expected veth, vlan or macvlan"),
+            (
+                "[binding]\ndefault_driver = tap\n",
+                "expected veth, vlan or macvlan",
+            ),
             (
                 "[binding]\nnested_port_limit = 4095\n",
                 "expected 1 to 4094",

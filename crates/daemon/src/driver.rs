@@ -136,6 +136,27 @@ impl<Bk: Backend, Bd: Binding> Driver<Bk, Bd> {
         n
     }
 
+    /// A binding whose devices live in their containers (macvlan) sees those Docker gave back
+    /// after a DeleteEndpoint that reached no kuryr (one killed and not yet back): at each
+    /// ReleaseAddress and DeleteNetwork, devices here whose endpoint is gone are removed.
+    async fn sweep_orphans(&self) {
+        let Ok(plugged) = self.binding.list().await else {
+            return;
+        };
+        for p in plugged {
+            if matches!(self.backend.endpoint(&p.endpoint_id).await, Ok(None)) {
+                match self.binding.unplug(&p.endpoint_id).await {
+                    Ok(()) => {
+                        tracing::info!(endpoint = %short(&p.endpoint_id), ifname = %p.host_ifname, "removed the device of an endpoint that is gone")
+                    }
+                    Err(e) => {
+                        tracing::warn!(endpoint = %short(&p.endpoint_id), error = %e, "could not remove the device of an endpoint that is gone")
+                    }
+                }
+            }
+        }
+    }
+
     pub fn mtu(&self) -> u32 {
         self.mtu
     }
@@ -182,6 +203,9 @@ impl<Bk: Backend, Bd: Binding> NetworkDriver for Driver<Bk, Bd> {
         let id = req.network_id.as_str();
         let routes = self.backend.host_routes(id);
         self.backend.delete_network(id).await.map_err(plugin_err)?;
+        if !self.binding.sees_running_endpoints() {
+            self.sweep_orphans().await;
+        }
         if let Some(g) = &self.gateway {
             // Another Docker network of this host on the same logical network keeps them.
             let kept = crate::gateway::routes_in_use(&self.backend, &self.binding).await;
@@ -524,6 +548,10 @@ impl<Bk: Backend, Bd: Binding> IpamDriver for Driver<Bk, Bd> {
         self.backend
             .release_address(&req.pool_id, req.address)
             .await
-            .map_err(plugin_err)
+            .map_err(plugin_err)?;
+        if !self.binding.sees_running_endpoints() {
+            self.sweep_orphans().await;
+        }
+        Ok(())
     }
 }

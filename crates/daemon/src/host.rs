@@ -219,6 +219,15 @@ impl Binding for HostBinding {
         }
     }
 
+    fn sees_running_endpoints(&self) -> bool {
+        match self {
+            HostBinding::Ovs(b) => b.sees_running_endpoints(),
+            HostBinding::Nested(b) => b.sees_running_endpoints(),
+            HostBinding::Macvlan(b) => b.sees_running_endpoints(),
+            HostBinding::None(b) => b.sees_running_endpoints(),
+        }
+    }
+
     async fn interrupted_plug(&self, endpoint_id: &str) -> Result<bool, BindingError> {
         match self {
             HostBinding::Ovs(b) => b.interrupted_plug(endpoint_id).await,

@@ -75,12 +75,14 @@ pub async fn ovn_driver(config: &Config) -> Result<Driver<OvnBackend, HostBindin
         mtu,
         vm,
     } = HostBinding::connect(config).await?;
-    if let HostBinding::Macvlan(_) = binding {
-        return Err(DaemonError::Other(
-            "the macvlan driver works in the Neutron mode only in this version (its containers' addresses are allowed address pairs of the VM's port): in the OVN mode use the vlan driver".into(),
-        ));
-    }
     let mut parent_port = None;
+    let mut macvlan_parent = None;
+    if let (Some(vm), HostBinding::Macvlan(_)) = (&vm, &binding) {
+        // Inside a VM with macvlan: the VM's own port carries the containers' addresses.
+        let parent = resolve_parent(&nb, vm).map_err(DaemonError::Other)?;
+        host = config.host.clone().unwrap_or_else(|| parent.clone());
+        macvlan_parent = Some(parent);
+    }
     if let (Some(vm), HostBinding::Nested(nested)) = (&vm, &binding) {
         // Inside a VM: every container port is a child of the VM's own port.
         let parent = resolve_parent(&nb, vm).map_err(DaemonError::Other)?;
@@ -90,6 +92,7 @@ pub async fn ovn_driver(config: &Config) -> Result<Driver<OvnBackend, HostBindin
     }
     let mut settings = OvnSettings::new(&host);
     settings.parent_port = parent_port;
+    settings.macvlan_parent = macvlan_parent;
     settings.nested_port_limit = config.nested.port_limit;
     settings.default_pool_v4 = config.ovn.default_pool_v4;
     settings.default_prefix_v4 = config.ovn.default_pool_v4_prefix;
@@ -98,9 +101,10 @@ pub async fn ovn_driver(config: &Config) -> Result<Driver<OvnBackend, HostBindin
     settings.write_timeout = config.ovn.write_timeout;
     let bridge = match &binding {
         HostBinding::Nested(n) => n.ovs().bridge().to_string(),
+        HostBinding::Macvlan(m) => m.link().0.to_string(),
         _ => config.ovs.integration_bridge.clone(),
     };
-    tracing::info!(host = %host, mtu, bridge = %bridge, parent = ?settings.parent_port, "OVN mode");
+    tracing::info!(host = %host, mtu, bridge = %bridge, parent = ?settings.parent_port, macvlan_parent = ?settings.macvlan_parent, "OVN mode");
     // Routed networks leave through this host: its management port, forwarding and NAT.
     let gateway = match &binding {
         HostBinding::Ovs(ovs) => {

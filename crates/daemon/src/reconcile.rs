@@ -73,7 +73,10 @@ pub async fn reconcile<Bk: Backend, B: Binding>(backend: &Bk, binding: &B) -> Re
                 }
                 match binding.interrupted_plug(&ep.endpoint_id).await {
                     Ok(true) => suspects.push(ep),
-                    Ok(false) => report.missing_host_side.push(ep.endpoint_id),
+                    Ok(false) if binding.sees_running_endpoints() => {
+                        report.missing_host_side.push(ep.endpoint_id)
+                    }
+                    Ok(false) => {}
                     Err(e) => {
                         report.errors.push(format!(
                             "look at endpoint {}'s interfaces: {e}",

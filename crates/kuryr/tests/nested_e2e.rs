@@ -7,6 +7,7 @@ mod common;
 use common::vm::*;
 use common::*;
 use std::collections::HashSet;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A /24 of its own per test and process: 10.<base>.<pid-derived>.0/24.
@@ -479,4 +480,169 @@ fn the_source_documents_underlay_workflow_runs_inside_a_vm() {
         "{:?}",
         vm_children(1)
     );
+}
+
+/// The `addresses` entries of VM `n`'s own logical port other than the VM's.
+fn vm_port_extra_addresses(n: u8) -> Vec<String> {
+    let out = run(Command::new("ovn-nbctl").args([
+        "--timeout=10",
+        "--bare",
+        "--columns=addresses",
+        "list",
+        "Logical_Switch_Port",
+        &format!("kuryr-vm-{n}"),
+    ]));
+    assert!(out.status.success());
+    let own = format!("02:6b:76:6d:00:{n:02x}");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    // `--bare` prints the set's strings space-separated: split on the MACs.
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut entries: Vec<Vec<&str>> = Vec::new();
+    for w in words {
+        if w.matches(':').count() == 5 && w.len() == 17 {
+            entries.push(vec![w]);
+        } else if let Some(e) = entries.last_mut() {
+            e.push(w);
+        }
+    }
+    entries
+        .into_iter()
+        .filter(|e| e[0] != own)
+        .map(|e| e.join(" "))
+        .collect()
+}
+
+/// The macvlan devices in VM `n`.
+fn vm_macvlans(n: u8) -> Vec<String> {
+    let out = run(&mut in_vm(
+        n,
+        &["ip", "-o", "link", "show", "type", "macvlan"],
+    ));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(':').nth(1).map(|s| s.trim().to_string()))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn macvlan_containers_ride_on_the_vms_own_port() {
+    let _lab = VmLab::ensure();
+    assert!(
+        vm_port_extra_addresses(1).is_empty(),
+        "addresses left on kuryr-vm-1: {:?}",
+        vm_port_extra_addresses(1)
+    );
+    // kuryr-libnetwork's nested (macvlan) spelling; no Open vSwitch is used in the VM.
+    let mut vm1 = VmDaemon::start(
+        1,
+        "[DEFAULT]\ndefault_port_driver = kuryr_libnetwork.port_driver.drivers.nested\n[binding]\ndefault_driver = kuryr.lib.binding.drivers.macvlan\nlink_iface = eth0\n",
+    );
+    let own = vm1.network(&[
+        "--subnet",
+        "172.31.251.0/24",
+        "--ip-range",
+        "172.31.251.128/25",
+        "--gateway",
+        "172.31.251.1",
+        "-o",
+        "kuryr.net.name=kuryr-vms",
+        "-o",
+        "kuryr.router=none",
+    ]);
+    let a = VmContainer::run(&own, &["--cap-add", "NET_ADMIN"]);
+    let ia = a.ip(&own);
+    assert!(
+        a.pings("172.31.251.12"),
+        "a macvlan container cannot reach VM 2"
+    );
+    assert!(
+        run(&mut in_vm(2, &["ping", "-c", "1", "-W", "2", &ia]))
+            .status
+            .success(),
+        "VM 2 cannot reach VM 1's macvlan container"
+    );
+    let mac = a.exec(&["cat", "/sys/class/net/eth0/address"]);
+    let mac = String::from_utf8_lossy(&mac.stdout).trim().to_string();
+    assert_eq!(vm_port_extra_addresses(1), vec![format!("{mac} {ia}")]);
+    assert!(
+        vm_children(1).is_empty(),
+        "macvlan containers have no port of their own"
+    );
+    // The device is in the container (Docker moved it), none is left in the VM.
+    assert!(vm_macvlans(1).is_empty(), "{:?}", vm_macvlans(1));
+    // A macvlan device never reaches its lower device's own addresses (documented).
+    assert!(
+        !a.pings("172.31.251.11"),
+        "a macvlan container reached its VM"
+    );
+    // Another address is not the VM port's to send from.
+    assert!(a
+        .exec(&["ip", "addr", "add", "172.31.251.250/24", "dev", "eth0"])
+        .status
+        .success());
+    assert!(
+        !a.pings_from("172.31.251.250", "172.31.251.12"),
+        "a spoofed address got through"
+    );
+    assert!(a.pings_from(&ia, "172.31.251.12"));
+
+    // Ten at once, and a kill -9 of the VM's kuryr under them, then a restart: the VM's port
+    // holds exactly the running containers' entries, and nothing is left once they are gone.
+    let names: Vec<String> = (0..10).map(|_| unique("kvm")).collect();
+    let threads: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let (name, netname) = (name.clone(), own.name.clone());
+            std::thread::spawn(move || {
+                vm_docker(
+                    1,
+                    &[
+                        "run", "-d", "--name", &name, "--net", &netname, IMAGE, "sleep", "600",
+                    ],
+                )
+                .status
+                .success()
+            })
+        })
+        .collect();
+    wait_until("a few more containers", Duration::from_secs(30), || {
+        vm_port_extra_addresses(1).len() >= 4
+    });
+    vm1.kill9();
+    std::thread::sleep(Duration::from_millis(500));
+    vm1.spawn();
+    let started = threads
+        .into_iter()
+        .map(|t| t.join().unwrap_or(false))
+        .filter(|ok| *ok)
+        .count();
+    eprintln!("{started} of 10 docker runs succeeded across the kill");
+    let running = vm_docker_ok(
+        1,
+        &["ps", "-q", "--filter", &format!("network={}", own.name)],
+    );
+    let running = running.lines().count();
+    // Each running container has its entry (a create a kill cut short may have left one more,
+    // until Docker releases its address or the network goes).
+    assert!(
+        vm_port_extra_addresses(1).len() >= running,
+        "{running} running, entries {:?}",
+        vm_port_extra_addresses(1)
+    );
+    for name in &names {
+        let _ = vm_docker(1, &["rm", "-f", name]);
+    }
+    drop(a);
+    drop(own);
+    let start = std::time::Instant::now();
+    while !(vm_port_extra_addresses(1).is_empty() && vm_macvlans(1).is_empty()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "left on the VM's port: {:?}; macvlans in the VM: {:?}",
+            vm_port_extra_addresses(1),
+            vm_macvlans(1)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -21,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 /// Tries of an attach whose VLAN another writer took meanwhile.
-const ATTEMPTS: u32 = 5;
+const ATTEMPTS: u32 = 10;
 
 impl NeutronClient {
     /// The subports of a trunk, as Neutron has them now.
@@ -176,13 +176,21 @@ impl Trunk {
             .copied()
     }
 
-    /// The lowest VLAN neither a subport nor another attach of this process holds, reserved.
-    fn pick(&self, used: &HashSet<u16>) -> Option<u16> {
+    /// A VLAN neither a subport nor another attach of this process holds, reserved: the
+    /// lowest at the first try; after another writer took the one picked, one at random
+    /// among the lowest few free, so that writers picking at once stop colliding.
+    fn pick(&self, used: &HashSet<u16>, attempt: u32) -> Option<u16> {
         let mut r = self.reserved.lock().unwrap_or_else(|e| e.into_inner());
         if used.len() + r.len() >= usize::from(self.limit) {
             return None;
         }
-        let vlan = (1..=4094).find(|v| !used.contains(v) && !r.contains(v))?;
+        let mut free = (1..=4094u16).filter(|v| !used.contains(v) && !r.contains(v));
+        let vlan = if attempt <= 1 {
+            free.next()?
+        } else {
+            let spread: Vec<u16> = free.take(8 * attempt as usize).collect();
+            *spread.get(rand::random_range(0..spread.len().max(1)))?
+        };
         r.insert(vlan);
         Some(vlan)
     }
@@ -204,7 +212,7 @@ impl Trunk {
                 return Ok(s.segmentation_id);
             }
             let used: HashSet<u16> = subports.iter().map(|s| s.segmentation_id).collect();
-            let Some(vlan) = self.pick(&used) else {
+            let Some(vlan) = self.pick(&used, attempt) else {
                 return Err(BackendError::Exhausted(format!(
                     "the VM's trunk {} (port {}) carries {} containers, as many as [binding] nested_port_limit = {} allows: remove containers, or raise the limit (at most 4094)",
                     self.id,
@@ -230,6 +238,8 @@ impl Trunk {
                         && attempt < ATTEMPTS =>
                 {
                     tracing::debug!(trunk = %self.id, vlan, attempt, "VLAN taken meanwhile: reading the trunk again");
+                    let pause = rand::random_range(10..50u64 * u64::from(attempt));
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
                     attempt += 1;
                 }
                 Err(e) => {
@@ -269,21 +279,28 @@ mod tests {
     fn picks_the_lowest_free_vlan_and_never_one_reserved() {
         let t = Trunk::new("t", "p", 4094);
         let used: HashSet<u16> = [1, 2, 4].into();
-        assert_eq!(t.pick(&used), Some(3));
+        assert_eq!(t.pick(&used, 1), Some(3));
         // Reserved by a concurrent attach: the next one gets another.
-        assert_eq!(t.pick(&used), Some(5));
+        assert_eq!(t.pick(&used, 1), Some(5));
         t.unreserve(3);
-        assert_eq!(t.pick(&used), Some(3));
+        assert_eq!(t.pick(&used, 1), Some(3));
+        // After a conflict: one of the lowest few free, never a used or reserved one.
+        for _ in 0..100 {
+            let v = t.pick(&used, 2).expect("free");
+            assert!(!used.contains(&v) && v != 3 && v != 5 && v <= 21, "{v}");
+            t.unreserve(v);
+        }
     }
 
     #[test]
     fn the_limit_counts_subports_and_attaches_under_way() {
         let t = Trunk::new("t", "p", 3);
         let used: HashSet<u16> = [1].into();
-        assert_eq!(t.pick(&used), Some(2));
-        assert_eq!(t.pick(&used), Some(3));
-        assert_eq!(t.pick(&used), None);
+        assert_eq!(t.pick(&used, 1), Some(2));
+        assert_eq!(t.pick(&used, 1), Some(3));
+        assert_eq!(t.pick(&used, 1), None);
         let full: HashSet<u16> = (1..=4094).collect();
-        assert_eq!(Trunk::new("t", "p", 4094).pick(&full), None);
+        assert_eq!(Trunk::new("t", "p", 4094).pick(&full, 1), None);
+        assert_eq!(Trunk::new("t", "p", 4094).pick(&full, 3), None);
     }
 }

@@ -51,6 +51,9 @@ pub struct OvnSettings {
     pub parent_port: Option<String>,
     /// Inside a VM: at most this many container ports (VLAN tags 1-4094).
     pub nested_port_limit: u16,
+    /// Inside a VM with the macvlan driver: the VM's own port, which carries the containers'
+    /// addresses (see `macvlan.rs`).
+    pub macvlan_parent: Option<String>,
 }
 
 impl OvnSettings {
@@ -66,6 +69,7 @@ impl OvnSettings {
             write_timeout: Duration::from_secs(10),
             parent_port: None,
             nested_port_limit: 4094,
+            macvlan_parent: None,
         }
     }
 }
@@ -202,7 +206,7 @@ fn parse_ips(row: &Row) -> HashSet<IpAddr> {
         .collect()
 }
 
-fn with_prefix(ip: IpAddr, cidr: &IpNet) -> IpNet {
+pub(crate) fn with_prefix(ip: IpAddr, cidr: &IpNet) -> IpNet {
     IpNet::new(ip, cidr.prefix_len()).unwrap_or_else(|_| IpNet::from(ip))
 }
 
@@ -634,6 +638,10 @@ impl OvnBackend {
     /// ReleaseAddress: frees an endpoint address; the pool's gateway stays reserved while the
     /// pool exists (other networks and hosts may share it).
     pub async fn release_address(&self, pool_id: &str, ip: IpAddr) -> Result<()> {
+        if let Some(parent) = &self.settings.macvlan_parent {
+            // Before the address can be handed out again.
+            self.forget_macvlan_address(parent, ip).await?;
+        }
         let pid: PoolId = pool_id.parse()?;
         self.write(
             &format!("release address {ip} in pool {}", pid.cidr),
@@ -788,6 +796,10 @@ impl OvnBackend {
     /// DeleteNetwork: removes this network's mark; the switch goes when it was kuryr's and no
     /// other network uses it, along with any port Docker left behind; then the pools go if unused.
     pub async fn delete_network(&self, network_id: &str) -> Result<()> {
+        if let Some(parent) = &self.settings.macvlan_parent {
+            // As a switch's ports go with it: entries a killed kuryr left on the VM's port.
+            self.forget_macvlan_network(parent, network_id).await?;
+        }
         let key = keys::net_key(network_id);
         let mut pools = Vec::new();
         self.write(
@@ -882,6 +894,9 @@ impl OvnBackend {
     /// CreateEndpoint: one Logical_Switch_Port with the endpoint's MAC and addresses in
     /// `addresses` and `port_security`. Creating the same endpoint again returns it.
     pub async fn create_endpoint(&self, spec: &EndpointSpec) -> Result<Endpoint> {
+        if let Some(parent) = &self.settings.macvlan_parent {
+            return self.create_macvlan_endpoint(parent, spec).await;
+        }
         let key = keys::net_key(&spec.network_id);
         let ep_short = short(&spec.endpoint_id).to_string();
         let mut chosen_mac = None;
@@ -968,6 +983,9 @@ impl OvnBackend {
 
     /// The endpoint of a Docker endpoint id, from the replica.
     pub fn endpoint(&self, endpoint_id: &str) -> Option<Endpoint> {
+        if let Some(parent) = &self.settings.macvlan_parent {
+            return self.macvlan_endpoint(parent, endpoint_id);
+        }
         let rep = self.nb.replica();
         let p = rep.table(LSP).one_by_name(endpoint_id)?;
         endpoint_of(&rep, &p)
@@ -975,6 +993,9 @@ impl OvnBackend {
 
     /// Every endpoint kuryr placed on this host.
     pub fn local_endpoints(&self) -> Vec<Endpoint> {
+        if let Some(parent) = &self.settings.macvlan_parent {
+            return self.macvlan_endpoints(parent);
+        }
         let rep = self.nb.replica();
         rep.table(LSP)
             .by_external_id(keys::HOST, &self.settings.host)
@@ -985,6 +1006,9 @@ impl OvnBackend {
 
     /// DeleteEndpoint: removes the port; a port already gone is success.
     pub async fn delete_endpoint(&self, endpoint_id: &str) -> Result<()> {
+        if let Some(parent) = &self.settings.macvlan_parent {
+            return self.delete_macvlan_endpoint(parent, endpoint_id).await;
+        }
         self.write(
             &format!(
                 "delete logical switch port of endpoint {}",
@@ -1036,7 +1060,7 @@ fn pool_name_of(set: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn network_of(ls: &Row, network_id: &str) -> Network {
+pub(crate) fn network_of(ls: &Row, network_id: &str) -> Network {
     let ext: BTreeMap<String, String> = ls.string_map("external_ids");
     let get = |k: &str| ext.get(k).and_then(|v| v.parse().ok());
     Network {

@@ -5,6 +5,7 @@ mod core_backend;
 mod error;
 pub mod ipam;
 pub mod keys;
+pub mod macvlan;
 mod named;
 pub mod nested;
 pub mod routing;
