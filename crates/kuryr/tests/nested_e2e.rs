@@ -571,6 +571,36 @@ fn macvlan_containers_ride_on_the_vms_own_port() {
     );
     // The device is in the container (Docker moved it), none is left in the VM.
     assert!(vm_macvlans(1).is_empty(), "{:?}", vm_macvlans(1));
+    // kuryr doctor in the VM: the NIC and the VM's port, no Open vSwitch checks.
+    let socket = format!("/run/docker/plugins/{}.sock", vm1.name);
+    let conf = vm1.conf.to_string_lossy().to_string();
+    let out = run(&mut in_vm(
+        1,
+        &[
+            KURYR, "doctor", "--format", "json", "--config", &conf, "--plugin", &socket,
+        ],
+    ));
+    let checks: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("doctor --format json");
+    let find = |name: &str| {
+        checks
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["check"] == name))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(find("vm nic")["status"], "ok", "{checks:#}");
+    assert_eq!(find("vm port")["status"], "ok", "{checks:#}");
+    assert!(
+        find("vm port")
+            .to_string()
+            .contains("kuryr-vm-1 carries 1 containers"),
+        "{checks:#}"
+    );
+    assert!(
+        find("ovs").is_null(),
+        "no OVS check with macvlan: {checks:#}"
+    );
     // A macvlan device never reaches its lower device's own addresses (documented).
     assert!(
         !a.pings("172.31.251.11"),

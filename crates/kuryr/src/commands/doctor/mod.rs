@@ -435,6 +435,12 @@ impl Doctor {
             out.push(docker_sees(&self.docker_socket, &plugin, &name, limit));
         }
 
+        // Inside a VM with macvlan: no Open vSwitch here, the VM's NIC and port instead.
+        if config.nested.driver == Some(kuryr_daemon::config::BindingDriver::Macvlan) {
+            out.extend(underlay::macvlan_checks(&config, limit).await);
+            return out;
+        }
+
         // 4. OVS answers and the integration bridge exists (inside a VM: its underlay bridge).
         let mut bridge = config.ovs.integration_bridge.clone();
         let mut underlay = config.nested.driver == Some(kuryr_daemon::config::BindingDriver::Vlan);

@@ -92,6 +92,79 @@ pub(super) async fn checks(config: &Config, limit: Duration) -> Vec<Check> {
     out
 }
 
+/// Inside a VM with the macvlan driver: the NIC the devices hang off, and the VM's port that
+/// carries the containers' addresses, found as the daemon finds them.
+pub(super) async fn macvlan_checks(config: &Config, limit: Duration) -> Vec<Check> {
+    let fix = "set [binding] link_iface to the VM's NIC (e.g. eth0)";
+    let vm = match HostBinding::connect(config).await {
+        Ok(HostFacts { vm: Some(vm), .. }) => vm,
+        Ok(_) => return vec![fail("vm nic", "no VM NIC known", fix)],
+        Err(e) => return vec![fail("vm nic", e.to_string(), fix)],
+    };
+    let mut out = vec![ok(
+        "vm nic",
+        format!(
+            "macvlan devices on {} ({})",
+            vm.link_iface,
+            vm.link_mac.as_deref().unwrap_or("MAC unknown")
+        ),
+    )];
+    let port_fix = "give the VM's port with [binding] parent_port";
+    if config.backend == kuryr_daemon::config::BackendKind::Neutron {
+        let found = match kuryr_daemon::neutron_client(config) {
+            Ok(client) => kuryr_neutron::VmPort::find(
+                &client,
+                vm.parent_port.as_deref(),
+                &vm.link_iface,
+                vm.link_mac.as_deref(),
+            )
+            .await
+            .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        out.push(match found {
+            Ok(p) => ok(
+                "vm port",
+                format!(
+                    "{} on network {} carries the containers' addresses",
+                    p.id, p.network_id
+                ),
+            ),
+            Err(e) => fail("vm port", e, port_fix),
+        });
+        return out;
+    }
+    let nb = config.ovn.nb_connection.clone();
+    match ovsdb_client(&nb, "OVN_Northbound", kuryr_ovn::TABLES, None, limit).await {
+        Err(e) => out.push(fail(
+            "northbound",
+            format!("OVN Northbound at {nb} does not answer: {e}"),
+            "check that the VM reaches Northbound there, or correct [ovn] ovn_nb_connection",
+        )),
+        Ok(client) => out.push(match kuryr_daemon::resolve_parent(&client, &vm) {
+            Ok(p) => {
+                let rep = client.replica();
+                let held = rep
+                    .table("Logical_Switch_Port")
+                    .one_by_name(&p)
+                    .map(|r| {
+                        r.string_map("external_ids")
+                            .keys()
+                            .filter(|k| k.starts_with(kuryr_ovn::macvlan::RECORD_PREFIX))
+                            .count()
+                    })
+                    .unwrap_or(0);
+                ok(
+                    "vm port",
+                    format!("{p} carries {held} containers' addresses"),
+                )
+            }
+            Err(e) => fail("vm port", e, port_fix),
+        }),
+    }
+    out
+}
+
 /// The Neutron mode: the VM's port (as the daemon finds it), its trunk, and whether the
 /// hypervisor bound it.
 async fn neutron_vm_port(config: &Config, vm: &kuryr_daemon::host::VmFacts) -> Check {
