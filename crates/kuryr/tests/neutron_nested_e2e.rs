@@ -265,9 +265,11 @@ fn a_vms_containers_are_trunk_subports_under_a_members_credentials() {
     let (cidr, prefix) = subnet(93);
     let shared = project_network(&mut undo, &member.project, &cidr, Value::Null);
     let vm = NovaVm::plug(1, &member, &vm_net);
+    let vm2 = NovaVm::plug(2, &member, &vm_net);
 
     let host = member.host_daemon();
     let inside = VmDaemon::start(1, &member.vlan_conf(""));
+    let inside2 = VmDaemon::start(2, &member.vlan_conf(""));
     let log = inside.log_text();
     assert!(
         log.contains(&vm.parent) && log.contains(&vm.trunk),
@@ -285,6 +287,13 @@ fn a_vms_containers_are_trunk_subports_under_a_members_credentials() {
     );
     assert!(a.pings(&ih), "the VM's container cannot reach the host's");
     assert!(h.pings(&ia), "the host's container cannot reach the VM's");
+    // A container in another VM, on its own VM's trunk.
+    let net_v2 = inside2.network(&["--subnet", &cidr, "-o", &on]);
+    let b = VmContainer::run(&net_v2, &[]);
+    let ib = b.ip(&net_v2);
+    assert!(a.pings(&ib), "VM 1's container cannot reach VM 2's");
+    assert!(b.pings(&ia), "VM 2's container cannot reach VM 1's");
+    assert_eq!(vm2.subports().len(), 1, "{:?}", vm2.subports());
 
     // The container's port is a subport: unbound (no host, no profile of kuryr's), owned by
     // the trunk, the VM's access port tagged with its VLAN; in OVN a child of the VM's port.
@@ -368,8 +377,9 @@ fn a_vms_containers_are_trunk_subports_under_a_members_credentials() {
     // docker rm: subports off the trunk, ports deleted, nothing left in the VM.
     let ports: Vec<String> = vm.subports().into_iter().map(|(p, _)| p).collect();
     assert_eq!(ports.len(), 3);
-    drop((a, c, d));
+    drop((a, b, c, d));
     assert_nothing_left(&vm, 1);
+    assert_nothing_left(&vm2, 2);
     for p in &ports {
         let (status, _) = neutron("GET", &format!("/ports/{p}"), None);
         assert_eq!(
@@ -377,13 +387,18 @@ fn a_vms_containers_are_trunk_subports_under_a_members_credentials() {
             "port {p} of a removed container is still there"
         );
     }
-    drop((own, other, net_v));
+    drop((own, other, net_v, net_v2));
     inside.assert_no_failed_calls();
+    inside2.assert_no_failed_calls();
     drop(h);
     drop(net_h);
     host.assert_no_failed_calls();
     assert_eq!(ports_on(&shared), Vec::<String>::new(), "ports left");
-    assert_eq!(ports_on(&vm_net), vec![vm.parent.clone()], "ports left");
+    let mut left = ports_on(&vm_net);
+    left.sort();
+    let mut parents = vec![vm.parent.clone(), vm2.parent.clone()];
+    parents.sort();
+    assert_eq!(left, parents, "ports left");
 }
 
 /// `docker run -d` of `names` on VM 1's network `net`, all at once: whether each started.
