@@ -225,6 +225,15 @@ pub trait Backend: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Endpoints of this host that still hold `address`. Docker releases an address after
+    /// its endpoint is deleted, or after a CreateEndpoint that failed for Docker, possibly one
+    /// that kuryr finished but whose answer never reached Docker (kuryr killed at that
+    /// moment): an endpoint still holding the address then is such a leftover. Only for
+    /// control planes that answer this from memory; the default knows none.
+    fn endpoints_holding(&self, _address: IpAddr) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The IPAM pools kuryr manages in this control plane and how full they are (read at
     /// every metrics scrape, so it must be cheap).
     fn ipam_usage(&self) -> impl Future<Output = Result<Vec<PoolUsage>, BackendError>> + Send {

@@ -545,6 +545,16 @@ impl<Bk: Backend, Bd: Binding> IpamDriver for Driver<Bk, Bd> {
     }
 
     async fn release_address(&self, req: ReleaseAddress) -> Result<(), PluginError> {
+        for id in self.backend.endpoints_holding(req.address) {
+            // Docker gave up on this endpoint without deleting it (see endpoints_holding).
+            tracing::info!(endpoint = %short(&id), address = %req.address, "removing an endpoint whose address Docker released: its creation never reached Docker");
+            if let Err(e) = self.binding.unplug(&id).await {
+                tracing::warn!(endpoint = %short(&id), error = %e, "could not unplug the endpoint");
+            }
+            if let Err(e) = self.backend.delete_endpoint(&id).await {
+                tracing::warn!(endpoint = %short(&id), error = %e, "could not delete the endpoint");
+            }
+        }
         self.backend
             .release_address(&req.pool_id, req.address)
             .await

@@ -16,6 +16,21 @@ fn subnet(base: u8) -> (String, String) {
     (format!("10.{base}.{n}.0/24"), format!("10.{base}.{n}."))
 }
 
+/// A Docker network on the lab's switch of the VMs (`kuryr-vms`), in the upper half of its
+/// /24, not routed: containers beside the VMs themselves.
+const VMS_SWITCH: &[&str] = &[
+    "--subnet",
+    "172.31.251.0/24",
+    "--ip-range",
+    "172.31.251.128/25",
+    "--gateway",
+    "172.31.251.1",
+    "-o",
+    "kuryr.net.name=kuryr-vms",
+    "-o",
+    "kuryr.router=none",
+];
+
 /// The tags of VM `n`'s container ports, checked distinct and in 1-4094.
 fn distinct_tags(n: u8) -> Vec<u16> {
     let children = vm_children(n);
@@ -91,18 +106,7 @@ fn containers_in_vms_reach_the_host_each_other_and_their_vm_and_nothing_else() {
     distinct_tags(1);
 
     // The VM itself, through a container on the VM's own switch (the hypervisor hairpins it).
-    let own = vm1.network(&[
-        "--subnet",
-        "172.31.251.0/24",
-        "--ip-range",
-        "172.31.251.128/25",
-        "--gateway",
-        "172.31.251.1",
-        "-o",
-        "kuryr.net.name=kuryr-vms",
-        "-o",
-        "kuryr.router=none",
-    ]);
+    let own = vm1.network(VMS_SWITCH);
     let c = VmContainer::run(&own, &[]);
     let ic = c.ip(&own);
     assert!(
@@ -123,35 +127,14 @@ fn containers_in_vms_reach_the_host_each_other_and_their_vm_and_nothing_else() {
 
     // kuryr doctor inside the VM knows it is a VM: its bridge and its port, no chassis.
     let socket = format!("/run/docker/plugins/{}.sock", vm1.name);
-    let out = run(&mut in_vm(
-        1,
-        &[
-            KURYR,
-            "doctor",
-            "--format",
-            "json",
-            "--config",
-            "/dev/null",
-            "--plugin",
-            &socket,
-        ],
-    ));
-    let checks: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("doctor --format json");
-    let status = |name: &str| {
-        checks
-            .as_array()
-            .and_then(|a| a.iter().find(|c| c["check"] == name))
-            .map(|c| c["status"].as_str().unwrap_or("").to_string())
-    };
-    assert_eq!(status("vm bridge").as_deref(), Some("ok"), "{checks:#}");
-    assert_eq!(status("vm port").as_deref(), Some("ok"), "{checks:#}");
-    assert_eq!(
-        status("ovn-controller"),
-        None,
+    let (passed, checks) = doctor_in_vm(1, "/dev/null", &socket);
+    assert_eq!(check(&checks, "vm bridge")["status"], "ok", "{checks:#}");
+    assert_eq!(check(&checks, "vm port")["status"], "ok", "{checks:#}");
+    assert!(
+        check(&checks, "ovn-controller").is_null(),
         "a VM has no ovn-controller to check: {checks:#}"
     );
-    assert!(out.status.success(), "{checks:#}");
+    assert!(passed, "{checks:#}");
 
     // Another network stays apart.
     let (other_cidr, _) = subnet(98);
@@ -295,16 +278,7 @@ fn a_vm_holds_at_most_its_limit_of_containers_and_says_so() {
     let net = vm2.network(&["--subnet", &cidr]);
     let _a = VmContainer::run(&net, &[]);
     let _b = VmContainer::run(&net, &[]);
-    let name = unique("kvc");
-    let err = vm_docker(
-        2,
-        &[
-            "run", "-d", "--name", &name, "--net", &net.name, IMAGE, "sleep", "600",
-        ],
-    );
-    let _ = vm_docker(2, &["rm", "-f", &name]);
-    let msg = String::from_utf8_lossy(&err.stderr);
-    assert!(!err.status.success());
+    let msg = vm_run_refused(2, &net.name, "kvc");
     assert!(
         msg.contains("the VM of port kuryr-vm-2 already holds 2 containers, the most it may ([binding] nested_port_limit = 2)"),
         "{msg}"
@@ -320,22 +294,7 @@ fn kill_9_during_twenty_runs_in_a_vm_leaks_nothing_after_a_restart() {
     let (cidr, _) = subnet(101);
     let net = vm1.network(&["--subnet", &cidr]);
     let names: Vec<String> = (0..20).map(|_| unique("kvk")).collect();
-    let threads: Vec<_> = names
-        .iter()
-        .map(|name| {
-            let (name, netname) = (name.clone(), net.name.clone());
-            std::thread::spawn(move || {
-                vm_docker(
-                    1,
-                    &[
-                        "run", "-d", "--name", &name, "--net", &netname, IMAGE, "sleep", "600",
-                    ],
-                )
-                .status
-                .success()
-            })
-        })
-        .collect();
+    let threads = run_all(1, &names, &net.name);
     // Kill it while the runs are under way.
     wait_until("a few container ports", Duration::from_secs(30), || {
         vm_children(1).len() >= 3
@@ -345,11 +304,7 @@ fn kill_9_during_twenty_runs_in_a_vm_leaks_nothing_after_a_restart() {
     vm1.spawn();
     // Some runs fail (the daemon died under them), the others succeed; either way Docker
     // and kuryr together must leave nothing once the containers are gone.
-    let started = threads
-        .into_iter()
-        .map(|t| t.join().unwrap_or(false))
-        .filter(|ok| *ok)
-        .count();
+    let started = count_started(threads);
     eprintln!("{started} of 20 docker runs succeeded across the kill");
     for name in &names {
         let _ = vm_docker(1, &["rm", "-f", name]);
@@ -512,18 +467,6 @@ fn vm_port_extra_addresses(n: u8) -> Vec<String> {
         .collect()
 }
 
-/// The macvlan devices in VM `n`.
-fn vm_macvlans(n: u8) -> Vec<String> {
-    let out = run(&mut in_vm(
-        n,
-        &["ip", "-o", "link", "show", "type", "macvlan"],
-    ));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split(':').nth(1).map(|s| s.trim().to_string()))
-        .collect()
-}
-
 #[test]
 #[ignore = "needs root and the lab (make test)"]
 fn macvlan_containers_ride_on_the_vms_own_port() {
@@ -538,18 +481,7 @@ fn macvlan_containers_ride_on_the_vms_own_port() {
         1,
         "[DEFAULT]\ndefault_port_driver = kuryr_libnetwork.port_driver.drivers.nested\n[binding]\ndefault_driver = kuryr.lib.binding.drivers.macvlan\nlink_iface = eth0\n",
     );
-    let own = vm1.network(&[
-        "--subnet",
-        "172.31.251.0/24",
-        "--ip-range",
-        "172.31.251.128/25",
-        "--gateway",
-        "172.31.251.1",
-        "-o",
-        "kuryr.net.name=kuryr-vms",
-        "-o",
-        "kuryr.router=none",
-    ]);
+    let own = vm1.network(VMS_SWITCH);
     let a = VmContainer::run(&own, &["--cap-add", "NET_ADMIN"]);
     let ia = a.ip(&own);
     assert!(
@@ -573,32 +505,17 @@ fn macvlan_containers_ride_on_the_vms_own_port() {
     assert!(vm_macvlans(1).is_empty(), "{:?}", vm_macvlans(1));
     // kuryr doctor in the VM: the NIC and the VM's port, no Open vSwitch checks.
     let socket = format!("/run/docker/plugins/{}.sock", vm1.name);
-    let conf = vm1.conf.to_string_lossy().to_string();
-    let out = run(&mut in_vm(
-        1,
-        &[
-            KURYR, "doctor", "--format", "json", "--config", &conf, "--plugin", &socket,
-        ],
-    ));
-    let checks: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("doctor --format json");
-    let find = |name: &str| {
-        checks
-            .as_array()
-            .and_then(|a| a.iter().find(|c| c["check"] == name))
-            .cloned()
-            .unwrap_or_default()
-    };
-    assert_eq!(find("vm nic")["status"], "ok", "{checks:#}");
-    assert_eq!(find("vm port")["status"], "ok", "{checks:#}");
+    let (_, checks) = doctor_in_vm(1, &vm1.conf.to_string_lossy(), &socket);
+    assert_eq!(check(&checks, "vm nic")["status"], "ok", "{checks:#}");
+    assert_eq!(check(&checks, "vm port")["status"], "ok", "{checks:#}");
     assert!(
-        find("vm port")
+        check(&checks, "vm port")
             .to_string()
             .contains("kuryr-vm-1 carries 1 containers"),
         "{checks:#}"
     );
     assert!(
-        find("ovs").is_null(),
+        check(&checks, "ovs").is_null(),
         "no OVS check with macvlan: {checks:#}"
     );
     // A macvlan device never reaches its lower device's own addresses (documented).
@@ -620,33 +537,14 @@ fn macvlan_containers_ride_on_the_vms_own_port() {
     // Ten at once, and a kill -9 of the VM's kuryr under them, then a restart: the VM's port
     // holds exactly the running containers' entries, and nothing is left once they are gone.
     let names: Vec<String> = (0..10).map(|_| unique("kvm")).collect();
-    let threads: Vec<_> = names
-        .iter()
-        .map(|name| {
-            let (name, netname) = (name.clone(), own.name.clone());
-            std::thread::spawn(move || {
-                vm_docker(
-                    1,
-                    &[
-                        "run", "-d", "--name", &name, "--net", &netname, IMAGE, "sleep", "600",
-                    ],
-                )
-                .status
-                .success()
-            })
-        })
-        .collect();
+    let threads = run_all(1, &names, &own.name);
     wait_until("a few more containers", Duration::from_secs(30), || {
         vm_port_extra_addresses(1).len() >= 4
     });
     vm1.kill9();
     std::thread::sleep(Duration::from_millis(500));
     vm1.spawn();
-    let started = threads
-        .into_iter()
-        .map(|t| t.join().unwrap_or(false))
-        .filter(|ok| *ok)
-        .count();
+    let started = count_started(threads);
     eprintln!("{started} of 10 docker runs succeeded across the kill");
     let running = vm_docker_ok(
         1,

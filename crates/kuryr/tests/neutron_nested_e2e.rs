@@ -322,19 +322,8 @@ fn a_vms_containers_are_trunk_subports_under_a_members_credentials() {
 
     // kuryr doctor inside the VM finds the same port and trunk, bound.
     let socket = format!("/run/docker/plugins/{}.sock", inside.name);
-    let conf = inside.conf.to_string_lossy().to_string();
-    let out = run(&mut in_vm(
-        1,
-        &[
-            KURYR, "doctor", "--format", "json", "--config", &conf, "--plugin", &socket,
-        ],
-    ));
-    let checks: Value = serde_json::from_slice(&out.stdout).expect("doctor --format json");
-    let port_check = checks
-        .as_array()
-        .and_then(|a| a.iter().find(|c| c["check"] == "vm port"))
-        .cloned()
-        .unwrap_or_default();
+    let (_, checks) = doctor_in_vm(1, &inside.conf.to_string_lossy(), &socket);
+    let port_check = check(&checks, "vm port");
     assert_eq!(port_check["status"], "ok", "{checks:#}");
     let detail = port_check.to_string();
     assert!(
@@ -401,26 +390,6 @@ fn a_vms_containers_are_trunk_subports_under_a_members_credentials() {
     assert_eq!(left, parents, "ports left");
 }
 
-/// `docker run -d` of `names` on VM 1's network `net`, all at once: whether each started.
-fn run_all(names: &[String], net: &str) -> Vec<std::thread::JoinHandle<bool>> {
-    names
-        .iter()
-        .map(|name| {
-            let (name, net) = (name.clone(), net.to_string());
-            std::thread::spawn(move || {
-                vm_docker(
-                    1,
-                    &[
-                        "run", "-d", "--name", &name, "--net", &net, IMAGE, "sleep", "600",
-                    ],
-                )
-                .status
-                .success()
-            })
-        })
-        .collect()
-}
-
 /// Neutron ports left on a network.
 fn ports_on(network: &str) -> Vec<String> {
     neutron_get(&format!("/ports?network_id={network}"))["ports"]
@@ -454,31 +423,23 @@ fn two_writers_of_one_trunk_a_kill_9_and_the_port_limit() {
             let _ = vm_docker(1, &["rm", "-f", n]);
         }
     });
-    let mut threads = run_all(&names[..8], &net_a.name);
-    threads.extend(run_all(&names[8..16], &net_b.name));
-    let started = threads
-        .into_iter()
-        .map(|t| t.join().unwrap_or(false))
-        .filter(|ok| *ok)
-        .count();
+    let mut threads = run_all(1, &names[..8], &net_a.name);
+    threads.extend(run_all(1, &names[8..16], &net_b.name));
+    let started = count_started(threads);
     assert_eq!(started, 16, "every run of the two writers starts");
     assert_eq!(assert_vlans_match(&vm, 1).len(), 16);
     a.assert_no_failed_calls();
     b.assert_no_failed_calls();
 
     // kill -9 of one writer while 8 more runs go to it; then a restart.
-    let threads = run_all(&names[16..], &net_a.name);
+    let threads = run_all(1, &names[16..], &net_a.name);
     wait_until("a few more subports", Duration::from_secs(60), || {
         vm.subports().len() >= 18
     });
     a.kill9();
     std::thread::sleep(Duration::from_millis(500));
     a.spawn();
-    let started = threads
-        .into_iter()
-        .map(|t| t.join().unwrap_or(false))
-        .filter(|ok| *ok)
-        .count();
+    let started = count_started(threads);
     eprintln!("{started} of 8 docker runs succeeded across the kill");
     assert_vlans_match(&vm, 1);
     drop(rm);
@@ -496,24 +457,7 @@ fn two_writers_of_one_trunk_a_kill_9_and_the_port_limit() {
     let net_c = c.network(&["--subnet", &cidr, "-o", &on]);
     let x = VmContainer::run(&net_c, &[]);
     let y = VmContainer::run(&net_c, &[]);
-    let name = unique("kvnl");
-    let err = vm_docker(
-        1,
-        &[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--net",
-            &net_c.name,
-            IMAGE,
-            "sleep",
-            "600",
-        ],
-    );
-    let _ = vm_docker(1, &["rm", "-f", &name]);
-    let msg = String::from_utf8_lossy(&err.stderr);
-    assert!(!err.status.success());
+    let msg = vm_run_refused(1, &net_c.name, "kvnl");
     assert!(
         msg.contains(&format!(
             "the VM's trunk {} (port {}) carries 2 containers, as many as [binding] nested_port_limit = 2 allows",
@@ -554,18 +498,6 @@ fn pairs_of(port: &str) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// The macvlan devices in VM `n`.
-fn vm_macvlans(n: u8) -> Vec<String> {
-    let out = run(&mut in_vm(
-        n,
-        &["ip", "-o", "link", "show", "type", "macvlan"],
-    ));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split(':').nth(1).map(|s| s.trim().to_string()))
-        .collect()
-}
-
 #[test]
 #[ignore = "needs root and the lab (make test)"]
 fn macvlan_with_neutron_29s_ml2_ovn_is_refused_with_the_reason_and_leaves_nothing() {
@@ -599,24 +531,7 @@ fn macvlan_with_neutron_29s_ml2_ovn_is_refused_with_the_reason_and_leaves_nothin
         "the VM's network is used as an existing one: {tags:?}"
     );
     // ML2/OVN (Neutron 29) accepts only VRRP MACs in a bound port's allowed address pairs.
-    let name = unique("kvnm");
-    let err = vm_docker(
-        1,
-        &[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--net",
-            &net_v.name,
-            IMAGE,
-            "sleep",
-            "600",
-        ],
-    );
-    let _ = vm_docker(1, &["rm", "-f", &name]);
-    let msg = String::from_utf8_lossy(&err.stderr);
-    assert!(!err.status.success());
+    let msg = vm_run_refused(1, &net_v.name, "kvnm");
     assert!(
         msg.contains("allowed address pairs of the VM's port")
             && msg.contains("use the vlan driver"),

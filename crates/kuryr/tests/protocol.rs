@@ -940,3 +940,53 @@ fn a_plug_a_crash_cut_short_is_undone_at_the_next_start() {
         json!({"NetworkID": net}),
     );
 }
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn an_endpoint_whose_address_docker_releases_without_deleting_it_goes() {
+    // A CreateEndpoint kuryr finished but whose answer Docker never got (kuryr killed at that
+    // moment; Docker's retry arrives with an empty body and is refused): Docker gives up on
+    // the endpoint and releases its address, and never sends DeleteEndpoint.
+    require_lab();
+    let _g = br_int();
+    let nb = PrivateNb::new();
+    let d = daemon(&nb, None);
+    let (net, ep) = (docker_id(), docker_id());
+    let _host = HostSide(vec![ep.clone()]);
+    let pool = request_pool(&d, "10.182.0.0/24");
+    let gw = request_gateway(&d, &pool);
+    create_network(&d, &net, "10.182.0.0/24", &gw);
+    let address = request_address(&d, &pool, "");
+    ok(
+        &d,
+        "/NetworkDriver.CreateEndpoint",
+        create_endpoint_body(&net, &ep, &address),
+    );
+    assert!(link_exists(&host_ifname(&ep)));
+    let ip = address.split('/').next().unwrap_or_default();
+    ok(
+        &d,
+        "/IpamDriver.ReleaseAddress",
+        json!({"PoolID": pool, "Address": ip}),
+    );
+    assert!(
+        !nb.names("Logical_Switch_Port").contains(&ep),
+        "the logical port of the endpoint is still there"
+    );
+    assert!(
+        !link_exists(&host_ifname(&ep)),
+        "the veth of the endpoint is still there"
+    );
+    assert!(
+        d.log_text().contains("whose address Docker released"),
+        "{}",
+        d.log_text()
+    );
+    // The address is free again.
+    assert_eq!(request_address(&d, &pool, ip), address);
+    ok(
+        &d,
+        "/NetworkDriver.DeleteNetwork",
+        json!({"NetworkID": net}),
+    );
+}

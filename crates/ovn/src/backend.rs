@@ -206,7 +206,7 @@ fn parse_ips(row: &Row) -> HashSet<IpAddr> {
         .collect()
 }
 
-pub(crate) fn with_prefix(ip: IpAddr, cidr: &IpNet) -> IpNet {
+fn with_prefix(ip: IpAddr, cidr: &IpNet) -> IpNet {
     IpNet::new(ip, cidr.prefix_len()).unwrap_or_else(|_| IpNet::from(ip))
 }
 
@@ -638,10 +638,6 @@ impl OvnBackend {
     /// ReleaseAddress: frees an endpoint address; the pool's gateway stays reserved while the
     /// pool exists (other networks and hosts may share it).
     pub async fn release_address(&self, pool_id: &str, ip: IpAddr) -> Result<()> {
-        if let Some(parent) = &self.settings.macvlan_parent {
-            // Before the address can be handed out again.
-            self.forget_macvlan_address(parent, ip).await?;
-        }
         let pid: PoolId = pool_id.parse()?;
         self.write(
             &format!("release address {ip} in pool {}", pid.cidr),
@@ -1060,7 +1056,7 @@ fn pool_name_of(set: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-pub(crate) fn network_of(ls: &Row, network_id: &str) -> Network {
+fn network_of(ls: &Row, network_id: &str) -> Network {
     let ext: BTreeMap<String, String> = ls.string_map("external_ids");
     let get = |k: &str| ext.get(k).and_then(|v| v.parse().ok());
     Network {
@@ -1074,14 +1070,45 @@ pub(crate) fn network_of(ls: &Row, network_id: &str) -> Network {
     }
 }
 
-pub(crate) fn endpoint_of(rep: &Replica, p: &Row) -> Option<Endpoint> {
-    let network_id = p.external_id(keys::NETWORK_ID)?.to_string();
-    let net = rep
-        .table(LS)
-        .by_external_key(&keys::net_key(&network_id))
+/// The network of a Docker network id, from the switch that carries its mark.
+pub(crate) fn network_by_id(rep: &Replica, network_id: &str) -> Option<Network> {
+    rep.table(LS)
+        .by_external_key(&keys::net_key(network_id))
         .into_iter()
         .next()
-        .map(|ls| network_of(&ls, &network_id));
+        .map(|ls| network_of(&ls, network_id))
+}
+
+/// The IPv4 and IPv6 addresses among `words` (an `addresses` entry after its MAC), each with
+/// its network's prefix (a host prefix when the network is unknown).
+pub(crate) fn ips_of<'a>(
+    words: impl Iterator<Item = &'a str>,
+    net: Option<&Network>,
+) -> (Option<IpNet>, Option<IpNet>) {
+    let (mut ipv4, mut ipv6) = (None, None);
+    for w in words {
+        match w.parse::<IpAddr>() {
+            Ok(ip @ IpAddr::V4(_)) => {
+                let subnet = net
+                    .and_then(|n| n.subnet_v4)
+                    .unwrap_or_else(|| IpNet::from(ip));
+                ipv4 = Some(with_prefix(ip, &subnet));
+            }
+            Ok(ip @ IpAddr::V6(_)) => {
+                let subnet = net
+                    .and_then(|n| n.subnet_v6)
+                    .unwrap_or_else(|| IpNet::from(ip));
+                ipv6 = Some(with_prefix(ip, &subnet));
+            }
+            Err(_) => {}
+        }
+    }
+    (ipv4, ipv6)
+}
+
+pub(crate) fn endpoint_of(rep: &Replica, p: &Row) -> Option<Endpoint> {
+    let network_id = p.external_id(keys::NETWORK_ID)?.to_string();
+    let net = network_by_id(rep, &network_id);
     let addresses = p.strings("addresses");
     let mut words = addresses
         .first()
@@ -1089,28 +1116,7 @@ pub(crate) fn endpoint_of(rep: &Replica, p: &Row) -> Option<Endpoint> {
         .into_iter()
         .flatten();
     let mac = words.next()?.to_string();
-    let (mut ipv4, mut ipv6) = (None, None);
-    for w in words {
-        match w.parse::<IpAddr>() {
-            Ok(ip @ IpAddr::V4(_)) => {
-                ipv4 = Some(with_prefix(
-                    ip,
-                    &net.as_ref()
-                        .and_then(|n| n.subnet_v4)
-                        .unwrap_or_else(|| IpNet::from(ip)),
-                ))
-            }
-            Ok(ip @ IpAddr::V6(_)) => {
-                ipv6 = Some(with_prefix(
-                    ip,
-                    &net.as_ref()
-                        .and_then(|n| n.subnet_v6)
-                        .unwrap_or_else(|| IpNet::from(ip)),
-                ))
-            }
-            Err(_) => {}
-        }
-    }
+    let (ipv4, ipv6) = ips_of(words, net.as_ref());
     Some(Endpoint {
         endpoint_id: p
             .external_id(keys::ENDPOINT_ID)

@@ -153,6 +153,17 @@ impl Backend for OvnBackend {
             .collect())
     }
 
+    fn endpoints_holding(&self, address: std::net::IpAddr) -> Vec<String> {
+        OvnBackend::local_endpoints(self)
+            .into_iter()
+            .filter(|e| {
+                e.ipv4.map(|n| n.addr()) == Some(address)
+                    || e.ipv6.map(|n| n.addr()) == Some(address)
+            })
+            .map(|e| e.endpoint_id)
+            .collect()
+    }
+
     async fn expose(&self, endpoint_id: &str, ports: &[ExposedPort]) -> Result<(), BackendError> {
         Ok(OvnBackend::expose_ports(self, endpoint_id, ports).await?)
     }

@@ -8,7 +8,7 @@
 //! the VM's own logical switch and have no port of their own: no ACLs or conntrack zone of
 //! their own, and they do not reach the VM they run in (macvlan never hands a frame to its
 //! lower device's addresses).
-use crate::backend::{network_of, with_prefix, Endpoint, EndpointSpec, OvnBackend};
+use crate::backend::{ips_of, network_by_id, Endpoint, EndpointSpec, OvnBackend};
 use crate::error::{OvnError, Result};
 use crate::{ipam, keys};
 use kuryr_ovsdb::datum::{self, Row};
@@ -37,30 +37,8 @@ fn endpoint_from(rep: &Replica, vm: &Row, endpoint_id: &str, record: &str) -> Op
     let mut words = record.split_whitespace();
     let network_id = words.next()?.to_string();
     let mac = words.next()?.to_string();
-    let net = rep
-        .table(LS)
-        .by_external_key(&keys::net_key(&network_id))
-        .into_iter()
-        .next()
-        .map(|ls| network_of(&ls, &network_id));
-    let (mut ipv4, mut ipv6) = (None, None);
-    for w in words {
-        match w.parse::<IpAddr>() {
-            Ok(ip @ IpAddr::V4(_)) => {
-                ipv4 = net
-                    .as_ref()
-                    .and_then(|n| n.subnet_v4)
-                    .map(|s| with_prefix(ip, &s))
-            }
-            Ok(ip @ IpAddr::V6(_)) => {
-                ipv6 = net
-                    .as_ref()
-                    .and_then(|n| n.subnet_v6)
-                    .map(|s| with_prefix(ip, &s))
-            }
-            Err(_) => {}
-        }
-    }
+    let net = network_by_id(rep, &network_id);
+    let (ipv4, ipv6) = ips_of(words, net.as_ref());
     let vm_name = vm.str("name").unwrap_or_default().to_string();
     Some(Endpoint {
         endpoint_id: endpoint_id.to_string(),
@@ -213,17 +191,6 @@ impl OvnBackend {
                 endpoint_from(&rep, &vm, eid, v)
             })
             .collect()
-    }
-
-    /// Docker releases an address after its endpoint is deleted, or after a CreateEndpoint
-    /// that failed, possibly in a kuryr killed after it wrote the record and before Docker
-    /// heard back: a record still holding the address is such a leftover.
-    pub(crate) async fn forget_macvlan_address(&self, parent: &str, ip: IpAddr) -> Result<()> {
-        let ip = ip.to_string();
-        self.forget_macvlan_records(parent, &format!("address {ip}"), |record| {
-            entry_of(record).split_whitespace().skip(1).any(|w| w == ip)
-        })
-        .await
     }
 
     /// The records of a network being deleted (a killed kuryr's leftovers Docker never

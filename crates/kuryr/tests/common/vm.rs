@@ -391,3 +391,84 @@ impl Drop for ForgetParent {
         ));
     }
 }
+
+/// `docker run -d --name NAME --net NET` in VM `n` for each name, all at once.
+pub fn run_all(n: u8, names: &[String], net: &str) -> Vec<std::thread::JoinHandle<bool>> {
+    names
+        .iter()
+        .map(|name| {
+            let (name, net) = (name.clone(), net.to_string());
+            std::thread::spawn(move || {
+                vm_docker(
+                    n,
+                    &[
+                        "run", "-d", "--name", &name, "--net", &net, IMAGE, "sleep", "600",
+                    ],
+                )
+                .status
+                .success()
+            })
+        })
+        .collect()
+}
+
+/// How many of [`run_all`]'s runs started.
+pub fn count_started(threads: Vec<std::thread::JoinHandle<bool>>) -> usize {
+    threads
+        .into_iter()
+        .map(|t| t.join().unwrap_or(false))
+        .filter(|ok| *ok)
+        .count()
+}
+
+/// The macvlan devices in VM `n`'s own namespace (not in a container).
+pub fn vm_macvlans(n: u8) -> Vec<String> {
+    let out = run(&mut in_vm(
+        n,
+        &["ip", "-o", "link", "show", "type", "macvlan"],
+    ));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(':').nth(1).map(|s| s.trim().to_string()))
+        .collect()
+}
+
+/// `kuryr doctor --format json --config CONF --plugin SOCKET` in VM `n`: whether it passed,
+/// and its checks.
+pub fn doctor_in_vm(n: u8, conf: &str, socket: &str) -> (bool, serde_json::Value) {
+    let out = run(&mut in_vm(
+        n,
+        &[
+            KURYR, "doctor", "--format", "json", "--config", conf, "--plugin", socket,
+        ],
+    ));
+    let checks = serde_json::from_slice(&out.stdout).expect("doctor --format json");
+    (out.status.success(), checks)
+}
+
+/// One of doctor's checks by name (null when it did not run).
+pub fn check(checks: &serde_json::Value, name: &str) -> serde_json::Value {
+    checks
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["check"] == name))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// `docker run -d` on VM `n`'s network `net` that must fail: Docker's error text (the
+/// container it made is removed).
+pub fn vm_run_refused(n: u8, net: &str, prefix: &str) -> String {
+    let name = unique(prefix);
+    let out = vm_docker(
+        n,
+        &[
+            "run", "-d", "--name", &name, "--net", net, IMAGE, "sleep", "600",
+        ],
+    );
+    let _ = vm_docker(n, &["rm", "-f", &name]);
+    assert!(
+        !out.status.success(),
+        "docker run on {net} in VM {n} should have been refused"
+    );
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
