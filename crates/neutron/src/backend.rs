@@ -185,10 +185,6 @@ impl NeutronBackend {
         self
     }
 
-    pub fn trunk(&self) -> Option<&Trunk> {
-        self.trunk.as_ref()
-    }
-
     /// A port kuryr made for an address. Inside a VM such a port has no device owner of
     /// kuryr's (Neutron lets a project member delete a `compute:*` port only with the admin
     /// role, measured on Neutron 29), then the trunk's, then none again: its name says it.
@@ -477,6 +473,50 @@ impl NeutronBackend {
             }
         }
         Ok(ep)
+    }
+
+    /// The endpoint a port of it stands for (its Docker network found through the cache, or
+    /// the Neutron network's kuryr tags).
+    async fn endpoint_of_port(
+        &self,
+        endpoint_id: &str,
+        port: Port,
+    ) -> Result<Endpoint, BackendError> {
+        let docker_net = self
+            .cache()
+            .networks
+            .iter()
+            .find(|(_, n)| n.id == port.network_id)
+            .map(|(d, _)| d.clone());
+        let docker_net = match docker_net {
+            Some(d) => d,
+            None => {
+                let net = self
+                    .client
+                    .network(&port.network_id)
+                    .await
+                    .map_err(|e| fail(format!("show network {}", port.network_id), e))?;
+                let d = Self::docker_id_of(&net).unwrap_or_default();
+                if !d.is_empty() {
+                    self.cache().networks.insert(d.clone(), net);
+                }
+                d
+            }
+        };
+        self.cache()
+            .endpoints
+            .insert(endpoint_id.to_string(), port.clone());
+        self.to_endpoint(endpoint_id, &docker_net, &port).await
+    }
+
+    /// The endpoints whose ports are among `ports` (those with a Docker endpoint id).
+    async fn endpoints_of_ports(&self, ports: Vec<Port>) -> Result<Vec<Endpoint>, BackendError> {
+        let mut out = Vec::new();
+        for p in ports.into_iter().filter(|p| p.device_id.len() == 64) {
+            let id = p.device_id.clone();
+            out.push(self.endpoint_of_port(&id, p).await?);
+        }
+        Ok(out)
     }
 
     /// The Docker network id a Neutron network carries in its lh/uh tags.
@@ -1281,33 +1321,7 @@ impl Backend for NeutronBackend {
         let Some(port) = self.endpoint_port(endpoint_id).await? else {
             return Ok(None);
         };
-        let docker_net = self
-            .cache()
-            .networks
-            .iter()
-            .find(|(_, n)| n.id == port.network_id)
-            .map(|(d, _)| d.clone());
-        let docker_net = match docker_net {
-            Some(d) => d,
-            None => {
-                let net = self
-                    .client
-                    .network(&port.network_id)
-                    .await
-                    .map_err(|e| fail(format!("show network {}", port.network_id), e))?;
-                let d = Self::docker_id_of(&net).unwrap_or_default();
-                if !d.is_empty() {
-                    self.cache().networks.insert(d.clone(), net);
-                }
-                d
-            }
-        };
-        self.cache()
-            .endpoints
-            .insert(endpoint_id.to_string(), port.clone());
-        self.to_endpoint(endpoint_id, &docker_net, &port)
-            .await
-            .map(Some)
+        self.endpoint_of_port(endpoint_id, port).await.map(Some)
     }
 
     async fn delete_endpoint(&self, endpoint_id: &str) -> Result<(), BackendError> {
@@ -1416,31 +1430,23 @@ impl Backend for NeutronBackend {
     async fn local_endpoints(&self) -> Result<Vec<Endpoint>, BackendError> {
         if let Some(t) = &self.trunk {
             // Inside a VM: the containers' ports are the trunk's subports.
-            let mut out = Vec::new();
-            for sp in t.subports(&self.client).await? {
-                let port = match self.client.port(&sp.port_id).await {
-                    Err(e) if e.is_not_found() => continue,
-                    r => r.map_err(|e| fail(format!("show subport {}", sp.port_id), e))?,
-                };
-                if port.device_id.len() != 64 {
-                    continue;
-                }
-                if let Some(ep) = self.endpoint(&port.device_id).await? {
-                    out.push(ep);
-                }
-            }
-            return Ok(out);
+            let ids: HashSet<String> = t
+                .subports(&self.client)
+                .await?
+                .into_iter()
+                .map(|sp| sp.port_id)
+                .collect();
+            let mut ports = self
+                .client
+                .ports(&[("device_owner", "trunk:subport")])
+                .await
+                .map_err(|e| fail(format!("list the subports of trunk {}", t.id), e))?;
+            ports.retain(|p| ids.contains(&p.id));
+            return self.endpoints_of_ports(ports).await;
         }
         if let Some(vm) = &self.macvlan {
-            let mut out = Vec::new();
-            for port in self.paired_ports(vm).await? {
-                if port.device_id.len() == 64 {
-                    if let Some(ep) = self.endpoint(&port.device_id).await? {
-                        out.push(ep);
-                    }
-                }
-            }
-            return Ok(out);
+            let ports = self.paired_ports(vm).await?;
+            return self.endpoints_of_ports(ports).await;
         }
         let ports = self
             .client
@@ -1455,13 +1461,7 @@ impl Backend for NeutronBackend {
                     e,
                 )
             })?;
-        let mut out = Vec::new();
-        for p in ports.iter().filter(|p| p.device_id.len() == 64) {
-            if let Some(ep) = self.endpoint(&p.device_id).await? {
-                out.push(ep);
-            }
-        }
-        Ok(out)
+        self.endpoints_of_ports(ports).await
     }
 
     async fn expose(&self, endpoint_id: &str, ports: &[ExposedPort]) -> Result<(), BackendError> {

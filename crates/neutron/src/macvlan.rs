@@ -182,22 +182,22 @@ impl NeutronBackend {
             .port(&vm.id)
             .await
             .map_err(|e| fail(format!("read the VM's port {}", vm.id), e))?;
-        let mut out: Vec<Port> = Vec::new();
-        for pair in &current.allowed_address_pairs {
-            let Some(mac) = &pair.mac_address else {
-                continue;
-            };
-            let ports = self
-                .client()
-                .ports(&[("network_id", &vm.network_id), ("mac_address", mac)])
-                .await
-                .map_err(|e| fail(format!("find the port of MAC {mac}"), e))?;
-            for p in ports {
-                if p.id != vm.id && !out.iter().any(|o| o.id == p.id) {
-                    out.push(p);
-                }
-            }
-        }
+        let macs: Vec<String> = current
+            .allowed_address_pairs
+            .iter()
+            .filter_map(|p| p.mac_address.as_deref().map(str::to_ascii_lowercase))
+            .collect();
+        let mut out = self
+            .client()
+            .ports(&[("network_id", &vm.network_id)])
+            .await
+            .map_err(|e| {
+                fail(
+                    format!("list the ports of the VM's network {}", vm.network_id),
+                    e,
+                )
+            })?;
+        out.retain(|p| p.id != vm.id && macs.contains(&p.mac_address.to_ascii_lowercase()));
         Ok(out)
     }
 }
