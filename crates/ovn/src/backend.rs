@@ -206,6 +206,41 @@ fn parse_ips(row: &Row) -> HashSet<IpAddr> {
         .collect()
 }
 
+/// The endpoint's MAC: the one Docker asked for (`Err` with it when `in_use` says it is taken),
+/// else one derived from its address, else a random one, never one `in_use`.
+pub(crate) fn choose_mac(
+    spec: &EndpointSpec,
+    in_use: impl Fn(&str) -> bool,
+) -> std::result::Result<String, String> {
+    if let Some(m) = &spec.mac {
+        let m = m.to_lowercase();
+        return if in_use(&m) { Err(m) } else { Ok(m) };
+    }
+    let v4 = spec.ipv4.and_then(|n| match n.addr() {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    });
+    let v6 = spec.ipv6.and_then(|n| match n.addr() {
+        IpAddr::V6(a) => Some(a),
+        IpAddr::V4(_) => None,
+    });
+    let mut m = ipam::mac_from_ip(v4, v6).unwrap_or_else(ipam::random_mac);
+    while in_use(&m) {
+        m = ipam::random_mac();
+    }
+    Ok(m)
+}
+
+/// An `addresses` entry: the MAC, then the endpoint's addresses.
+pub(crate) fn address_entry(mac: &str, spec: &EndpointSpec) -> String {
+    let mut entry = mac.to_string();
+    for ip in [spec.ipv4, spec.ipv6].into_iter().flatten() {
+        entry.push(' ');
+        entry.push_str(&ip.addr().to_string());
+    }
+    entry
+}
+
 fn with_prefix(ip: IpAddr, cidr: &IpNet) -> IpNet {
     IpNet::new(ip, cidr.prefix_len()).unwrap_or_else(|_| IpNet::from(ip))
 }
@@ -895,7 +930,6 @@ impl OvnBackend {
         }
         let key = keys::net_key(&spec.network_id);
         let ep_short = short(&spec.endpoint_id).to_string();
-        let mut chosen_mac = None;
         self.write(&format!("create logical switch port for endpoint {ep_short}"), |rep| {
             let ls = rep.table(LS).by_external_key(&key).into_iter().next().ok_or_else(|| {
                 OvnError::NotFound(format!(
@@ -918,29 +952,10 @@ impl OvnBackend {
                     holders.iter().any(|p| ports.contains(&p.uuid))
                 }
             };
-            let mac = match &spec.mac {
-                Some(m) => {
-                    let m = m.to_lowercase();
-                    if mac_in_use(&m) {
-                        return Err(OvnError::Conflict(format!("MAC address {m} is already used on network {}", short(&spec.network_id))));
-                    }
-                    m
-                }
-                None => {
-                    let v4 = spec.ipv4.and_then(|n| match n.addr() { IpAddr::V4(a) => Some(a), _ => None });
-                    let v6 = spec.ipv6.and_then(|n| match n.addr() { IpAddr::V6(a) => Some(a), _ => None });
-                    let mut m = ipam::mac_from_ip(v4, v6).unwrap_or_else(ipam::random_mac);
-                    while mac_in_use(&m) {
-                        m = ipam::random_mac();
-                    }
-                    m
-                }
-            };
-            let mut addr = mac.clone();
-            for ip in [spec.ipv4, spec.ipv6].into_iter().flatten() {
-                addr.push(' ');
-                addr.push_str(&ip.addr().to_string());
-            }
+            let mac = choose_mac(spec, mac_in_use).map_err(|m| {
+                OvnError::Conflict(format!("MAC address {m} is already used on network {}", short(&spec.network_id)))
+            })?;
+            let addr = address_entry(&mac, spec);
             let ext = datum::map([
                 (keys::OWNER, keys::OWNER_VALUE),
                 (keys::ENDPOINT_ID, spec.endpoint_id.as_str()),
@@ -948,7 +963,6 @@ impl OvnBackend {
                 (keys::HOST, self.settings.host.as_str()),
                 (keys::MAC, mac.as_str()),
             ]);
-            chosen_mac = Some(mac);
             let mut t = Txn::new(NB);
             // The schema's unique index on the port name refuses a duplicate at commit: no
             // `wait` guard, which would make ovsdb-server scan every port of Northbound.
@@ -960,7 +974,6 @@ impl OvnBackend {
             Ok(Some(t))
         })
         .await?;
-        let _ = chosen_mac;
         if self.settings.parent_port.is_some() {
             // Inside a VM the port is of no use without its tag: on failure it goes again.
             if let Err(e) = self.wait_for_tag(&spec.endpoint_id).await {
@@ -997,6 +1010,27 @@ impl OvnBackend {
             .by_external_id(keys::HOST, &self.settings.host)
             .iter()
             .filter_map(|p| endpoint_of(&rep, p))
+            .collect()
+    }
+
+    /// The endpoints of this host whose `addresses` entry holds `ip`: a look at the strings of
+    /// the replica's rows, no endpoint built (ReleaseAddress asks it for every container).
+    pub fn endpoints_holding(&self, ip: IpAddr) -> Vec<String> {
+        let ip = ip.to_string();
+        let holds = |entry: &str| entry.split_whitespace().skip(1).any(|w| w == ip);
+        if let Some(parent) = &self.settings.macvlan_parent {
+            return self.macvlan_endpoints_holding(parent, holds);
+        }
+        let rep = self.nb.replica();
+        rep.table(LSP)
+            .by_external_id(keys::HOST, &self.settings.host)
+            .iter()
+            .filter(|p| p.strings("addresses").first().is_some_and(|a| holds(a)))
+            .filter_map(|p| {
+                p.external_id(keys::ENDPOINT_ID)
+                    .or_else(|| p.str("name"))
+                    .map(str::to_string)
+            })
             .collect()
     }
 

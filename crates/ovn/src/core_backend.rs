@@ -154,14 +154,7 @@ impl Backend for OvnBackend {
     }
 
     fn endpoints_holding(&self, address: std::net::IpAddr) -> Vec<String> {
-        OvnBackend::local_endpoints(self)
-            .into_iter()
-            .filter(|e| {
-                e.ipv4.map(|n| n.addr()) == Some(address)
-                    || e.ipv6.map(|n| n.addr()) == Some(address)
-            })
-            .map(|e| e.endpoint_id)
-            .collect()
+        OvnBackend::endpoints_holding(self, address)
     }
 
     async fn expose(&self, endpoint_id: &str, ports: &[ExposedPort]) -> Result<(), BackendError> {

@@ -8,14 +8,15 @@
 //! the VM's own logical switch and have no port of their own: no ACLs or conntrack zone of
 //! their own, and they do not reach the VM they run in (macvlan never hands a frame to its
 //! lower device's addresses).
-use crate::backend::{ips_of, network_by_id, Endpoint, EndpointSpec, OvnBackend};
+use crate::backend::{
+    address_entry, choose_mac, ips_of, network_by_id, Endpoint, EndpointSpec, OvnBackend,
+};
 use crate::error::{OvnError, Result};
-use crate::{ipam, keys};
+use crate::keys;
 use kuryr_ovsdb::datum::{self, Row};
 use kuryr_ovsdb::txn;
 use kuryr_ovsdb::{Replica, Txn};
 use serde_json::json;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 const LS: &str = "Logical_Switch";
@@ -114,37 +115,10 @@ impl OvnBackend {
                         .iter()
                         .any(|a| a.split_whitespace().next().is_some_and(|x| x.eq_ignore_ascii_case(m)))
                 };
-                let mac = match &spec.mac {
-                    Some(m) => {
-                        let m = m.to_lowercase();
-                        if taken(&m) {
-                            return Err(OvnError::Conflict(format!(
-                                "MAC address {m} is already on the VM's port {parent}"
-                            )));
-                        }
-                        m
-                    }
-                    None => {
-                        let v4 = spec.ipv4.and_then(|n| match n.addr() {
-                            IpAddr::V4(a) => Some(a),
-                            _ => None,
-                        });
-                        let v6 = spec.ipv6.and_then(|n| match n.addr() {
-                            IpAddr::V6(a) => Some(a),
-                            _ => None,
-                        });
-                        let mut m = ipam::mac_from_ip(v4, v6).unwrap_or_else(ipam::random_mac);
-                        while taken(&m) {
-                            m = ipam::random_mac();
-                        }
-                        m
-                    }
-                };
-                let mut entry = mac;
-                for ip in [spec.ipv4, spec.ipv6].into_iter().flatten() {
-                    entry.push(' ');
-                    entry.push_str(&ip.addr().to_string());
-                }
+                let mac = choose_mac(spec, taken).map_err(|m| {
+                    OvnError::Conflict(format!("MAC address {m} is already on the VM's port {parent}"))
+                })?;
+                let entry = address_entry(&mac, spec);
                 record = format!("{} {entry}", spec.network_id);
                 let mut t = Txn::new(NB);
                 // The VM's port must still be there: a mutation of no row would succeed.
@@ -190,6 +164,23 @@ impl OvnBackend {
                 let eid = k.strip_prefix(RECORD_PREFIX)?;
                 endpoint_from(&rep, &vm, eid, v)
             })
+            .collect()
+    }
+
+    /// The endpoints whose entry on the VM's port `holds` says so.
+    pub(crate) fn macvlan_endpoints_holding(
+        &self,
+        parent: &str,
+        holds: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let rep = self.client().replica();
+        let Some(vm) = rep.table(LSP).one_by_name(parent) else {
+            return Vec::new();
+        };
+        vm.string_map("external_ids")
+            .iter()
+            .filter(|(k, v)| k.starts_with(RECORD_PREFIX) && holds(entry_of(v)))
+            .filter_map(|(k, _)| k.strip_prefix(RECORD_PREFIX).map(str::to_string))
             .collect()
     }
 
