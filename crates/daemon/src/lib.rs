@@ -155,6 +155,37 @@ pub fn resolve_parent(nb: &Client, vm: &host::VmFacts) -> Result<String, String>
     Ok(parent)
 }
 
+/// Inside a VM in the Neutron mode with the vlan driver: the trunk of the VM's port (as
+/// configured or recorded, else the one port with the NIC's MAC).
+pub async fn neutron_trunk(
+    client: &kuryr_neutron::NeutronClient,
+    vm: &host::VmFacts,
+    config: &Config,
+) -> Result<kuryr_neutron::Trunk, kuryr_neutron::NeutronError> {
+    kuryr_neutron::Trunk::find(
+        client,
+        vm.parent_port.as_deref(),
+        &vm.link_iface,
+        vm.link_mac.as_deref(),
+        config.nested.port_limit,
+    )
+    .await
+}
+
+/// Inside a VM in the Neutron mode with the macvlan driver: the VM's port, found the same way.
+pub async fn neutron_vm_port(
+    client: &kuryr_neutron::NeutronClient,
+    vm: &host::VmFacts,
+) -> Result<kuryr_neutron::VmPort, kuryr_neutron::NeutronError> {
+    kuryr_neutron::VmPort::find(
+        client,
+        vm.parent_port.as_deref(),
+        &vm.link_iface,
+        vm.link_mac.as_deref(),
+    )
+    .await
+}
+
 /// The Neutron client as `[neutron]` describes it.
 pub fn neutron_client(
     config: &Config,
@@ -242,15 +273,9 @@ pub async fn neutron_driver(
     let mut trunk = None;
     if let (Some(vm), HostBinding::Nested(nested)) = (&vm, &binding) {
         // Inside a VM: every container port is a subport of the VM port's trunk.
-        let t = kuryr_neutron::Trunk::find(
-            &client,
-            vm.parent_port.as_deref(),
-            &vm.link_iface,
-            vm.link_mac.as_deref(),
-            config.nested.port_limit,
-        )
-        .await
-        .map_err(DaemonError::Neutron)?;
+        let t = neutron_trunk(&client, vm, config)
+            .await
+            .map_err(DaemonError::Neutron)?;
         tracing::info!(trunk = %t.id, parent = %t.parent, nic = %vm.link_iface, "inside a VM: containers' ports are subports of the VM's trunk");
         nested.ovs().set_host(&t.parent);
         trunk = Some(t);
@@ -258,14 +283,9 @@ pub async fn neutron_driver(
     let mut vm_port = None;
     if let (Some(vm), HostBinding::Macvlan(_)) = (&vm, &binding) {
         // Inside a VM with macvlan: the VM's port carries the containers' addresses.
-        let p = kuryr_neutron::VmPort::find(
-            &client,
-            vm.parent_port.as_deref(),
-            &vm.link_iface,
-            vm.link_mac.as_deref(),
-        )
-        .await
-        .map_err(DaemonError::Neutron)?;
+        let p = neutron_vm_port(&client, vm)
+            .await
+            .map_err(DaemonError::Neutron)?;
         tracing::info!(port = %p.id, network = %p.network_id, nic = %vm.link_iface, "inside a VM: containers on macvlan devices, their addresses allowed on the VM's port");
         vm_port = Some(p);
     }

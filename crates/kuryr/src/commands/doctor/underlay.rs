@@ -112,14 +112,9 @@ pub(super) async fn macvlan_checks(config: &Config, limit: Duration) -> Vec<Chec
     let port_fix = "give the VM's port with [binding] parent_port";
     if config.backend == kuryr_daemon::config::BackendKind::Neutron {
         let found = match kuryr_daemon::neutron_client(config) {
-            Ok(client) => kuryr_neutron::VmPort::find(
-                &client,
-                vm.parent_port.as_deref(),
-                &vm.link_iface,
-                vm.link_mac.as_deref(),
-            )
-            .await
-            .map_err(|e| e.to_string()),
+            Ok(client) => kuryr_daemon::neutron_vm_port(&client, &vm)
+                .await
+                .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         out.push(match found {
@@ -173,15 +168,7 @@ async fn neutron_vm_port(config: &Config, vm: &kuryr_daemon::host::VmFacts) -> C
         Ok(c) => c,
         Err(e) => return fail("vm port", e.to_string(), "correct [neutron] in kuryr.conf"),
     };
-    let trunk = match kuryr_neutron::Trunk::find(
-        &client,
-        vm.parent_port.as_deref(),
-        &vm.link_iface,
-        vm.link_mac.as_deref(),
-        config.nested.port_limit,
-    )
-    .await
-    {
+    let trunk = match kuryr_daemon::neutron_trunk(&client, vm, config).await {
         Ok(t) => t,
         Err(e) => return fail("vm port", e.to_string(), fix),
     };
