@@ -247,6 +247,14 @@ fn request_address(d: &Daemon, pool_id: &str, preferred: &str) -> String {
     r["Address"].as_str().unwrap_or_default().to_string()
 }
 
+/// A pool of `cidr`, its gateway and the network `network_id` on it: the pool's id.
+fn pool_and_network(d: &Daemon, network_id: &str, cidr: &str) -> String {
+    let pool = request_pool(d, cidr);
+    let gw = request_gateway(d, &pool);
+    create_network(d, network_id, cidr, &gw);
+    pool
+}
+
 fn create_network(d: &Daemon, network_id: &str, pool: &str, gateway: &str) {
     let r = ok(
         d,
@@ -631,9 +639,7 @@ fn create_endpoint_sent_twice_leaves_one_logical_port_and_one_ovs_port() {
     let (net, ep) = (docker_id(), docker_id());
     let tap = host_ifname(&ep);
     let _host = HostSide(vec![ep.clone()]);
-    let pool = request_pool(&d, "10.176.0.0/24");
-    let gw = request_gateway(&d, &pool);
-    create_network(&d, &net, "10.176.0.0/24", &gw);
+    let pool = pool_and_network(&d, &net, "10.176.0.0/24");
     let address = request_address(&d, &pool, "");
     let body = format!("{}\n", create_endpoint_body(&net, &ep, &address));
 
@@ -790,9 +796,7 @@ fn a_daemon_killed_with_sigkill_and_restarted_serves_the_networks_created_before
     let mut d = daemon(&nb, None);
     let (net, ep) = (docker_id(), docker_id());
     let _host = HostSide(vec![ep.clone()]);
-    let pool = request_pool(&d, "10.179.0.0/24");
-    let gw = request_gateway(&d, &pool);
-    create_network(&d, &net, "10.179.0.0/24", &gw);
+    let pool = pool_and_network(&d, &net, "10.179.0.0/24");
     let before_crash = request_address(&d, &pool, "");
 
     d.kill9();
@@ -830,9 +834,7 @@ fn restart_reconciliation_removes_only_this_hosts_orphaned_ports_and_reports_mis
     let mut d1 = daemon(&nb1, None);
     let (net, gone, broken) = (docker_id(), docker_id(), docker_id());
     let _host = HostSide(vec![gone.clone(), broken.clone()]);
-    let pool = request_pool(&d1, "10.180.0.0/24");
-    let gw = request_gateway(&d1, &pool);
-    create_network(&d1, &net, "10.180.0.0/24", &gw);
+    let pool = pool_and_network(&d1, &net, "10.180.0.0/24");
     for ep in [&gone, &broken] {
         let address = request_address(&d1, &pool, "");
         ok(
@@ -905,9 +907,7 @@ fn a_plug_a_crash_cut_short_is_undone_at_the_next_start() {
     let mut d = daemon(&nb, None);
     let (net, cut) = (docker_id(), docker_id());
     let _host = HostSide(vec![cut.clone()]);
-    let pool = request_pool(&d, "10.181.0.0/24");
-    let gw = request_gateway(&d, &pool);
-    create_network(&d, &net, "10.181.0.0/24", &gw);
+    let pool = pool_and_network(&d, &net, "10.181.0.0/24");
     let address = request_address(&d, &pool, "");
     ok(
         &d,
@@ -953,9 +953,7 @@ fn an_endpoint_whose_address_docker_releases_without_deleting_it_goes() {
     let d = daemon(&nb, None);
     let (net, ep) = (docker_id(), docker_id());
     let _host = HostSide(vec![ep.clone()]);
-    let pool = request_pool(&d, "10.182.0.0/24");
-    let gw = request_gateway(&d, &pool);
-    create_network(&d, &net, "10.182.0.0/24", &gw);
+    let pool = pool_and_network(&d, &net, "10.182.0.0/24");
     let address = request_address(&d, &pool, "");
     ok(
         &d,
