@@ -31,7 +31,6 @@ pub(crate) struct LinkFacts {
     pub name: String,
     pub index: u32,
     pub mac: Option<String>,
-    pub mtu: Option<u32>,
     pub alias: Option<String>,
 }
 
@@ -59,7 +58,6 @@ fn facts(msg: &LinkMessage) -> LinkFacts {
                         .join(":"),
                 )
             }
-            LinkAttribute::Mtu(m) => f.mtu = Some(*m),
             LinkAttribute::IfAlias(a) => f.alias = Some(a.clone()),
             _ => {}
         }
@@ -182,15 +180,6 @@ impl Netlink {
 
     /// The names of every link in the host namespace.
     pub async fn names(&self) -> io::Result<HashSet<String>> {
-        let mut links = self.handle.link().get().execute();
-        let mut names = HashSet::new();
-        while let Some(msg) = links.try_next().await.map_err(netlink_io)? {
-            for a in msg.attributes {
-                if let LinkAttribute::IfName(n) = a {
-                    names.insert(n);
-                }
-            }
-        }
-        Ok(names)
+        Ok(self.links().await?.into_iter().map(|l| l.name).collect())
     }
 }
