@@ -29,6 +29,7 @@ mod netlink;
 mod null;
 mod offload;
 mod ovs;
+mod reaper;
 
 use std::future::Future;
 use std::time::Duration;
@@ -119,6 +120,12 @@ pub trait Binding: Send + Sync + 'static {
     /// endpoint without anything on the host is no sign of trouble.
     fn sees_running_endpoints(&self) -> bool {
         true
+    }
+
+    /// Deletes what unplugs of a previous run left to be deleted later and did not get to
+    /// (killed first); returns the interfaces deleted. Called once at start.
+    fn sweep_unplugged(&self) -> impl Future<Output = Result<Vec<String>, BindingError>> + Send {
+        async { Ok(Vec::new()) }
     }
 
     /// Whether a plug of this endpoint was cut short (the daemon killed half way): its veth

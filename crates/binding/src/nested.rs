@@ -157,6 +157,10 @@ impl Binding for NestedVlanBinding {
         self.ovs.list().await
     }
 
+    async fn sweep_unplugged(&self) -> Result<Vec<String>, BindingError> {
+        self.ovs.sweep_unplugged().await
+    }
+
     async fn interrupted_plug(&self, endpoint_id: &str) -> Result<bool, BindingError> {
         self.ovs.interrupted_plug(endpoint_id).await
     }

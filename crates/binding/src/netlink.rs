@@ -151,13 +151,27 @@ impl Netlink {
             .await
             .map_err(netlink_io)?;
         // The kernel ignores an alias in the request that creates a link: set it after.
+        match self.set_alias(name, alias).await? {
+            true => Ok(()),
+            false => Err(io::Error::from_raw_os_error(ENODEV)),
+        }
+    }
+
+    /// Sets the alias of the link named `name`; `Ok(false)` when there is none.
+    pub async fn set_alias(&self, name: &str, alias: &str) -> io::Result<bool> {
         let set = LinkUnspec::new_with_name(name).alias(alias).build();
-        self.handle
+        match self
+            .handle
             .link()
             .set(set)
             .execute()
             .await
             .map_err(netlink_io)
+        {
+            Ok(()) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Deletes the link named `name`; `Ok(false)` when there is none. Deleting one end of a
@@ -168,6 +182,23 @@ impl Netlink {
             .handle
             .link()
             .del_with_message(msg)
+            .execute()
+            .await
+            .map_err(netlink_io)
+        {
+            Ok(()) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes the link with index `index` (not a later link that took its name);
+    /// `Ok(false)` when there is none.
+    pub async fn delete_index(&self, index: u32) -> io::Result<bool> {
+        match self
+            .handle
+            .link()
+            .del(index)
             .execute()
             .await
             .map_err(netlink_io)

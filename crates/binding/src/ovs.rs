@@ -15,6 +15,7 @@ use crate::error::BindingError;
 use crate::mtu::{parse_encaps, Encap};
 use crate::names::{self, Checked};
 use crate::netlink::Netlink;
+use crate::reaper::{self, Reaper};
 use crate::{Binding, PlugRequest, Plugged, PluggedBy, PluggedPort};
 
 const DB: &str = "Open_vSwitch";
@@ -48,6 +49,8 @@ struct Inner {
     backend: std::sync::OnceLock<String>,
     netlink: Netlink,
     locks: Arc<Locks>,
+    /// Deletes unplugged veths in the background, once the daemon asks for it.
+    reaper: std::sync::OnceLock<Reaper>,
 }
 
 impl OvsBinding {
@@ -82,8 +85,21 @@ impl OvsBinding {
                 backend: std::sync::OnceLock::new(),
                 netlink,
                 locks: Arc::default(),
+                reaper: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// From now on an unplug returns once the OVS port is gone and the veth is marked, and
+    /// the kernel's slow deletion of the veth runs in the background (see `reaper`): for a
+    /// long-running process, which also calls [`Binding::sweep_unplugged`] at its start.
+    pub fn delete_veths_in_background(&self) -> Result<(), BindingError> {
+        if self.inner.reaper.get().is_none() {
+            let reaper = Reaper::start(self.inner.ovs.clone(), self.inner.locks.clone())
+                .map_err(BindingError::NetlinkSocket)?;
+            let _ = self.inner.reaper.set(reaper);
+        }
+        Ok(())
     }
 
     /// Names the kuryr host this binding plugs for: ports get `external_ids:kuryr-host`, and
@@ -198,6 +214,15 @@ impl Binding for OvsBinding {
 
     async fn list(&self) -> Result<Vec<PluggedPort>, BindingError> {
         self.inner.list().await
+    }
+
+    async fn sweep_unplugged(&self) -> Result<Vec<String>, BindingError> {
+        reaper::sweep(&self.inner.netlink, &self.inner.ovs)
+            .await
+            .map_err(|e| BindingError::Host {
+                action: "delete the veths the previous run unplugged".into(),
+                source: Box::new(e),
+            })
     }
 
     async fn interrupted_plug(&self, endpoint_id: &str) -> Result<bool, BindingError> {
@@ -540,11 +565,19 @@ impl Inner {
                 e,
             ));
         }
-        // 2. Delete the veth by its host end; the kernel removes the peer with it wherever it
-        //    is. Docker 20.10 calls Leave before it moves the container end back, so at
-        //    DeleteEndpoint the peer may still be inside the container's namespace, or gone.
-        match self.netlink.delete(ifname).await {
-            Ok(existed) => debug!(ifname, existed, "veth deleted"),
+        // 2. Delete the veth by its host end, in the background if asked (see reaper); the kernel
+        //    removes the peer with it wherever it is. Docker 20.10 calls Leave before it moves
+        //    the container end back, so at DeleteEndpoint the peer may still be inside the
+        //    container's namespace, or gone. When the port could not be removed the veth
+        //    goes at once, as the reaper keeps veths that are in a port.
+        let deleted = match self.reaper.get() {
+            Some(reaper) if errors.is_empty() => {
+                reaper.defer(&self.netlink, endpoint, ifname).await
+            }
+            _ => self.netlink.delete(ifname).await,
+        };
+        match deleted {
+            Ok(existed) => debug!(ifname, existed, "veth deleted or queued for deletion"),
             Err(e) => errors.push(self.netlink_err(format!("delete veth {ifname}"), endpoint, e)),
         }
         // kuryr-libnetwork's veth, named after the Neutron port; only a veth is deleted.
@@ -915,16 +948,16 @@ fn add_port_txn(c: &Checked, bridge: &str, host: Option<&str>, backend: Option<&
 /// Serializes operations on one endpoint inside this process (Docker may retry a call while
 /// the first is still running); entries go away when nobody holds or waits for them.
 #[derive(Default)]
-struct Locks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+pub(crate) struct Locks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
 
-struct EndpointGuard {
+pub(crate) struct EndpointGuard {
     locks: Arc<Locks>,
     key: String,
     guard: Option<OwnedMutexGuard<()>>,
 }
 
 impl Locks {
-    async fn lock(self: &Arc<Self>, key: &str) -> EndpointGuard {
+    pub(crate) async fn lock(self: &Arc<Self>, key: &str) -> EndpointGuard {
         let m = {
             let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
             map.entry(key.to_string()).or_default().clone()

@@ -182,6 +182,18 @@ impl HostBinding {
     }
 }
 
+impl HostBinding {
+    /// For the daemon: unplugs leave the kernel's slow veth deletion to a background worker
+    /// (see `OvsBinding::delete_veths_in_background`).
+    pub fn delete_veths_in_background(&self) -> Result<(), BindingError> {
+        match self {
+            HostBinding::Ovs(b) => b.delete_veths_in_background(),
+            HostBinding::Nested(b) => b.ovs().delete_veths_in_background(),
+            HostBinding::Macvlan(_) | HostBinding::None(_) => Ok(()),
+        }
+    }
+}
+
 impl Binding for HostBinding {
     async fn plug(&self, req: &PlugRequest) -> Result<Plugged, BindingError> {
         match self {
@@ -225,6 +237,15 @@ impl Binding for HostBinding {
             HostBinding::Nested(b) => b.sees_running_endpoints(),
             HostBinding::Macvlan(b) => b.sees_running_endpoints(),
             HostBinding::None(b) => b.sees_running_endpoints(),
+        }
+    }
+
+    async fn sweep_unplugged(&self) -> Result<Vec<String>, BindingError> {
+        match self {
+            HostBinding::Ovs(b) => b.sweep_unplugged().await,
+            HostBinding::Nested(b) => b.sweep_unplugged().await,
+            HostBinding::Macvlan(b) => b.sweep_unplugged().await,
+            HostBinding::None(b) => b.sweep_unplugged().await,
         }
     }
 

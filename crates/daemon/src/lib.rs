@@ -324,6 +324,7 @@ async fn serve<Bk: kuryr_core::Backend>(
     driver: Driver<Bk, HostBinding>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
+    driver.binding.delete_veths_in_background()?;
     let report = reconcile::reconcile(&driver.backend, &driver.binding).await;
     kuryr_metrics::reconciled(
         report.errors.is_empty(),
@@ -333,6 +334,7 @@ async fn serve<Bk: kuryr_core::Backend>(
     );
     tracing::info!(
         removed = report.removed.len(),
+        swept = report.swept.len(),
         interrupted = report.interrupted.len(),
         missing = report.missing_host_side.len(),
         kept_kuryr_libnetwork = report.kept_kuryr_libnetwork.len(),

@@ -10,6 +10,8 @@ use std::collections::HashSet;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Report {
+    /// Host ends of veths the previous run unplugged and had not deleted yet, now deleted.
+    pub swept: Vec<String>,
     /// Endpoint ids whose orphaned host ports were removed.
     pub removed: Vec<String>,
     /// Endpoint ids of this host whose veth or OVS port is missing.
@@ -27,6 +29,10 @@ const INTERRUPTED_GRACE: std::time::Duration = std::time::Duration::from_millis(
 
 pub async fn reconcile<Bk: Backend, B: Binding>(backend: &Bk, binding: &B) -> Report {
     let mut report = Report::default();
+    match binding.sweep_unplugged().await {
+        Ok(swept) => report.swept = swept,
+        Err(e) => report.errors.push(e.to_string()),
+    }
     let plugged = match binding.list().await {
         Ok(p) => p,
         Err(e) => {
