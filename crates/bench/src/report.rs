@@ -185,12 +185,14 @@ impl BenchReport {
                     &w,
                 );
             }
-            if let (Some(k), Some(b)) = (d.overhead_s.get("kuryr"), d.overhead_s.get("bridge")) {
-                let _ = writeln!(
-                    out,
-                    "kuryr's overhead over none / bridge's: {:.2}x",
-                    if *b > 0.0 { k / b } else { 0.0 }
-                );
+            for base in ["bridge", crate::docker::USER_BRIDGE] {
+                if let (Some(k), Some(b)) = (d.overhead_s.get("kuryr"), d.overhead_s.get(base)) {
+                    let _ = writeln!(
+                        out,
+                        "kuryr's overhead over none / {base}'s: {:.2}x",
+                        if *b > 0.0 { k / b } else { 0.0 }
+                    );
+                }
             }
             // What publishing a port adds to a run, per network.
             for (label, with) in d.run_median_s.iter().filter(|(l, _)| l.ends_with(" -p")) {
