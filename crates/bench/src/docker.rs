@@ -18,6 +18,8 @@ pub struct DockerBench {
     pub parallel: usize,
     /// Also time each network with a published port (`LABEL -p`).
     pub publish: bool,
+    /// The kuryr daemon's metrics address, to count its port pool hits and misses.
+    pub pool_metrics: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,6 +38,10 @@ pub struct DockerReport {
     pub parallel_ratio: BTreeMap<String, f64>,
     /// Median seconds from `docker run` to the first ping reply from another container.
     pub first_ping_s: BTreeMap<String, f64>,
+    /// The kuryr daemon's port pool hits and misses during the benchmark (with
+    /// `--pool-metrics`).
+    #[serde(default)]
+    pub pool: Option<PoolCounts>,
 }
 
 fn docker(args: &[&str]) -> Result<Output, BenchError> {
@@ -106,7 +112,9 @@ pub fn run(cfg: &DockerBench) -> Result<DockerReport, BenchError> {
         parallel_wall_s: BTreeMap::new(),
         parallel_ratio: BTreeMap::new(),
         first_ping_s: BTreeMap::new(),
+        pool: None,
     };
+    let pool_before = cfg.pool_metrics.as_deref().map(pool_counts).transpose()?;
     // Networks: (label, docker network name). A Docker without its bridge network (dockerd
     // --bridge none, as in the lab's VMs) runs `--net bridge` containers with no network at
     // all: leave it out rather than time that.
@@ -257,6 +265,76 @@ pub fn run(cfg: &DockerBench) -> Result<DockerReport, BenchError> {
         }
         report.first_ping_s.insert(label.clone(), median(&v));
     }
+    if let (Some(addr), Some(before)) = (&cfg.pool_metrics, pool_before) {
+        let after = pool_counts(addr)?;
+        report.pool = Some(PoolCounts {
+            hits: after.hits.saturating_sub(before.hits),
+            misses: after.misses.saturating_sub(before.misses),
+        });
+    }
     drop(cleanup);
     Ok(report)
+}
+
+/// Port pool requests of a daemon, from its Prometheus endpoint (`[DEFAULT]
+/// metrics_address`): `kuryr_port_pool_requests_total` by result.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolCounts {
+    pub hits: u64,
+    pub misses: u64,
+}
+
+/// Reads the pool counters of the daemon serving metrics at `addr` (`HOST:PORT`).
+pub fn pool_counts(addr: &str) -> Result<PoolCounts, BenchError> {
+    use std::io::{Read, Write};
+    let err = |e: std::io::Error| BenchError::Other(format!("read metrics at {addr}: {e}"));
+    let mut s = std::net::TcpStream::connect(addr).map_err(err)?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .map_err(err)?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(err)?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).map_err(err)?;
+    Ok(parse_pool_counts(&text))
+}
+
+fn parse_pool_counts(text: &str) -> PoolCounts {
+    let mut c = PoolCounts::default();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("kuryr_port_pool_requests_total{") else {
+            continue;
+        };
+        let n = rest
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0) as u64;
+        if rest.contains("result=\"hit\"") {
+            c.hits = n;
+        } else if rest.contains("result=\"miss\"") {
+            c.misses = n;
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_counters_are_read_from_prometheus_text() {
+        let text = "# HELP x\nkuryr_port_pool_requests_total{result=\"hit\"} 12\nkuryr_port_pool_requests_total{result=\"miss\"} 3\nkuryr_port_pool_free 7\n";
+        assert_eq!(
+            parse_pool_counts(text),
+            PoolCounts {
+                hits: 12,
+                misses: 3
+            }
+        );
+        assert_eq!(parse_pool_counts(""), PoolCounts::default());
+    }
 }

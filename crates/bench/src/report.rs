@@ -194,6 +194,13 @@ impl BenchReport {
                     );
                 }
             }
+            if let Some(p) = &d.pool {
+                let _ = writeln!(
+                    out,
+                    "kuryr's port pools during the runs: {} hits, {} misses",
+                    p.hits, p.misses
+                );
+            }
             // What publishing a port adds to a run, per network.
             for (label, with) in d.run_median_s.iter().filter(|(l, _)| l.ends_with(" -p")) {
                 let plain = label.trim_end_matches(" -p");

@@ -3,8 +3,10 @@
 //! unknown keys are warned about, so a kuryr-libnetwork file with options this mode does not
 //! use still starts.
 mod nested;
+mod vif_pool;
 
 pub use nested::{BindingDriver, NestedSettings};
+pub use vif_pool::VifPoolSettings;
 
 use ini::{Ini, ParseOption};
 use ipnet::IpNet;
@@ -151,6 +153,8 @@ pub struct Config {
     pub host_binding: HostBindingKind,
     /// Containers inside VMs: `[binding] default_driver`, `link_iface`, `parent_port`.
     pub nested: NestedSettings,
+    /// `[vif_pool]`: ports made ahead of time (Neutron mode).
+    pub vif_pool: VifPoolSettings,
     /// 0: from the tunnel encapsulation.
     pub network_mtu: u32,
     pub port_ready_timeout: Duration,
@@ -180,6 +184,7 @@ impl Default for Config {
             veth_dst_prefix: "eth".into(),
             host_binding: HostBindingKind::Ovs,
             nested: NestedSettings::default(),
+            vif_pool: VifPoolSettings::default(),
             network_mtu: 0,
             port_ready_timeout: Duration::from_secs(30),
             ovn: OvnSection {
@@ -303,6 +308,15 @@ const KNOWN_NEUTRON: &[(&str, &[&str])] = &[
             "default_subnetpool_v6",
             "vif_plugging_is_fatal",
             "vif_plugging_timeout",
+        ],
+    ),
+    (
+        "vif_pool",
+        &[
+            "ports_pool_min",
+            "ports_pool_max",
+            "ports_pool_batch",
+            "ports_pool_update_frequency",
         ],
     ),
 ];
@@ -560,6 +574,7 @@ impl Config {
             ));
         }
         c.nested = nested::read(&r)?;
+        c.vif_pool = vif_pool::read(&r)?;
         c.host_binding = match r.raw("binding", "host_binding") {
             None | Some("ovs") => HostBindingKind::Ovs,
             Some("none") => HostBindingKind::None,

@@ -310,6 +310,30 @@ pub async fn neutron_driver(
     if let Some(p) = vm_port {
         backend = backend.with_vm_port(p);
     }
+    let pool = &config.vif_pool;
+    if pool.enabled() {
+        backend = backend.with_pools(kuryr_neutron::PoolSettings {
+            min: pool.min,
+            max: pool.max,
+            batch: pool.batch,
+            update_frequency: pool.update_frequency,
+        });
+        match backend.recover_pools().await {
+            Ok(n) => tracing::info!(
+                free_ports = n,
+                min = pool.min,
+                max = pool.max,
+                batch = pool.batch,
+                "port pools on ([vif_pool])"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not find the pool ports of the previous run; they are deleted with their network")
+            }
+        }
+        if let Some(refills) = backend.pool_refills() {
+            tokio::spawn(refills);
+        }
+    }
     Ok(Driver::new(backend, binding, config, mtu))
 }
 

@@ -52,6 +52,8 @@ struct Metrics {
     ipam_free: Family<PoolLabels, Gauge<f64, AtomicU64>>,
     reconcile_runs: Count,
     reconcile_endpoints: Count,
+    port_pool: Count,
+    port_pool_free: Gauge<f64, AtomicU64>,
     build_info: Level,
     registry: Registry,
 }
@@ -71,6 +73,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         ipam_free: Family::default(),
         reconcile_runs: Count::default(),
         reconcile_endpoints: Count::default(),
+        port_pool: Count::default(),
+        port_pool_free: Gauge::default(),
         build_info: Level::default(),
         registry: Registry::default(),
     };
@@ -141,6 +145,16 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         m.reconcile_endpoints.clone(),
     );
     r.register(
+        "port_pool_requests",
+        "Addresses asked of the port pools ([vif_pool]), by result: hit (a ready port) or miss (a port made for the request)",
+        m.port_pool.clone(),
+    );
+    r.register(
+        "port_pool_free",
+        "Ready ports in this host's port pools",
+        m.port_pool_free.clone(),
+    );
+    r.register(
         "build_info",
         "1, labelled with the version, commit, target and compiler of this build and the daemon's mode",
         m.build_info.clone(),
@@ -187,6 +201,19 @@ pub fn docker_call(method: &str, outcome: Outcome, elapsed: Duration) {
             ("kind", kind.to_string()),
         ])
         .inc();
+}
+
+/// An address asked of a port pool: `hit` or `miss`.
+pub fn port_pool(result: &'static str) {
+    METRICS
+        .port_pool
+        .get_or_create(&vec![("result", result.to_string())])
+        .inc();
+}
+
+/// Ready ports in this host's pools.
+pub fn port_pool_free(n: u64) {
+    METRICS.port_pool_free.set(n as f64);
 }
 
 /// Join's wait for the port: `up`, `timeout` or `error`.

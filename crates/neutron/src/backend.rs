@@ -11,6 +11,7 @@ use crate::client::NeutronClient;
 use crate::error::NeutronError;
 use crate::macvlan::VmPort;
 use crate::names::{self, DEVICE_OWNER, POOL_EXISTING, PORT_EXISTING};
+use crate::pool::{PoolSettings, PoolStats, Pools};
 use crate::trunk::Trunk;
 use crate::types::{Network, Port, Subnet, SubnetPool};
 use ipnet::IpNet;
@@ -85,6 +86,8 @@ pub struct NeutronBackend {
     /// Inside a VM with the macvlan driver: the VM's port, which carries the containers'
     /// addresses as allowed address pairs.
     macvlan: Option<VmPort>,
+    /// `[vif_pool]`: ports made ahead of time on this host (see [`crate::pool`]).
+    pools: Option<Arc<Pools>>,
 }
 
 fn short(id: &str) -> &str {
@@ -109,6 +112,22 @@ pub(crate) fn fail(context: impl Into<String>, e: NeutronError) -> BackendError 
             source: Box::new(e),
         },
     }
+}
+
+/// Two endpoints for one port: Docker was handed an address again while a container still
+/// held it (a pool port taken just before a restart, then handed out again).
+fn taken_by_another(port: &Port, eid: &str) -> BackendError {
+    BackendError::Conflict(format!(
+        "port {} holding {} belongs to endpoint {}, not {}: start the container again to get another address",
+        port.id,
+        port.fixed_ips
+            .iter()
+            .map(|f| f.ip_address.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        short(&port.device_id),
+        short(eid)
+    ))
 }
 
 fn parse_ip(s: &str) -> Option<IpAddr> {
@@ -164,7 +183,59 @@ impl NeutronBackend {
             cache: Mutex::new(Cache::default()),
             trunk: None,
             macvlan: None,
+            pools: None,
         }
+    }
+
+    /// Keeps pools of ready ports on this host (see [`crate::pool`]); not inside a VM.
+    pub fn with_pools(mut self, settings: PoolSettings) -> NeutronBackend {
+        if !self.nested() {
+            self.pools = Some(Arc::new(Pools::new(
+                self.client.clone(),
+                &self.settings.host,
+                settings,
+            )));
+        }
+        self
+    }
+
+    /// The pools' refill loop, for the daemon to run beside the API; `None` without pools.
+    pub fn pool_refills(&self) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        self.pools.clone().map(|p| p.run())
+    }
+
+    /// At start: the free pool ports a previous run made, in their pools again.
+    pub async fn recover_pools(&self) -> Result<usize, BackendError> {
+        match &self.pools {
+            Some(p) => p
+                .recover()
+                .await
+                .map_err(|e| fail("find this host's pool ports", e)),
+            None => Ok(0),
+        }
+    }
+
+    /// The address of a pool port for `req` (the one holding `--ip`, or any free one), now
+    /// the request's; `None`: a miss, or no pools, or a MAC asked for (a fresh port).
+    fn pool_hit(
+        &self,
+        req: &AddressRequest,
+        subnet: &Subnet,
+    ) -> Option<Result<IpNet, BackendError>> {
+        let pools = self.pools.as_ref().filter(|_| req.mac.is_none())?;
+        let port = pools.take(subnet, req.preferred)?;
+        let ip = port
+            .fixed_ips
+            .iter()
+            .find(|f| f.subnet_id == subnet.id)
+            .and_then(|f| parse_ip(&f.ip_address))?;
+        self.cache().ports_by_ip.insert(ip, port);
+        Some(with_prefix(ip, &subnet.cidr))
+    }
+
+    /// Hits, misses and free ports of the pools so far.
+    pub fn pool_stats(&self) -> Option<PoolStats> {
+        self.pools.as_ref().map(|p| p.stats())
     }
 
     /// Inside a VM with the macvlan driver (see [`crate::macvlan`]).
@@ -736,6 +807,19 @@ impl Backend for NeutronBackend {
             .iter()
             .filter(|s| s.name.starts_with(names::SUBNET_NAME_PREFIX))
         {
+            if let Some(pools) = &self.pools {
+                // Docker may release the pool before it deletes the network: the subnet's
+                // free pool ports go first (Neutron keeps a subnet with ports).
+                pools.drain(&s.network_id, Some(&s.id)).await.map_err(|e| {
+                    fail(
+                        format!(
+                            "release pool {pool_id}: delete the pool ports of subnet {}",
+                            s.id
+                        ),
+                        e,
+                    )
+                })?;
+            }
             self.client.delete_subnet(&s.id).await.map_err(|e| {
                 fail(
                     format!(
@@ -804,6 +888,9 @@ impl Backend for NeutronBackend {
             })?;
             return with_prefix(ip, &cidr.to_string());
         };
+        if let Some(ip) = self.pool_hit(req, &subnet) {
+            return ip;
+        }
         if let Some(ip) = req.preferred {
             if let Some(mut port) = self.port_by_ip(&subnet.network_id, ip).await? {
                 let ours = self.is_ours(&port);
@@ -856,15 +943,30 @@ impl Backend for NeutronBackend {
         if let Some(mac) = &req.mac {
             body["mac_address"] = json!(mac);
         }
-        let port = self.client.create_port(body).await.map_err(|e| {
-            fail(
-                format!(
-                    "reserve an address in subnet {} ({})",
-                    subnet.id, subnet.cidr
-                ),
-                e,
+        let what = || {
+            format!(
+                "reserve an address in subnet {} ({})",
+                subnet.id, subnet.cidr
             )
-        })?;
+        };
+        let port = match self
+            .client
+            .create_port(body)
+            .await
+            .map_err(|e| fail(what(), e))
+        {
+            Err(BackendError::Exhausted(m)) => {
+                // The last addresses may be on pool ports being made or given back.
+                if let Some(pools) = &self.pools {
+                    pools.settle().await;
+                    if let Some(ip) = self.pool_hit(req, &subnet) {
+                        return ip;
+                    }
+                }
+                return Err(BackendError::Exhausted(m));
+            }
+            r => r?,
+        };
         let ip = port
             .fixed_ips
             .iter()
@@ -916,6 +1018,12 @@ impl Backend for NeutronBackend {
                 .collect()
         };
         if rest(&port).is_empty() {
+            if let Some(pools) = &self.pools {
+                if pools.give_back(port.clone()) {
+                    return Ok(());
+                }
+                pools.forget(&port.id);
+            }
             match (self.client.delete_port(&port.id).await, &self.trunk) {
                 // Still a subport: its DeleteEndpoint did not come (a crash, a failed create).
                 (Err(e), Some(t)) if e.is_conflict() => {
@@ -1046,6 +1154,10 @@ impl Backend for NeutronBackend {
                     if new {
                         created.push(s.id.clone());
                     }
+                    if let Some(pools) = &self.pools {
+                        // Ready ports before the first container asks.
+                        pools.activate(&s);
+                    }
                     let mut c = self.cache();
                     c.pool_subnets.insert(pool_id, s.clone());
                     c.subnets.insert(s.id.clone(), s);
@@ -1075,6 +1187,16 @@ impl Backend for NeutronBackend {
             net.id,
             short(network_id)
         );
+        if let Some(pools) = &self.pools {
+            // The network's free pool ports first: Neutron keeps a network that has ports.
+            let n = pools
+                .drain(&net.id, None)
+                .await
+                .map_err(|e| fail(format!("{what}: delete its pool ports"), e))?;
+            if n > 0 {
+                tracing::info!(network = %net.id, ports = n, "pool ports deleted with the network");
+            }
+        }
         let existing_tag = names::existing_network_tag(network_id);
         if net.tags.contains(&existing_tag) {
             // Not kuryr's: take back only kuryr's subnets and tags. Another Docker network
@@ -1225,12 +1347,24 @@ impl Backend for NeutronBackend {
                 .await
                 .map_err(|e| fail(what.clone(), e))?;
         }
+        if !port.device_id.is_empty() && port.device_id != *eid {
+            return Err(taken_by_another(&port, eid));
+        }
+        // Set when a re-read (under If-Match) finds another endpoint's device id.
+        let stolen = std::sync::atomic::AtomicBool::new(false);
         let bind = |p: &Port| {
+            if !p.device_id.is_empty() && p.device_id != *eid {
+                stolen.store(true, std::sync::atomic::Ordering::Relaxed);
+                // A write of what is there: changes nothing, and the caller refuses.
+                return json!({"device_id": p.device_id});
+            }
             let mut body = json!({
                 "device_id": eid,
                 "admin_state_up": true,
             });
-            if !self.nested() {
+            let bound_here = p.host_id.as_deref() == Some(self.settings.host.as_str())
+                && p.device_owner == DEVICE_OWNER;
+            if !self.nested() && !bound_here {
                 body["binding:host_id"] = json!(self.settings.host);
                 body["device_owner"] = json!(DEVICE_OWNER);
             }
@@ -1259,6 +1393,9 @@ impl Backend for NeutronBackend {
             body
         };
         port = match self.update_port(&port, &what, bind).await {
+            Ok(p) if stolen.load(std::sync::atomic::Ordering::Relaxed) => {
+                return Err(taken_by_another(&p, eid));
+            }
             Ok(p) => p,
             Err(e) => {
                 if let Some(t) = &self.trunk {

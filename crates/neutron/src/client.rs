@@ -406,6 +406,21 @@ impl NeutronClient {
         })
         .await
     }
+    /// Creates several ports in one request (Neutron's bulk create: all or none).
+    pub async fn create_ports(&self, bodies: Vec<Value>) -> Result<Vec<Port>, NeutronError> {
+        let n = bodies.len();
+        let what = || format!("create {n} ports");
+        let v = self
+            .request(
+                Method::POST,
+                "/ports",
+                Some(&json!({ "ports": bodies })),
+                None,
+                &what,
+            )
+            .await?;
+        Self::decode(v, "ports", &what)
+    }
     /// Updates a port; with `revision`, only if nobody changed it since (412 otherwise).
     pub async fn update_port(
         &self,

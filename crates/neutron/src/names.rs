@@ -14,6 +14,10 @@ pub const NET_EXISTING: &str = "kuryr.net.existing";
 pub const PORT_EXISTING: &str = "kuryr.port.existing";
 pub const POOL_EXISTING: &str = "kuryr.subnetpool.existing";
 pub const SG_SUFFIX: &str = "exposed_ports";
+/// The name of a free port of a pool (kuryr-kubernetes' name for its pool ports).
+pub const POOL_PORT_NAME: &str = "available-port";
+/// Every port made for a pool, free or in use: given back to a pool when released.
+pub const POOL_TAG: &str = "kuryr.port.pool";
 
 /// `kuryr-net-<dockerid[:8]>`.
 pub fn network_name(docker_id: &str) -> String {

@@ -73,6 +73,14 @@ pub struct Bench {
     libnetwork_driver: Option<String>,
     #[arg(long, default_value = "10.241.0.0/24")]
     libnetwork_subnet: String,
+    /// Also measure a network of another kuryr daemon, as LABEL=DRIVER (e.g. `"kuryr pools
+    /// off=kuryr-nopool"`); repeatable.
+    #[arg(long = "compare-driver", value_name = "LABEL=DRIVER")]
+    compare_drivers: Vec<String>,
+    /// The kuryr daemon's metrics address (HOST:PORT, `[DEFAULT] metrics_address`): report
+    /// its port pool hits and misses over the end-to-end runs.
+    #[arg(long, value_name = "HOST:PORT")]
+    pool_metrics: Option<String>,
     /// Image for the end-to-end benchmark.
     #[arg(long, default_value = "kuryr-busybox:latest")]
     image: String,
@@ -167,12 +175,27 @@ impl Bench {
                     self.libnetwork_subnet.clone(),
                 ));
             }
+            for (i, spec) in self.compare_drivers.iter().enumerate() {
+                let (label, driver) = spec
+                    .split_once('=')
+                    .filter(|(l, d)| !l.trim().is_empty() && !d.trim().is_empty())
+                    .with_context(|| format!("--compare-driver {spec:?}: expected LABEL=DRIVER"))?;
+                if i >= 10 {
+                    anyhow::bail!("--compare-driver: at most 10 drivers");
+                }
+                drivers.push((
+                    label.trim().to_string(),
+                    driver.trim().to_string(),
+                    format!("10.243.{i}.0/24"),
+                ));
+            }
             let cfg = DockerBench {
                 image: self.image.clone(),
                 runs: self.runs,
                 drivers,
                 parallel: self.parallel,
                 publish: !self.no_publish,
+                pool_metrics: self.pool_metrics.clone(),
             };
             report.docker = Some(kuryr_bench::docker::run(&cfg).context("end-to-end benchmark")?);
         }
