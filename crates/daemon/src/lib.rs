@@ -317,6 +317,7 @@ pub async fn neutron_driver(
             max: pool.max,
             batch: pool.batch,
             update_frequency: pool.update_frequency,
+            journal: Some(pool_journal(&config.plugin_socket)),
         });
         match backend.recover_pools().await {
             Ok(n) => tracing::info!(
@@ -335,6 +336,16 @@ pub async fn neutron_driver(
         }
     }
     Ok(Driver::new(backend, binding, config, mtu))
+}
+
+/// Where the pools note the ports they handed out: `/run/kuryr/<socket name>.pool-journal`,
+/// one per daemon (several may serve one host under different driver names).
+fn pool_journal(socket: &std::path::Path) -> std::path::PathBuf {
+    let name = socket
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "kuryr.sock".into());
+    std::path::Path::new("/run/kuryr").join(format!("{name}.pool-journal"))
 }
 
 fn hostname() -> String {

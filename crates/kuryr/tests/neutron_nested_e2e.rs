@@ -557,3 +557,98 @@ fn macvlan_with_neutron_29s_ml2_ovn_is_refused_with_the_reason_and_leaves_nothin
     );
     inside.assert_no_failed_calls();
 }
+
+/// The trunk's subports that are free pool ports (named `available-port`, no device).
+fn free_subports(vm: &NovaVm) -> Vec<String> {
+    vm.subports()
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| {
+            let port = neutron_get(&format!("/ports/{p}"))["port"].clone();
+            port["name"] == "available-port" && port["device_id"] == ""
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn a_vms_port_pool_keeps_subports_ready_on_its_trunk() {
+    let _lab = VmLab::ensure();
+    let member = Member::login();
+    let mut undo = Cleanup::default();
+    let vm_net = project_network(&mut undo, &member.project, "172.31.251.0/24", Value::Null);
+    let (cidr, prefix) = subnet(96);
+    let shared = project_network(&mut undo, &member.project, &cidr, Value::Null);
+    let vm = NovaVm::plug(1, &member, &vm_net);
+    let conf = format!(
+        "{}[vif_pool]\nports_pool_min = 2\nports_pool_batch = 2\nports_pool_update_frequency = 2\n",
+        member.vlan_conf("")
+    );
+    let inside = VmDaemon::start(1, &conf);
+    let on = format!("neutron.net.uuid={shared}");
+    let net = inside.network(&["--subnet", &cidr, "-o", &on]);
+    // Two ports ready on the trunk before the first container, made by the member.
+    wait_until("two ready subports", Duration::from_secs(60), || {
+        free_subports(&vm).len() == 2
+    });
+    let ready: HashSet<String> = free_subports(&vm).into_iter().collect();
+    for p in &ready {
+        let port = neutron_get(&format!("/ports/{p}"))["port"].clone();
+        assert_eq!(port["device_owner"], "trunk:subport", "{port:#}");
+        assert_eq!(port["binding:host_id"], "", "{port:#}");
+        assert_eq!(
+            port["description"],
+            format!("kuryr pool of trunk {}", vm.trunk),
+            "{port:#}"
+        );
+    }
+    let a = VmContainer::run(&net, &[]);
+    let b = VmContainer::run(&net, &[]);
+    let (ia, ib) = (a.ip(&net), b.ip(&net));
+    assert!(
+        ia.starts_with(&prefix) && ib.starts_with(&prefix),
+        "{ia} {ib}"
+    );
+    assert!(a.pings(&ib), "a cannot ping b");
+    // Each container got one of the ready subports.
+    let port_of = |ip: &str| -> String {
+        vm.subports()
+            .into_iter()
+            .map(|(p, _)| p)
+            .find(|p| {
+                neutron_get(&format!("/ports/{p}"))["port"]["fixed_ips"][0]["ip_address"] == ip
+            })
+            .unwrap_or_else(|| panic!("no subport holds {ip}: {:?}", vm.subports()))
+    };
+    let (pa, pb) = (port_of(&ia), port_of(&ib));
+    assert!(
+        ready.contains(&pa) && ready.contains(&pb),
+        "the containers did not get the ready subports: {pa} {pb} {ready:?}"
+    );
+    // The VM's access ports are tagged with those two subports' VLANs (the trunk carries
+    // the free ones too).
+    let vlans: HashMap<String, u16> = vm.subports().into_iter().collect();
+    let mut want = vec![vlans[&pa], vlans[&pb]];
+    want.sort_unstable();
+    let mut tags: Vec<u16> = vm_kuryr_ports(1)
+        .iter()
+        .map(|(_, t)| t.parse().unwrap_or(0))
+        .collect();
+    tags.sort_unstable();
+    assert_eq!(tags, want, "access port tags vs the containers' subports");
+    // Two more made ready meanwhile.
+    wait_until("the pool refilled", Duration::from_secs(60), || {
+        free_subports(&vm).len() >= 2
+    });
+    // A stopped container's port stays on the trunk, free again.
+    drop(a);
+    wait_until("a's port back in the pool", Duration::from_secs(30), || {
+        free_subports(&vm).contains(&pa)
+    });
+    drop(b);
+    drop(net);
+    // docker network rm: every pool port off the trunk and deleted.
+    assert_nothing_left(&vm, 1);
+    assert_eq!(ports_on(&shared), Vec::<String>::new(), "ports left");
+    inside.assert_no_failed_calls();
+}

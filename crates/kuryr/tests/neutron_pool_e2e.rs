@@ -111,7 +111,7 @@ fn ovs_interfaces_of(port_ids: &HashSet<String>) -> Vec<String> {
 #[test]
 #[ignore = "needs root and the lab (make test)"]
 fn pool_ports_are_taken_refilled_given_back_clean_and_deleted_with_the_network() {
-    let d = Daemon::start_with_conf(&pool_conf(3, 3), &[]);
+    let mut d = Daemon::start_with_conf(&pool_conf(3, 3), &[]);
     let net = d.network(&["--subnet", "10.87.0.0/24", "--gateway", "10.87.0.1"]);
     let nid = neutron_id(&net);
     // Ready before the first container: bound to this host, tagged, no device.
@@ -183,7 +183,30 @@ fn pool_ports_are_taken_refilled_given_back_clean_and_deleted_with_the_network()
     assert_eq!(id_of(&port_with(&nid, &wanted)), id_of(&free[0]));
     assert!(e.pings(&ia), "the --ip container cannot ping a");
 
-    drop((a, b, e));
+    // --mac-address: Docker asks the address without the MAC, so a ready port is taken and
+    // gets the MAC (unbound and bound again); the container works with it.
+    let m = Container::run(&net, &["--mac-address", "02:42:0a:57:00:99"]);
+    let pm = port_with(&nid, &m.ip(&net));
+    assert_eq!(pm["mac_address"], "02:42:0a:57:00:99", "{pm}");
+    assert_eq!(pm["status"], "ACTIVE", "{pm}");
+    assert!(m.pings(&ia), "the --mac-address container cannot ping a");
+
+    // A restart finds the ready ports again; the next container takes one of them.
+    let before: HashSet<String> = wait_free_where(&nid, 3, |n| n >= 3)
+        .iter()
+        .map(id_of)
+        .collect();
+    d.kill9();
+    d.spawn();
+    let f = Container::run(&net, &[]);
+    let pf = port_with(&nid, &f.ip(&net));
+    assert!(
+        before.contains(&id_of(&pf)),
+        "after the restart the container got no ready port: {pf}"
+    );
+    assert!(f.pings(&ia), "after the restart f cannot ping a");
+
+    drop((a, b, e, m, f));
     drop(net);
     assert!(
         neutron_network_gone(&nid),
@@ -314,4 +337,59 @@ fn pools_survive_kill_9_while_refilling_and_while_containers_start() {
         Duration::from_secs(10),
         || ovs_interfaces_of(&seen).is_empty(),
     );
+}
+
+/// RequestAddress as Docker sends it; the address without its prefix.
+fn request_address(d: &Daemon, pool: &str) -> String {
+    let (status, v) = d.call(
+        "/IpamDriver.RequestAddress",
+        &format!("{{\"PoolID\":\"{pool}\",\"Address\":\"\",\"Options\":{{}}}}\n"),
+    );
+    assert_eq!(status, 200, "{v}");
+    let a = v["Address"].as_str().unwrap_or_default();
+    a.split('/').next().unwrap_or_default().to_string()
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn a_port_handed_out_just_before_a_kill_is_not_handed_out_again() {
+    let mut d = Daemon::start_with_conf(&pool_conf(2, 2), &[]);
+    let net = d.network(&["--subnet", "10.87.3.0/24", "--gateway", "10.87.3.1"]);
+    let nid = neutron_id(&net);
+    wait_free(&nid, 2);
+    let pools = neutron_get("/subnetpools?name=kuryrPool-10.87.3.0/24")["subnetpools"].clone();
+    let pool = id_of(&pools[0]);
+    // The address of a container start the kill cuts short: its port keeps the free name.
+    let first = request_address(&d, &pool);
+    let port = id_of(&port_with(&nid, &first));
+    assert!(
+        free_ports(&nid).iter().any(|p| id_of(p) == port),
+        "the handed out port is named free until CreateEndpoint"
+    );
+    d.kill9();
+    d.spawn();
+    // Not handed out again while Docker may still use it.
+    let mut others = Vec::new();
+    for _ in 0..3 {
+        let a = request_address(&d, &pool);
+        assert_ne!(
+            a, first,
+            "a port handed out before the kill was handed out again"
+        );
+        others.push(a);
+    }
+    // Docker's release of the first address settles it: the port is a pool's again.
+    let release = |ip: &str| {
+        let (status, v) = d.call(
+            "/IpamDriver.ReleaseAddress",
+            &format!("{{\"PoolID\":\"{pool}\",\"Address\":\"{ip}\"}}\n"),
+        );
+        assert_eq!(status, 200, "{v}");
+    };
+    release(&first);
+    for a in &others {
+        release(a);
+    }
+    drop(net);
+    assert!(neutron_network_gone(&nid), "{:?}", ports_of(&nid));
 }

@@ -11,7 +11,7 @@ use crate::client::NeutronClient;
 use crate::error::NeutronError;
 use crate::macvlan::VmPort;
 use crate::names::{self, DEVICE_OWNER, POOL_EXISTING, PORT_EXISTING};
-use crate::pool::{PoolSettings, PoolStats, Pools};
+use crate::pool::{PoolSettings, PoolStats, Pools, Scope};
 use crate::trunk::Trunk;
 use crate::types::{Network, Port, Subnet, SubnetPool};
 use ipnet::IpNet;
@@ -82,7 +82,7 @@ pub struct NeutronBackend {
     settings: NeutronSettings,
     cache: Mutex<Cache>,
     /// Inside a VM: the VM's trunk, whose subports the containers' ports are.
-    trunk: Option<Trunk>,
+    trunk: Option<Arc<Trunk>>,
     /// Inside a VM with the macvlan driver: the VM's port, which carries the containers'
     /// addresses as allowed address pairs.
     macvlan: Option<VmPort>,
@@ -187,15 +187,15 @@ impl NeutronBackend {
         }
     }
 
-    /// Keeps pools of ready ports on this host (see [`crate::pool`]); not inside a VM.
+    /// Keeps pools of ready ports on this host, or inside a VM on its trunk (see
+    /// [`crate::pool`]); not with the macvlan driver. Call after [`Self::with_trunk`].
     pub fn with_pools(mut self, settings: PoolSettings) -> NeutronBackend {
-        if !self.nested() {
-            self.pools = Some(Arc::new(Pools::new(
-                self.client.clone(),
-                &self.settings.host,
-                settings,
-            )));
-        }
+        let scope = match &self.trunk {
+            _ if self.macvlan.is_some() => return self,
+            Some(t) => Scope::Trunk(t.clone()),
+            None => Scope::Host(self.settings.host.clone()),
+        };
+        self.pools = Some(Arc::new(Pools::new(self.client.clone(), scope, settings)));
         self
     }
 
@@ -252,7 +252,7 @@ impl NeutronBackend {
     /// Inside a VM: containers' ports become subports of the VM's trunk instead of ports
     /// bound to a host (see [`crate::trunk`]).
     pub fn with_trunk(mut self, trunk: Trunk) -> NeutronBackend {
-        self.trunk = Some(trunk);
+        self.trunk = Some(Arc::new(trunk));
         self
     }
 
@@ -1350,6 +1350,19 @@ impl Backend for NeutronBackend {
         if !port.device_id.is_empty() && port.device_id != *eid {
             return Err(taken_by_another(&port, eid));
         }
+        let new_mac = spec
+            .mac
+            .as_ref()
+            .is_some_and(|m| !m.eq_ignore_ascii_case(&port.mac_address));
+        if new_mac && !self.nested() && port.host_id.as_deref().is_some_and(|h| !h.is_empty()) {
+            // `--mac-address` on a pool port: Neutron changes no bound port's MAC, so it is
+            // unbound here and bound again with the MAC below.
+            port = self
+                .client
+                .update_port(&port.id, json!({"binding:host_id": ""}), None)
+                .await
+                .map_err(|e| fail(format!("{what}: unbind it to change its MAC"), e))?;
+        }
         // Set when a re-read (under If-Match) finds another endpoint's device id.
         let stolen = std::sync::atomic::AtomicBool::new(false);
         let bind = |p: &Port| {
@@ -1396,7 +1409,12 @@ impl Backend for NeutronBackend {
             Ok(p) if stolen.load(std::sync::atomic::Ordering::Relaxed) => {
                 return Err(taken_by_another(&p, eid));
             }
-            Ok(p) => p,
+            Ok(p) => {
+                if let Some(pools) = &self.pools {
+                    pools.claimed(&p.id);
+                }
+                p
+            }
             Err(e) => {
                 if let Some(t) = &self.trunk {
                     if let Err(undo) = t.detach(&self.client, &port.id).await {
@@ -1474,8 +1492,11 @@ impl Backend for NeutronBackend {
         if port.device_id != endpoint_id {
             return Ok(());
         }
-        if let Some(t) = &self.trunk {
-            // Before ReleaseAddress deletes the port: Neutron refuses to delete a subport.
+        let pooled = self.pools.is_some() && port.tags.iter().any(|t| t == names::POOL_TAG);
+        if let (Some(t), false) = (&self.trunk, pooled) {
+            // Before ReleaseAddress deletes the port: Neutron refuses to delete a subport. A
+            // pool port stays on the trunk for the next container (ReleaseAddress detaches
+            // it if it is deleted instead).
             t.detach(&self.client, &port.id).await?;
         }
         if let Some(vm) = &self.macvlan {

@@ -1,7 +1,8 @@
 //! Port pools (`[vif_pool]`): Neutron ports made ahead of time on this host, so that a
 //! container's start skips the port's create and bind, and its stop the delete.
 //!
-//! A pool port is created (in bulk) bound to this host (`binding:host_id`, `compute:kuryr`),
+//! A pool port is created (in bulk) bound to this host (`binding:host_id`, `compute:kuryr`)
+//! or, inside a VM, described as the VM's trunk's and attached to the trunk as a subport,
 //! named [`names::POOL_PORT_NAME`] while it is free and tagged [`names::POOL_TAG`] for good.
 //! RequestAddress takes a free one of the subnet (or the one holding `--ip`); CreateEndpoint
 //! names it and sets its device id, as for any port; ReleaseAddress gives it back: its name,
@@ -9,8 +10,11 @@
 //! again. A restart finds the free ones by name and host. A subnet's pool never holds more
 //! than a quarter of the subnet's addresses (other hosts share the subnet), nor more than
 //! `ports_pool_max`; `docker network rm` deletes the network's free ports first.
+mod journal;
+
 use crate::client::NeutronClient;
 use crate::names::{self, DEVICE_OWNER, POOL_PORT_NAME, POOL_TAG};
+use crate::trunk::Trunk;
 use crate::types::{Port, Subnet};
 use ipnet::IpNet;
 use serde_json::{json, Value};
@@ -31,6 +35,9 @@ pub struct PoolSettings {
     /// Ports made in one request.
     pub batch: usize,
     pub update_frequency: Duration,
+    /// Where the ports handed out and not yet claimed are written (see `journal`); none:
+    /// not written (a restart may then hand such a port out again).
+    pub journal: Option<std::path::PathBuf>,
 }
 
 /// How the pools fared since the start (for `kuryr bench` and the metrics).
@@ -46,11 +53,22 @@ struct SubnetPool {
     /// The largest number of free ports this pool keeps.
     cap: usize,
     free: Vec<Port>,
+    /// The security groups Neutron gave the pool's ports when they were made.
+    groups: Option<Vec<String>>,
+}
+
+/// Whose ports a pool holds.
+pub(crate) enum Scope {
+    /// A host's: bound to it (`binding:host_id`, `compute:kuryr`).
+    Host(String),
+    /// A VM's: subports of its trunk (no host, no device owner of kuryr's), described as the
+    /// trunk's so that a port made before a kill and not yet attached is known again.
+    Trunk(Arc<Trunk>),
 }
 
 pub(crate) struct Pools {
     client: Arc<NeutronClient>,
-    host: String,
+    scope: Scope,
     settings: PoolSettings,
     /// Subnet id -> its pool on this host.
     pools: Mutex<HashMap<String, SubnetPool>>,
@@ -63,6 +81,7 @@ pub(crate) struct Pools {
     work: Arc<RwLock<()>>,
     hits: AtomicU64,
     misses: AtomicU64,
+    journal: Option<journal::Journal>,
 }
 
 fn short(id: &str) -> &str {
@@ -99,10 +118,18 @@ fn share(cidr: &str, max: usize) -> usize {
 }
 
 impl Pools {
-    pub(crate) fn new(client: Arc<NeutronClient>, host: &str, settings: PoolSettings) -> Pools {
+    pub(crate) fn new(client: Arc<NeutronClient>, scope: Scope, settings: PoolSettings) -> Pools {
+        let journal = settings.journal.clone().and_then(|path| {
+            journal::Journal::open(path.clone())
+                .map_err(|e| {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot keep the pool journal: a restart may find a port handed out as free");
+                })
+                .ok()
+        });
         Pools {
+            journal,
             client,
-            host: host.to_string(),
+            scope,
             settings,
             pools: Mutex::new(HashMap::new()),
             known: Mutex::new(HashSet::new()),
@@ -111,6 +138,44 @@ impl Pools {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
+    }
+
+    /// The `description` of a VM's pool ports.
+    fn trunk_description(t: &Trunk) -> String {
+        format!("kuryr pool of trunk {}", t.id)
+    }
+
+    /// Whether a port by the pool's name is one of this scope's.
+    fn mine(&self, port: &Port) -> bool {
+        match &self.scope {
+            Scope::Host(h) => {
+                port.host_id.as_deref() == Some(h.as_str()) && port.device_owner == DEVICE_OWNER
+            }
+            Scope::Trunk(t) => port.description == Self::trunk_description(t),
+        }
+    }
+
+    /// Ports by the pool's name, of this scope, on `network` (or anywhere).
+    async fn named_ports(&self, network: Option<&str>) -> Result<Vec<Port>, crate::NeutronError> {
+        let mut filters = vec![("name", POOL_PORT_NAME)];
+        if let Some(n) = network {
+            filters.push(("network_id", n));
+        }
+        if let Scope::Host(h) = &self.scope {
+            filters.push(("binding:host_id", h.as_str()));
+        }
+        let ports = self.client.ports(&filters).await?;
+        Ok(ports.into_iter().filter(|p| self.mine(p)).collect())
+    }
+
+    /// Deletes a pool port (a subport comes off the trunk first).
+    async fn delete(&self, port_id: &str) -> Result<(), crate::NeutronError> {
+        if let Scope::Trunk(t) = &self.scope {
+            self.client.remove_subport(&t.id, port_id).await?;
+        }
+        self.client.delete_port(port_id).await?;
+        self.forget(port_id);
+        Ok(())
     }
 
     fn pools(&self) -> std::sync::MutexGuard<'_, HashMap<String, SubnetPool>> {
@@ -123,7 +188,14 @@ impl Pools {
 
     /// A pool port deleted by someone else (a release above the pool's size).
     pub(crate) fn forget(&self, port_id: &str) {
+        self.settled(port_id);
         self.known().remove(port_id);
+    }
+
+    fn settled(&self, port_id: &str) {
+        if let Some(j) = &self.journal {
+            j.settled(port_id);
+        }
     }
 
     fn target(&self, p: &SubnetPool) -> usize {
@@ -157,6 +229,7 @@ impl Pools {
                     subnet: subnet.clone(),
                     cap,
                     free: Vec::new(),
+                    groups: None,
                 });
             fresh
         };
@@ -176,12 +249,16 @@ impl Pools {
                     .free
                     .iter()
                     .position(|port| address_of(port, &subnet.id) == Some(ip)),
-                None => p.free.len().checked_sub(1),
+                // The oldest first: ports are used in the order they were made ready.
+                None => (!p.free.is_empty()).then_some(0),
             };
-            i.map(|i| p.free.swap_remove(i))
+            i.map(|i| p.free.remove(i))
         };
         match &port {
-            Some(_) => {
+            Some(p) => {
+                if let Some(j) = &self.journal {
+                    j.taken(&p.id);
+                }
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 kuryr_metrics::port_pool("hit");
             }
@@ -196,6 +273,21 @@ impl Pools {
         port
     }
 
+    /// An endpoint now holds `port_id`: if a pool still lists it as free (a port taken
+    /// just before a restart, which the restart found free), it no longer does.
+    pub(crate) fn claimed(&self, port_id: &str) {
+        self.settled(port_id);
+        let mut pools = self.pools();
+        for p in pools.values_mut() {
+            if let Some(i) = p.free.iter().position(|f| f.id == port_id) {
+                p.free.swap_remove(i);
+                tracing::info!(port = %port_id, "a port taken before the restart was claimed: out of the pool");
+            }
+        }
+        drop(pools);
+        self.wake.notify_one();
+    }
+
     /// Waits for the refills and returns under way: their ports hold addresses Neutron
     /// counts as taken until they are free in a pool.
     pub(crate) async fn settle(&self) {
@@ -206,16 +298,24 @@ impl Pools {
     /// it is cleaned up in the background and the caller must leave it alone; otherwise the
     /// caller deletes it.
     pub(crate) fn give_back(self: &Arc<Self>, port: Port) -> bool {
-        if !port.tags.iter().any(|t| t == POOL_TAG)
-            || port.host_id.as_deref() != Some(self.host.as_str())
-            || port.fixed_ips.len() != 1
-        {
+        let mine = match &self.scope {
+            Scope::Host(h) => port.host_id.as_deref() == Some(h.as_str()),
+            Scope::Trunk(t) => t.holds(&port.id),
+        };
+        if !port.tags.iter().any(|t| t == POOL_TAG) || !mine || port.fixed_ips.len() != 1 {
             return false;
         }
         let subnet_id = port.fixed_ips[0].subnet_id.clone();
         {
             let pools = self.pools();
             match pools.get(&subnet_id) {
+                // Free already: taken before a restart that found it free, and released
+                // after it without an endpoint ever holding it.
+                Some(p) if p.free.iter().any(|f| f.id == port.id) => {
+                    drop(pools);
+                    self.settled(&port.id);
+                    return true;
+                }
                 Some(p) if p.free.len() < p.cap => {}
                 _ => return false,
             }
@@ -236,6 +336,7 @@ impl Pools {
                         Some(p) if p.free.len() < p.cap => {
                             p.free.push(clean);
                             drop(pools);
+                            this.settled(&id);
                             this.publish_free();
                             return;
                         }
@@ -246,11 +347,8 @@ impl Pools {
                     tracing::warn!(port = %id, error = %e, "could not give a port back to its pool; deleting it")
                 }
             }
-            match this.client.delete_port(&id).await {
-                Ok(()) => this.forget(&id),
-                Err(e) => {
-                    tracing::warn!(port = %id, error = %e, "could not delete a port of a pool")
-                }
+            if let Err(e) = this.delete(&id).await {
+                tracing::warn!(port = %id, error = %e, "could not delete a port of a pool");
             }
         });
         true
@@ -275,18 +373,35 @@ impl Pools {
         Ok(clean)
     }
 
-    /// The security groups a pool port had when it was made: those of a free port of its
-    /// pool, else the port's own less kuryr's exposed-ports groups.
+    /// The security groups a pool port had when it was made (as its pool recorded them when
+    /// it made or found ports), else the port's own.
     fn default_groups(&self, port: &Port) -> Vec<String> {
         let subnet = port.fixed_ips.first().map(|f| f.subnet_id.as_str());
         let pools = self.pools();
-        if let Some(free) = subnet
+        subnet
             .and_then(|s| pools.get(s))
-            .and_then(|p| p.free.first())
-        {
-            return free.security_groups.clone();
+            .and_then(|p| p.groups.clone())
+            .unwrap_or_else(|| port.security_groups.clone())
+    }
+
+    /// Adds made or found ports to the subnet's pool (recording their security groups); those
+    /// of a pool that is gone are handed back.
+    fn add_free(&self, subnet_id: &str, ports: Vec<Port>) -> Vec<Port> {
+        let mut pools = self.pools();
+        match pools.get_mut(subnet_id) {
+            Some(p) => {
+                if p.groups.is_none() {
+                    p.groups = ports.first().map(|f| f.security_groups.clone());
+                }
+                for port in ports {
+                    if !p.free.iter().any(|f| f.id == port.id) {
+                        p.free.push(port);
+                    }
+                }
+                Vec::new()
+            }
+            None => ports,
         }
-        port.security_groups.clone()
     }
 
     /// Deletes the free ports of `network_id`'s pools (only `subnet_id`'s, when given) and
@@ -314,14 +429,7 @@ impl Pools {
                 .map(|p| p.id)
                 .collect()
         };
-        let strays = self
-            .client
-            .ports(&[
-                ("network_id", network_id),
-                ("name", POOL_PORT_NAME),
-                ("binding:host_id", &self.host),
-            ])
-            .await?;
+        let strays = self.named_ports(Some(network_id)).await?;
         for p in strays {
             let here = p.fixed_ips.iter().any(|f| in_scope(&f.subnet_id));
             if p.device_id.is_empty() && here && !drained.contains(&p.id) {
@@ -332,11 +440,8 @@ impl Pools {
         self.publish_free();
         let mut first_error = None;
         for id in drained {
-            match self.client.delete_port(&id).await {
-                Ok(()) => self.forget(&id),
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
+            if let Err(e) = self.delete(&id).await {
+                first_error.get_or_insert(e);
             }
         }
         match first_error {
@@ -345,17 +450,16 @@ impl Pools {
         }
     }
 
-    /// After a restart: the free ports this host's pools had (by name and host), each pool
-    /// active again. Untagged ones (a crash between their create and their tags) get tags.
+    /// After a restart: the free ports this host's (or VM's) pools had, found by name and
+    /// host (or description), each pool active again. Untagged ones (a crash between their
+    /// create and their tags) get tags; a VM's not yet on the trunk are attached.
     pub(crate) async fn recover(&self) -> Result<usize, crate::NeutronError> {
-        let ports = self
-            .client
-            .ports(&[
-                ("name", POOL_PORT_NAME),
-                ("binding:host_id", &self.host),
-                ("device_owner", DEVICE_OWNER),
-            ])
-            .await?;
+        let ports = self.named_ports(None).await?;
+        let pending = self
+            .journal
+            .as_ref()
+            .map(journal::Journal::pending)
+            .unwrap_or_default();
         let mut n = 0;
         let mut subnets: HashMap<String, Subnet> = HashMap::new();
         for mut port in ports {
@@ -375,17 +479,17 @@ impl Pools {
             let Some(subnet) = subnets.get(&sid) else {
                 continue;
             };
-            let tags = pool_tags();
-            if port.tags != tags {
-                self.client.set_tags("ports", &port.id, &tags).await?;
-                port.tags = tags;
-                port.revision_number += 1;
-            }
             self.activate(subnet);
             self.known().insert(port.id.clone());
-            let mut pools = self.pools();
-            if let Some(p) = pools.get_mut(&sid) {
-                p.free.push(port);
+            if pending.contains(&port.id) {
+                // Handed out before the restart: its container's claim or release settles it.
+                tracing::info!(port = %port.id, "a pool port handed out before the restart stays out of the pool");
+                continue;
+            }
+            if !self.ready(&mut port).await? {
+                continue;
+            }
+            if self.add_free(&sid, vec![port]).is_empty() {
                 n += 1;
             }
         }
@@ -394,12 +498,89 @@ impl Pools {
 
     /// Refills the pools below their target, now and whenever a port is taken or
     /// `update_frequency` has passed. Runs for the daemon's life.
+    /// Every `update_frequency` without a take, ports a killed run made (their create came
+    /// through after this run started) are taken into their pool or deleted.
     pub(crate) async fn run(self: Arc<Self>) {
         loop {
             self.refill_once().await;
-            let _ =
-                tokio::time::timeout(self.settings.update_frequency, self.wake.notified()).await;
+            let wait = tokio::time::timeout(self.settings.update_frequency, self.wake.notified());
+            if wait.await.is_err() {
+                self.sweep_strays().await;
+            }
         }
+    }
+
+    /// Free ports of this scope by the pool's name that this process does not know: kept
+    /// where their pool is short of its target, deleted where it is full; those of subnets
+    /// without a pool here are left for `docker network rm` (or the next start).
+    async fn sweep_strays(&self) {
+        let _work = self.work.read().await;
+        let listed: HashSet<String> = self
+            .pools()
+            .values()
+            .flat_map(|p| p.free.iter().map(|f| f.id.clone()))
+            .collect();
+        let ports = match self.named_ports(None).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(error = %e, "could not look for stray pool ports");
+                return;
+            }
+        };
+        // A port the pools listed as free before that read and that Neutron no longer has
+        // free was taken outside them: out of the pools.
+        let free_now: HashSet<&str> = ports
+            .iter()
+            .filter(|p| p.device_id.is_empty())
+            .map(|p| p.id.as_str())
+            .collect();
+        for p in self.pools().values_mut() {
+            p.free.retain(|f| {
+                let gone = listed.contains(&f.id) && !free_now.contains(f.id.as_str());
+                if gone {
+                    tracing::info!(port = %f.id, "a free pool port is no longer free in Neutron: out of the pool");
+                }
+                !gone
+            });
+        }
+        for mut port in ports {
+            if !port.device_id.is_empty()
+                || port.fixed_ips.len() != 1
+                || self.known().contains(&port.id)
+            {
+                continue;
+            }
+            let sid = port.fixed_ips[0].subnet_id.clone();
+            let short_of = {
+                let pools = self.pools();
+                pools
+                    .get(&sid)
+                    .map(|p| self.target(p).saturating_sub(p.free.len()))
+            };
+            let kept = match short_of {
+                None => continue,
+                Some(0) => {
+                    if let Err(e) = self.delete(&port.id).await {
+                        tracing::debug!(port = %port.id, error = %e, "could not delete a stray pool port");
+                    }
+                    false
+                }
+                Some(_) => {
+                    self.known().insert(port.id.clone());
+                    match self.ready(&mut port).await {
+                        Ok(true) => self.add_free(&sid, vec![port]).is_empty(),
+                        Ok(false) => false,
+                        Err(e) => {
+                            self.forget(&port.id);
+                            tracing::debug!(error = %e, "could not make a stray pool port ready");
+                            false
+                        }
+                    }
+                }
+            };
+            tracing::info!(subnet = %short(&sid), kept, "found a pool port a killed run made");
+        }
+        self.publish_free();
     }
 
     async fn refill_once(&self) {
@@ -423,9 +604,7 @@ impl Pools {
             let n = n.saturating_sub(adopted.len());
             if !adopted.is_empty() {
                 tracing::info!(subnet = %short(&subnet.id), ports = adopted.len(), "pool ports a killed run made, in the pool again");
-                if let Some(p) = self.pools().get_mut(&subnet.id) {
-                    p.free.extend(adopted);
-                }
+                self.add_free(&subnet.id, adopted);
             }
             if n == 0 {
                 self.publish_free();
@@ -433,23 +612,7 @@ impl Pools {
             }
             match self.make(&subnet, n).await {
                 Ok(made) => {
-                    let n = made.len();
-                    let unwanted = {
-                        let mut pools = self.pools();
-                        match pools.get_mut(&subnet.id) {
-                            Some(p) => {
-                                p.free.extend(made);
-                                Vec::new()
-                            }
-                            // Drained meanwhile: these go too.
-                            None => made,
-                        }
-                    };
-                    tracing::debug!(subnet = %short(&subnet.id), ports = n, "pool refilled");
-                    self.publish_free();
-                    for port in unwanted {
-                        let _ = self.client.delete_port(&port.id).await;
-                    }
+                    tracing::debug!(subnet = %short(&subnet.id), ports = made, "pool refilled");
                 }
                 Err(e) if e.is_conflict() => {
                     tracing::debug!(subnet = %short(&subnet.id), error = %e, "pool not refilled: the subnet is full")
@@ -469,14 +632,7 @@ impl Pools {
         subnet: &Subnet,
         want: usize,
     ) -> Result<Vec<Port>, crate::NeutronError> {
-        let ports = self
-            .client
-            .ports(&[
-                ("network_id", &subnet.network_id),
-                ("name", POOL_PORT_NAME),
-                ("binding:host_id", &self.host),
-            ])
-            .await?;
+        let ports = self.named_ports(Some(&subnet.network_id)).await?;
         let mut out = Vec::new();
         for mut port in ports {
             let ours = port.device_id.is_empty()
@@ -487,46 +643,83 @@ impl Pools {
                 continue;
             }
             if out.len() >= want {
-                self.client.delete_port(&port.id).await?;
+                self.delete(&port.id).await?;
                 continue;
             }
-            let tags = pool_tags();
-            if port.tags != tags {
-                self.client.set_tags("ports", &port.id, &tags).await?;
-                port.tags = tags;
-                port.revision_number += 1;
-            }
             self.known().insert(port.id.clone());
-            out.push(port);
+            if self.ready(&mut port).await? {
+                out.push(port);
+            }
         }
         Ok(out)
     }
 
-    /// `n` free ports in `subnet`, bound to this host, in one request, then tagged.
-    async fn make(&self, subnet: &Subnet, n: usize) -> Result<Vec<Port>, crate::NeutronError> {
+    /// A port by the pool's name made ready: tagged, and on the VM's trunk. `Ok(false)`:
+    /// it could not go on the trunk (full) and was deleted.
+    async fn ready(&self, port: &mut Port) -> Result<bool, crate::NeutronError> {
+        let tags = pool_tags();
+        if port.tags != tags {
+            self.client.set_tags("ports", &port.id, &tags).await?;
+            port.tags = tags;
+            port.revision_number += 1;
+        }
+        if let Scope::Trunk(t) = &self.scope {
+            if !t.holds(&port.id) {
+                if let Err(e) = t.attach(&self.client, &port.id).await {
+                    tracing::warn!(port = %port.id, trunk = %t.id, error = %e, "could not put a pool port on the VM's trunk; deleting it");
+                    self.delete(&port.id).await?;
+                    return Ok(false);
+                }
+                // The trunk made it a subport: a new revision and device owner.
+                *port = self.client.port(&port.id).await?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// `n` free ports in `subnet` in one request (bound to this host, or described as the
+    /// VM's trunk's), each in the pool as soon as it is ready; returns how many.
+    async fn make(&self, subnet: &Subnet, n: usize) -> Result<usize, crate::NeutronError> {
         let body = |_| -> Value {
-            json!({
+            let mut b = json!({
                 "network_id": subnet.network_id,
                 "fixed_ips": [{"subnet_id": subnet.id}],
                 "name": POOL_PORT_NAME,
                 "admin_state_up": true,
-                "device_owner": DEVICE_OWNER,
-                "binding:host_id": self.host,
-            })
-        };
-        let mut ports = self.client.create_ports((0..n).map(body).collect()).await?;
-        self.known().extend(ports.iter().map(|p| p.id.clone()));
-        let tags = pool_tags();
-        for p in &mut ports {
-            if let Err(e) = self.client.set_tags("ports", &p.id, &tags).await {
-                // Still found by name at the next start; tagged then.
-                tracing::warn!(port = %p.id, error = %e, "could not tag a pool port");
-                continue;
+            });
+            match &self.scope {
+                Scope::Host(h) => {
+                    b["device_owner"] = json!(DEVICE_OWNER);
+                    b["binding:host_id"] = json!(h);
+                }
+                Scope::Trunk(t) => b["description"] = json!(Self::trunk_description(t)),
             }
-            p.tags = tags.clone();
-            p.revision_number += 1;
+            b
+        };
+        let made = self.client.create_ports((0..n).map(body).collect()).await?;
+        self.known().extend(made.iter().map(|p| p.id.clone()));
+        let mut ready = 0;
+        for mut p in made {
+            match self.ready(&mut p).await {
+                Ok(true) => {
+                    let id = p.id.clone();
+                    if self.add_free(&subnet.id, vec![p]).is_empty() {
+                        ready += 1;
+                        self.publish_free();
+                    } else if let Err(e) = self.delete(&id).await {
+                        // Drained meanwhile: the port goes too.
+                        tracing::warn!(port = %id, error = %e, "could not delete a pool port of a drained pool");
+                    }
+                }
+                Ok(false) => {}
+                // Found by name at the next refill (as unknown) or start; made ready then.
+                Err(e) => {
+                    self.forget(&p.id);
+                    tracing::warn!(port = %p.id, error = %e, "could not make a pool port ready")
+                }
+            }
         }
-        Ok(ports)
+        Ok(ready)
     }
 }
 

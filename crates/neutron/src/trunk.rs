@@ -168,6 +168,11 @@ impl Trunk {
         Ok(self.known_vlan(port_id))
     }
 
+    /// Whether `port_id` is a subport of this trunk, as last read or attached here.
+    pub(crate) fn holds(&self, port_id: &str) -> bool {
+        self.known_vlan(port_id).is_some()
+    }
+
     fn known_vlan(&self, port_id: &str) -> Option<u16> {
         self.vlans
             .lock()

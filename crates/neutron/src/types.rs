@@ -68,6 +68,8 @@ pub struct Port {
     pub id: String,
     #[serde(default)]
     pub name: String,
+    #[serde(default)]
+    pub description: String,
     pub network_id: String,
     pub mac_address: String,
     #[serde(default)]

@@ -281,6 +281,12 @@ pub fn shut_down(child: Option<Child>, socket: &Path, name: &str, log: &Path) {
         stop(&mut c);
     }
     let _ = std::fs::remove_file(socket);
+    // The port pools' journal of a Neutron-mode daemon (named after its socket).
+    if let Some(name) = socket.file_name() {
+        let journal =
+            Path::new("/run/kuryr").join(format!("{}.pool-journal", name.to_string_lossy()));
+        let _ = std::fs::remove_file(journal);
+    }
     if std::thread::panicking() {
         eprintln!(
             "---- kuryr daemon log ({name}) ----\n{}",
