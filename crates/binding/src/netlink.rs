@@ -69,6 +69,15 @@ fn is_not_found(e: &io::Error) -> bool {
     e.raw_os_error() == Some(ENODEV)
 }
 
+/// A request about one link: `Ok(false)` when there is no such link.
+fn existed(r: Result<(), rtnetlink::Error>) -> io::Result<bool> {
+    match r.map_err(netlink_io) {
+        Ok(()) => Ok(true),
+        Err(e) if is_not_found(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 impl Netlink {
     /// Opens the socket; needs a tokio runtime for the reader task.
     pub fn open() -> io::Result<Netlink> {
@@ -160,53 +169,20 @@ impl Netlink {
     /// Sets the alias of the link named `name`; `Ok(false)` when there is none.
     pub async fn set_alias(&self, name: &str, alias: &str) -> io::Result<bool> {
         let set = LinkUnspec::new_with_name(name).alias(alias).build();
-        match self
-            .handle
-            .link()
-            .set(set)
-            .execute()
-            .await
-            .map_err(netlink_io)
-        {
-            Ok(()) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
-            Err(e) => Err(e),
-        }
+        existed(self.handle.link().set(set).execute().await)
     }
 
     /// Deletes the link named `name`; `Ok(false)` when there is none. Deleting one end of a
     /// veth pair deletes the other, in whatever namespace it is.
     pub async fn delete(&self, name: &str) -> io::Result<bool> {
         let msg = LinkUnspec::new_with_name(name).build();
-        match self
-            .handle
-            .link()
-            .del_with_message(msg)
-            .execute()
-            .await
-            .map_err(netlink_io)
-        {
-            Ok(()) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
-            Err(e) => Err(e),
-        }
+        existed(self.handle.link().del_with_message(msg).execute().await)
     }
 
     /// Deletes the link with index `index` (not a later link that took its name);
     /// `Ok(false)` when there is none.
     pub async fn delete_index(&self, index: u32) -> io::Result<bool> {
-        match self
-            .handle
-            .link()
-            .del(index)
-            .execute()
-            .await
-            .map_err(netlink_io)
-        {
-            Ok(()) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
-            Err(e) => Err(e),
-        }
+        existed(self.handle.link().del(index).execute().await)
     }
 
     /// The names of every link in the host namespace.

@@ -255,6 +255,17 @@ fn pool_and_network(d: &Daemon, network_id: &str, cidr: &str) -> String {
     pool
 }
 
+/// A network on a new pool of `cidr`, and an endpoint of it with an address from that pool.
+fn endpoint_on_new_network(d: &Daemon, network_id: &str, endpoint_id: &str, cidr: &str) {
+    let pool = pool_and_network(d, network_id, cidr);
+    let address = request_address(d, &pool, "");
+    ok(
+        d,
+        "/NetworkDriver.CreateEndpoint",
+        create_endpoint_body(network_id, endpoint_id, &address),
+    );
+}
+
 fn create_network(d: &Daemon, network_id: &str, pool: &str, gateway: &str) {
     let r = ok(
         d,
@@ -916,13 +927,7 @@ fn a_plug_a_crash_cut_short_is_undone_at_the_next_start() {
     let mut d = daemon(&nb, None);
     let (net, cut) = (docker_id(), docker_id());
     let _host = HostSide(vec![cut.clone()]);
-    let pool = pool_and_network(&d, &net, "10.181.0.0/24");
-    let address = request_address(&d, &pool, "");
-    ok(
-        &d,
-        "/NetworkDriver.CreateEndpoint",
-        create_endpoint_body(&net, &cut, &address),
-    );
+    endpoint_on_new_network(&d, &net, &cut, "10.181.0.0/24");
     // What a kill between the veth and the OVS port leaves: the logical port and a veth pair
     // with both ends on the host, in no bridge. Docker got no answer and will never use it.
     d.kill9();
@@ -959,13 +964,7 @@ fn a_veth_unplugged_but_not_yet_deleted_by_a_killed_daemon_goes_at_the_next_star
     let mut d = daemon(&nb, None);
     let (net, ep, foreign) = (docker_id(), docker_id(), docker_id());
     let _host = HostSide(vec![ep.clone(), foreign.clone()]);
-    let pool = pool_and_network(&d, &net, "10.182.0.0/24");
-    let address = request_address(&d, &pool, "");
-    ok(
-        &d,
-        "/NetworkDriver.CreateEndpoint",
-        create_endpoint_body(&net, &ep, &address),
-    );
+    endpoint_on_new_network(&d, &net, &ep, "10.183.0.0/24");
     // What a kill between a finished DeleteEndpoint and the background deletion of its veth
     // leaves: no OVS port, no logical port, the veth marked for deletion. Beside it a veth
     // of the same shape without the mark, which is not kuryr's to delete.
