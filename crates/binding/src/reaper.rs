@@ -67,16 +67,14 @@ impl Reaper {
     }
 }
 
-/// Deletes `ifname` if it still carries the mark and is in no OVS port: a plug of the same
-/// endpoint since then replaced the veth (and its alias) and keeps it.
+/// Deletes `ifname` if it is still [`released`].
 async fn delete_if_released(netlink: &Netlink, ovs: &Client, ifname: &str) {
-    if !ovs.replica().table("Interface").by_name(ifname).is_empty() {
-        debug!(ifname, "plugged again before its deletion; kept");
-        return;
-    }
     let index = match netlink.link(ifname).await {
-        Ok(Some(l)) if marked(&l) => l.index,
-        Ok(_) => return,
+        Ok(Some(l)) if released(&l, ovs) => l.index,
+        Ok(_) => {
+            debug!(ifname, "gone, or plugged again before its deletion; kept");
+            return;
+        }
         Err(e) => {
             warn!(ifname, error = %e, "could not look up an unplugged veth; it is deleted at the next start");
             return;
@@ -91,11 +89,14 @@ async fn delete_if_released(netlink: &Netlink, ovs: &Client, ifname: &str) {
     }
 }
 
-fn marked(l: &LinkFacts) -> bool {
+/// A veth carrying the mark and in no OVS port (a plug of the same endpoint replaces the
+/// veth, and its alias, and puts it in a port).
+fn released(l: &LinkFacts, ovs: &Client) -> bool {
     l.kind == "veth"
         && l.alias
             .as_deref()
             .is_some_and(|a| a.starts_with(RELEASED_ALIAS))
+        && ovs.replica().table("Interface").by_name(&l.name).is_empty()
 }
 
 /// Deletes every veth a previous run marked and did not get to (killed with a queue), except
@@ -103,7 +104,7 @@ fn marked(l: &LinkFacts) -> bool {
 pub(crate) async fn sweep(netlink: &Netlink, ovs: &Client) -> std::io::Result<Vec<String>> {
     let mut deleted = Vec::new();
     for l in netlink.links().await? {
-        if !marked(&l) || !ovs.replica().table("Interface").by_name(&l.name).is_empty() {
+        if !released(&l, ovs) {
             continue;
         }
         if netlink.delete_index(l.index).await? {

@@ -255,14 +255,31 @@ fn pool_and_network(d: &Daemon, network_id: &str, cidr: &str) -> String {
     pool
 }
 
-/// A network on a new pool of `cidr`, and an endpoint of it with an address from that pool.
-fn endpoint_on_new_network(d: &Daemon, network_id: &str, endpoint_id: &str, cidr: &str) {
+/// A network on a new pool of `cidr`, and an endpoint of it with an address from that pool:
+/// the pool id and the address.
+fn endpoint_on_new_network(
+    d: &Daemon,
+    network_id: &str,
+    endpoint_id: &str,
+    cidr: &str,
+) -> (String, String) {
     let pool = pool_and_network(d, network_id, cidr);
     let address = request_address(d, &pool, "");
     ok(
         d,
         "/NetworkDriver.CreateEndpoint",
         create_endpoint_body(network_id, endpoint_id, &address),
+    );
+    (pool, address)
+}
+
+/// Runs a command that must succeed (its stderr is the failure message).
+fn must(args: &[&str]) {
+    let out = run(Command::new(args[0]).args(&args[1..]));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
@@ -931,12 +948,7 @@ fn a_plug_a_crash_cut_short_is_undone_at_the_next_start() {
     // What a kill between the veth and the OVS port leaves: the logical port and a veth pair
     // with both ends on the host, in no bridge. Docker got no answer and will never use it.
     d.kill9();
-    let out = run(Command::new("ovs-vsctl").args(["--timeout=10", "del-port", &host_ifname(&cut)]));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    must(&["ovs-vsctl", "--timeout=10", "del-port", &host_ifname(&cut)]);
     assert!(link_exists(&host_ifname(&cut)));
     d.spawn();
     assert!(
@@ -970,22 +982,14 @@ fn a_veth_unplugged_but_not_yet_deleted_by_a_killed_daemon_goes_at_the_next_star
     // of the same shape without the mark, which is not kuryr's to delete.
     d.kill9();
     let tap = host_ifname(&ep);
-    let sh = |args: &[&str]| {
-        let out = run(Command::new(args[0]).args(&args[1..]));
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    sh(&["ovs-vsctl", "--timeout=10", "del-port", "br-int", &tap]);
+    must(&["ovs-vsctl", "--timeout=10", "del-port", "br-int", &tap]);
     let mark = format!("kuryr:unplugged:{ep}");
-    sh(&["ip", "link", "set", "dev", &tap, "alias", &mark]);
+    must(&["ip", "link", "set", "dev", &tap, "alias", &mark]);
     let nbdb = format!("--db={}", nb.remote());
-    sh(&["ovn-nbctl", &nbdb, "lsp-del", &ep]);
+    must(&["ovn-nbctl", &nbdb, "lsp-del", &ep]);
     let other = host_ifname(&foreign);
     let other_peer = format!("t_c{}", &foreign[..11]);
-    sh(&[
+    must(&[
         "ip",
         "link",
         "add",
@@ -1021,13 +1025,7 @@ fn an_endpoint_whose_address_docker_releases_without_deleting_it_goes() {
     let d = daemon(&nb, None);
     let (net, ep) = (docker_id(), docker_id());
     let _host = HostSide(vec![ep.clone()]);
-    let pool = pool_and_network(&d, &net, "10.182.0.0/24");
-    let address = request_address(&d, &pool, "");
-    ok(
-        &d,
-        "/NetworkDriver.CreateEndpoint",
-        create_endpoint_body(&net, &ep, &address),
-    );
+    let (pool, address) = endpoint_on_new_network(&d, &net, &ep, "10.182.0.0/24");
     assert!(link_exists(&host_ifname(&ep)));
     let ip = address.split('/').next().unwrap_or_default();
     ok(

@@ -11,7 +11,7 @@ use crate::client::NeutronClient;
 use crate::error::NeutronError;
 use crate::macvlan::VmPort;
 use crate::names::{self, DEVICE_OWNER, POOL_EXISTING, PORT_EXISTING};
-use crate::pool::{PoolSettings, PoolStats, Pools, Scope};
+use crate::pool::{PoolSettings, Pools, Scope};
 use crate::trunk::Trunk;
 use crate::types::{Network, Port, Subnet, SubnetPool};
 use ipnet::IpNet;
@@ -231,11 +231,6 @@ impl NeutronBackend {
             .and_then(|f| parse_ip(&f.ip_address))?;
         self.cache().ports_by_ip.insert(ip, port);
         Some(with_prefix(ip, &subnet.cidr))
-    }
-
-    /// Hits, misses and free ports of the pools so far.
-    pub fn pool_stats(&self) -> Option<PoolStats> {
-        self.pools.as_ref().map(|p| p.stats())
     }
 
     /// Inside a VM with the macvlan driver (see [`crate::macvlan`]).

@@ -17,5 +17,5 @@ pub use backend::{NeutronBackend, NeutronSettings};
 pub use client::{HttpSettings, NeutronClient};
 pub use error::NeutronError;
 pub use macvlan::VmPort;
-pub use pool::{PoolSettings, PoolStats};
+pub use pool::PoolSettings;
 pub use trunk::Trunk;

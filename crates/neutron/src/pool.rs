@@ -20,7 +20,6 @@ use ipnet::IpNet;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, RwLock};
@@ -38,14 +37,6 @@ pub struct PoolSettings {
     /// Where the ports handed out and not yet claimed are written (see `journal`); none:
     /// not written (a restart may then hand such a port out again).
     pub journal: Option<std::path::PathBuf>,
-}
-
-/// How the pools fared since the start (for `kuryr bench` and the metrics).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PoolStats {
-    pub hits: u64,
-    pub misses: u64,
-    pub free: u64,
 }
 
 struct SubnetPool {
@@ -79,8 +70,6 @@ pub(crate) struct Pools {
     /// Held (shared) by every refill and return under way; a drain takes it alone, so that
     /// no port of a network being removed is still being made or given back.
     work: Arc<RwLock<()>>,
-    hits: AtomicU64,
-    misses: AtomicU64,
     journal: Option<journal::Journal>,
 }
 
@@ -135,8 +124,6 @@ impl Pools {
             known: Mutex::new(HashSet::new()),
             wake: Notify::new(),
             work: Arc::new(RwLock::new(())),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
         }
     }
 
@@ -206,36 +193,27 @@ impl Pools {
         kuryr_metrics::port_pool_free(self.pools().values().map(|p| p.free.len() as u64).sum());
     }
 
-    pub(crate) fn stats(&self) -> PoolStats {
-        PoolStats {
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
-            free: self.pools().values().map(|p| p.free.len() as u64).sum(),
-        }
-    }
-
     /// Keeps a pool for `subnet` from now on (refilled in the background).
     pub(crate) fn activate(&self, subnet: &Subnet) {
+        let mut pools = self.pools();
+        if pools.contains_key(&subnet.id) {
+            return;
+        }
         let cap = share(&subnet.cidr, self.settings.max);
         if cap == 0 {
             return;
         }
-        let added = {
-            let mut pools = self.pools();
-            let fresh = !pools.contains_key(&subnet.id);
-            pools
-                .entry(subnet.id.clone())
-                .or_insert_with(|| SubnetPool {
-                    subnet: subnet.clone(),
-                    cap,
-                    free: Vec::new(),
-                    groups: None,
-                });
-            fresh
-        };
-        if added {
-            self.wake.notify_one();
-        }
+        pools.insert(
+            subnet.id.clone(),
+            SubnetPool {
+                subnet: subnet.clone(),
+                cap,
+                free: Vec::new(),
+                groups: None,
+            },
+        );
+        drop(pools);
+        self.wake.notify_one();
     }
 
     /// A free port of the subnet, or the one holding `ip` when given; `None` is a miss.
@@ -259,13 +237,9 @@ impl Pools {
                 if let Some(j) = &self.journal {
                     j.taken(&p.id);
                 }
-                self.hits.fetch_add(1, Ordering::Relaxed);
                 kuryr_metrics::port_pool("hit");
             }
-            None if ip.is_none() => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
-                kuryr_metrics::port_pool("miss");
-            }
+            None if ip.is_none() => kuryr_metrics::port_pool("miss"),
             None => {}
         }
         self.publish_free();
@@ -583,33 +557,25 @@ impl Pools {
         self.publish_free();
     }
 
-    async fn refill_once(&self) {
-        let wanted: Vec<(Subnet, usize)> = self
-            .pools()
+    /// The pools below their target and how many ports each lacks (at most a batch).
+    fn wanted(&self) -> Vec<(Subnet, usize)> {
+        self.pools()
             .values()
             .filter_map(|p| {
                 let missing = self.target(p).saturating_sub(p.free.len());
                 (missing > 0).then(|| (p.subnet.clone(), missing.min(self.settings.batch)))
             })
-            .collect();
-        for (subnet, n) in wanted {
+            .collect()
+    }
+
+    async fn refill_once(&self) {
+        if self.wanted().is_empty() {
+            return;
+        }
+        // Ports a killed run made count first.
+        self.sweep_strays().await;
+        for (subnet, n) in self.wanted() {
             let _work = self.work.read().await;
-            let adopted = match self.adopt_strays(&subnet, n).await {
-                Ok(ports) => ports,
-                Err(e) => {
-                    tracing::warn!(subnet = %short(&subnet.id), error = %e, "could not look for stray pool ports");
-                    Vec::new()
-                }
-            };
-            let n = n.saturating_sub(adopted.len());
-            if !adopted.is_empty() {
-                tracing::info!(subnet = %short(&subnet.id), ports = adopted.len(), "pool ports a killed run made, in the pool again");
-                self.add_free(&subnet.id, adopted);
-            }
-            if n == 0 {
-                self.publish_free();
-                continue;
-            }
             match self.make(&subnet, n).await {
                 Ok(made) => {
                     tracing::debug!(subnet = %short(&subnet.id), ports = made, "pool refilled");
@@ -622,36 +588,6 @@ impl Pools {
                 }
             }
         }
-    }
-
-    /// Free ports of the pool's name in `subnet` on this host that this process does not
-    /// know: made by a run killed before it could record them. Up to `want` of them are
-    /// tagged and known from now; the rest are deleted.
-    async fn adopt_strays(
-        &self,
-        subnet: &Subnet,
-        want: usize,
-    ) -> Result<Vec<Port>, crate::NeutronError> {
-        let ports = self.named_ports(Some(&subnet.network_id)).await?;
-        let mut out = Vec::new();
-        for mut port in ports {
-            let ours = port.device_id.is_empty()
-                && port.fixed_ips.len() == 1
-                && port.fixed_ips[0].subnet_id == subnet.id
-                && !self.known().contains(&port.id);
-            if !ours {
-                continue;
-            }
-            if out.len() >= want {
-                self.delete(&port.id).await?;
-                continue;
-            }
-            self.known().insert(port.id.clone());
-            if self.ready(&mut port).await? {
-                out.push(port);
-            }
-        }
-        Ok(out)
     }
 
     /// A port by the pool's name made ready: tagged, and on the VM's trunk. `Ok(false)`:
