@@ -228,8 +228,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Endpoints of this host that still hold `address`. Docker releases an address after
     /// its endpoint is deleted, or after a CreateEndpoint that failed for Docker, possibly one
     /// that kuryr finished but whose answer never reached Docker (kuryr killed at that
-    /// moment): an endpoint still holding the address then is such a leftover. Only for
-    /// control planes that answer this from memory; the default knows none.
+    /// moment): an endpoint still holding the address then is such a leftover. Answered from
+    /// memory (OVN: the replica; Neutron: the endpoints the process knows); the default
+    /// knows none.
     fn endpoints_holding(&self, _address: IpAddr) -> Vec<String> {
         Vec::new()
     }

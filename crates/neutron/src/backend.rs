@@ -1580,6 +1580,21 @@ impl Backend for NeutronBackend {
         }
     }
 
+    /// The endpoints this process knows (bound here, or found at start) whose port holds
+    /// `address`; DeleteEndpoint forgets an endpoint, so in Docker's order none is left.
+    fn endpoints_holding(&self, address: IpAddr) -> Vec<String> {
+        self.cache()
+            .endpoints
+            .iter()
+            .filter(|(_, p)| {
+                p.fixed_ips
+                    .iter()
+                    .any(|f| parse_ip(&f.ip_address) == Some(address))
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     async fn local_endpoints(&self) -> Result<Vec<Endpoint>, BackendError> {
         if let Some(t) = &self.trunk {
             // Inside a VM: the containers' ports are the trunk's subports.
