@@ -473,7 +473,7 @@ impl Pools {
     /// Refills the pools below their target, now and whenever a port is taken or
     /// `update_frequency` has passed. Runs for the daemon's life.
     /// Every `update_frequency` without a take, ports a killed run made (their create came
-    /// through after this run started) are taken into their pool or deleted.
+    /// through after this run started) are taken into a pool short of ports.
     pub(crate) async fn run(self: Arc<Self>) {
         loop {
             self.refill_once().await;
@@ -484,9 +484,9 @@ impl Pools {
         }
     }
 
-    /// Free ports of this scope by the pool's name that this process does not know: kept
-    /// where their pool is short of its target, deleted where it is full; those of subnets
-    /// without a pool here are left for `docker network rm` (or the next start).
+    /// Free ports of this scope by the pool's name that this process does not know: taken
+    /// into their pool where it is short of its target; the others are left for `docker
+    /// network rm` (or the next start), which deletes them.
     async fn sweep_strays(&self) {
         let _work = self.work.read().await;
         let listed: HashSet<String> = self
@@ -531,14 +531,9 @@ impl Pools {
                     .get(&sid)
                     .map(|p| self.target(p).saturating_sub(p.free.len()))
             };
+            // A pool that is full leaves it: `docker network rm` deletes it with the pool's.
             let kept = match short_of {
-                None => continue,
-                Some(0) => {
-                    if let Err(e) = self.delete(&port.id).await {
-                        tracing::debug!(port = %port.id, error = %e, "could not delete a stray pool port");
-                    }
-                    false
-                }
+                None | Some(0) => continue,
                 Some(_) => {
                     self.known().insert(port.id.clone());
                     match self.ready(&mut port).await {
