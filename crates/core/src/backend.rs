@@ -37,6 +37,9 @@ pub struct PoolRequest {
     pub pool: Option<IpNet>,
     /// `--ip-range`.
     pub subpool: Option<IpNet>,
+    /// With no `pool`: the length of the subnet to choose (Docker 29's `--subnet 0.0.0.0/24`);
+    /// `None` takes the configured default length.
+    pub prefix_len: Option<u8>,
     pub v6: bool,
     /// `--ipam-opt` options.
     pub options: KuryrOptions,
@@ -57,6 +60,9 @@ pub struct AddressRequest {
     pub gateway: bool,
     /// Docker's MAC for the endpoint, when it sends one.
     pub mac: Option<String>,
+    /// A Swarm manager's allocation (`com.docker.network.ipam.serial`): addresses in order,
+    /// and an address the pool already holds is the manager's own earlier reservation.
+    pub serial: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -132,6 +132,10 @@ pub struct Config {
     pub path: Option<PathBuf>,
     pub backend: BackendKind,
     pub capability_scope: Scope,
+    /// `connectivity_scope`: what Docker is told the network reaches; `None` reports the
+    /// capability scope. `global` on a `--scope swarm` network gives service discovery
+    /// across nodes.
+    pub connectivity_scope: Option<Scope>,
     /// Also serve the plugin API over TCP here (what a kuryr-libnetwork plugin spec points at).
     pub kuryr_uri: Option<SocketAddr>,
     /// `enable_ssl`: serve `kuryr_uri` over TLS with `ssl_cert_file` and `ssl_key_file`.
@@ -171,6 +175,7 @@ impl Default for Config {
             path: None,
             backend: BackendKind::Ovn,
             capability_scope: Scope::Local,
+            connectivity_scope: None,
             kuryr_uri: None,
             tls: None,
             plugin_socket: PathBuf::from("/run/docker/plugins/kuryr.sock"),
@@ -229,6 +234,7 @@ const KNOWN: &[(&str, &[&str])] = &[
             "backend",
             "process_external_connectivity",
             "capability_scope",
+            "connectivity_scope",
             "kuryr_uri",
             "enable_ssl",
             "ssl_cert_file",
@@ -334,6 +340,8 @@ const NEUTRON_MARKERS: &[&str] = &[
 struct Reader<'a> {
     path: &'a str,
     values: BTreeMap<(String, String), String>,
+    /// Keys set by an `OS_<SECTION>__<KEY>` environment variable: its name.
+    from_env: BTreeMap<(String, String), String>,
 }
 
 impl Reader<'_> {
@@ -350,8 +358,12 @@ impl Reader<'_> {
         value: &str,
         problem: impl Into<String>,
     ) -> ConfigError {
+        let path = match self.from_env.get(&(section.to_string(), key.to_string())) {
+            Some(var) => format!("environment variable {var}"),
+            None => self.path.to_string(),
+        };
         ConfigError::Value {
-            path: self.path.to_string(),
+            path,
             section: section.into(),
             key: key.into(),
             value: value.into(),
@@ -423,21 +435,42 @@ impl Reader<'_> {
 impl Config {
     /// Reads `path`, or the default file if it exists, or uses the defaults.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load_with_env(path, std::iter::empty())
+    }
+
+    /// As [`Config::load`], then `OS_<SECTION>__<KEY>` variables among `vars` override the
+    /// file's keys, as oslo.config reads them (`OS_DEFAULT__CAPABILITY_SCOPE=global`,
+    /// `OS_OVN__OVN_NB_CONNECTION=tcp:10.0.0.5:6641`); empty values are ignored. This is
+    /// how `docker plugin set` and container images configure kuryr.
+    pub fn load_with_env(
+        path: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let overrides = env_overrides(vars);
         let path = match path {
             Some(p) => p.to_path_buf(),
             None if Path::new(DEFAULT_CONFIG).exists() => PathBuf::from(DEFAULT_CONFIG),
-            None => return Ok(Config::default()),
+            None if overrides.is_empty() => return Ok(Config::default()),
+            None => return Config::parse_with_env("", DEFAULT_CONFIG, &overrides),
         };
         let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        let mut c = Config::parse(&text, &path.display().to_string())?;
+        let mut c = Config::parse_with_env(&text, &path.display().to_string(), &overrides)?;
         c.path = Some(path);
         Ok(c)
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        Config::parse_with_env(text, origin, &[])
+    }
+
+    fn parse_with_env(
+        text: &str,
+        origin: &str,
+        overrides: &[EnvOverride],
+    ) -> Result<Config, ConfigError> {
         let opt = ParseOption {
             enabled_quote: false,
             enabled_escape: false,
@@ -455,9 +488,16 @@ impl Config {
                 values.insert((section.to_string(), k.to_string()), v.trim().to_string());
             }
         }
+        let mut from_env = BTreeMap::new();
+        for o in overrides {
+            let at = (o.section.clone(), o.key.clone());
+            values.insert(at.clone(), o.value.trim().to_string());
+            from_env.insert(at, o.var.clone());
+        }
         let r = Reader {
             path: origin,
             values,
+            from_env,
         };
         let mut c = Config::default();
 
@@ -479,6 +519,19 @@ impl Config {
             Some("global") => Scope::Global,
             Some(v) => {
                 return Err(r.err("DEFAULT", "capability_scope", v, "expected local or global"))
+            }
+        };
+        c.connectivity_scope = match r.raw("DEFAULT", "connectivity_scope") {
+            None | Some("") => None,
+            Some("local") => Some(Scope::Local),
+            Some("global") => Some(Scope::Global),
+            Some(v) => {
+                return Err(r.err(
+                    "DEFAULT",
+                    "connectivity_scope",
+                    v,
+                    "expected local or global",
+                ))
             }
         };
         if let Some(v) = r.raw("DEFAULT", "kuryr_uri") {
@@ -723,8 +776,12 @@ impl Config {
                 .chain(neutron_keys)
                 .any(|(s, keys)| s == section && keys.contains(&key.as_str()));
             if !known {
+                let from = match r.from_env.get(&(section.clone(), key.clone())) {
+                    Some(var) => format!("environment variable {var}"),
+                    None => origin.to_string(),
+                };
                 warnings.push(format!(
-                    "{origin}: [{section}] {key} is not used by the {} mode; ignored",
+                    "{from}: [{section}] {key} is not used by the {} mode; ignored",
                     c.backend_name()
                 ));
             }
@@ -739,6 +796,50 @@ impl Config {
             BackendKind::Neutron => "neutron",
         }
     }
+}
+
+/// This process's environment variables that are valid UTF-8 (`std::env::vars` would panic
+/// on any other), for [`Config::load_with_env`].
+pub fn process_env() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+}
+
+/// One `OS_<SECTION>__<KEY>=value` environment variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct EnvOverride {
+    var: String,
+    section: String,
+    key: String,
+    value: String,
+}
+
+/// The `OS_<SECTION>__<KEY>` variables with a value: section `DEFAULT` as is, other sections
+/// and keys in lower case (`OS_VIF_POOL__PORTS_POOL_MIN` is `[vif_pool] ports_pool_min`).
+fn env_overrides(vars: impl IntoIterator<Item = (String, String)>) -> Vec<EnvOverride> {
+    let mut out: Vec<EnvOverride> = vars
+        .into_iter()
+        .filter(|(_, value)| !value.trim().is_empty())
+        .filter_map(|(var, value)| {
+            let rest = var.strip_prefix("OS_")?;
+            let (section, key) = rest.split_once("__")?;
+            if section.is_empty() || key.is_empty() {
+                return None;
+            }
+            let section = if section == "DEFAULT" {
+                section.to_string()
+            } else {
+                section.to_ascii_lowercase()
+            };
+            Some(EnvOverride {
+                section,
+                key: key.to_ascii_lowercase(),
+                value,
+                var,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.var.cmp(&b.var));
+    out
 }
 
 fn read_neutron(r: &Reader<'_>, n: &mut NeutronSection) -> Result<(), ConfigError> {
@@ -956,11 +1057,61 @@ mod tests {
     }
 
     #[test]
+    fn os_section_key_variables_override_the_file_as_oslo_config_reads_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("kuryr.conf");
+        std::fs::write(
+            &conf,
+            "[DEFAULT]\ncapability_scope = local\n[ovn]\novn_nb_connection = unix:/a.sock\n",
+        )
+        .expect("write");
+        let vars = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let c = Config::load_with_env(
+            Some(&conf),
+            vars(&[
+                ("OS_DEFAULT__CAPABILITY_SCOPE", "global"),
+                ("OS_OVN__OVN_NB_CONNECTION", "tcp:10.0.0.5:6641"),
+                ("OS_VIF_POOL__PORTS_POOL_MAX", ""),
+                ("PATH", "/usr/bin"),
+                ("OS_NOSEPARATOR", "x"),
+            ]),
+        )
+        .expect("load");
+        assert_eq!(c.capability_scope, Scope::Global);
+        assert_eq!(c.ovn.nb_connection, "tcp:10.0.0.5:6641");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let err = Config::load_with_env(
+            Some(&conf),
+            vars(&[("OS_DEFAULT__CONNECTIVITY_SCOPE", "swarm")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "environment variable OS_DEFAULT__CONNECTIVITY_SCOPE: [DEFAULT] connectivity_scope = \"swarm\": expected local or global"
+        );
+        let c = Config::load_with_env(Some(&conf), vars(&[("OS_OVN__NO_SUCH_KEY", "1")]))
+            .expect("load");
+        assert_eq!(
+            c.warnings,
+            ["environment variable OS_OVN__NO_SUCH_KEY: [ovn] no_such_key is not used by the ovn mode; ignored"]
+        );
+    }
+
+    #[test]
     fn bad_values_name_the_key() {
         for (text, needle) in [
             (
                 "[DEFAULT]\ncapability_scope = planet\n",
                 "[DEFAULT] capability_scope = \"planet\": expected local or global",
+            ),
+            (
+                "[DEFAULT]\nconnectivity_scope = swarm\n",
+                "[DEFAULT] connectivity_scope = \"swarm\": expected local or global",
             ),
             ("[DEFAULT]\nbackend = docker\n", "[DEFAULT] backend"),
             (

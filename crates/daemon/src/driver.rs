@@ -26,6 +26,7 @@ pub struct Driver<Bk: Backend, Bd: Binding> {
     pub backend: Bk,
     pub binding: Bd,
     scope: Scope,
+    connectivity_scope: Option<Scope>,
     address_spaces: (String, String),
     dst_prefix: String,
     /// The containers' MTU when the backend does not know the network's.
@@ -35,6 +36,9 @@ pub struct Driver<Bk: Backend, Bd: Binding> {
     external_connectivity: bool,
     /// The host side of routed networks (OVN mode with the OVS binding), if any.
     gateway: Option<Arc<HostGateway>>,
+    /// Interface names endpoints asked for (`com.docker.network.endpoint.ifname`), from
+    /// CreateEndpoint until DeleteEndpoint, handed to Docker at Join as `DstName`.
+    ifnames: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 fn gateway_err(context: String) -> impl FnOnce(GatewayError) -> PluginError {
@@ -52,6 +56,18 @@ fn plugin_err(e: BackendError) -> PluginError {
         BackendError::NotFound(m) => PluginError::NotFound(m),
         BackendError::Conflict(m) | BackendError::Exhausted(m) => PluginError::Conflict(m),
         BackendError::Unavailable { context, source } => PluginError::Backend { context, source },
+    }
+}
+
+/// What GetCapabilities reports for `[DEFAULT] capability_scope` and `connectivity_scope`.
+pub fn network_capabilities(scope: Scope, connectivity: Option<Scope>) -> NetworkCapabilities {
+    let docker = |s: Scope| match s {
+        Scope::Local => kuryr_docker::Scope::Local,
+        Scope::Global => kuryr_docker::Scope::Global,
+    };
+    NetworkCapabilities {
+        scope: docker(scope),
+        connectivity_scope: connectivity.map(docker),
     }
 }
 
@@ -79,6 +95,7 @@ impl<Bk: Backend, Bd: Binding> Driver<Bk, Bd> {
             backend,
             binding,
             scope: config.capability_scope,
+            connectivity_scope: config.connectivity_scope,
             address_spaces: (
                 config.local_default_address_space.clone(),
                 config.global_default_address_space.clone(),
@@ -88,7 +105,12 @@ impl<Bk: Backend, Bd: Binding> Driver<Bk, Bd> {
             ready_timeout: config.port_ready_timeout,
             external_connectivity: config.neutron.process_external_connectivity,
             gateway: None,
+            ifnames: Default::default(),
         }
+    }
+
+    fn ifnames_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+        self.ifnames.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The host gateway of routed networks, if this host has one.
@@ -177,14 +199,7 @@ impl<Bk: Backend, Bd: Binding> Driver<Bk, Bd> {
 
 impl<Bk: Backend, Bd: Binding> NetworkDriver for Driver<Bk, Bd> {
     fn network_capabilities(&self) -> NetworkCapabilities {
-        let scope = match self.scope {
-            Scope::Local => kuryr_docker::Scope::Local,
-            Scope::Global => kuryr_docker::Scope::Global,
-        };
-        NetworkCapabilities {
-            scope,
-            connectivity_scope: None,
-        }
+        network_capabilities(self.scope, self.connectivity_scope)
     }
 
     async fn create_network(&self, req: CreateNetwork) -> Result<(), PluginError> {
@@ -287,6 +302,9 @@ impl<Bk: Backend, Bd: Binding> NetworkDriver for Driver<Bk, Bd> {
                 format!("{e}"),
             )
         })?;
+        if let Some(name) = &req.options.ifname {
+            self.ifnames_lock().insert(id.clone(), name.clone());
+        }
         Ok(CreateEndpointReply {
             address: None,
             address_ipv6: None,
@@ -311,6 +329,7 @@ impl<Bk: Backend, Bd: Binding> NetworkDriver for Driver<Bk, Bd> {
 
     async fn delete_endpoint(&self, req: DeleteEndpoint) -> Result<(), PluginError> {
         let id = req.endpoint_id.as_str();
+        self.ifnames_lock().remove(id);
         // 1. The host side (published ports, veth and OVS port); 2. the logical port. All run;
         // all are idempotent.
         if let Some(g) = &self.gateway {
@@ -373,6 +392,7 @@ impl<Bk: Backend, Bd: Binding> NetworkDriver for Driver<Bk, Bd> {
             interface_name: Some(InterfaceName {
                 src_name,
                 dst_prefix: self.dst_prefix.clone(),
+                dst_name: self.ifnames_lock().get(id).cloned(),
             }),
             gateway: if ep.ipv4.is_some() {
                 v4(ep.gateway_v4)
@@ -515,6 +535,7 @@ impl<Bk: Backend, Bd: Binding> IpamDriver for Driver<Bk, Bd> {
             .request_pool(&PoolRequest {
                 pool: req.pool,
                 subpool: req.sub_pool,
+                prefix_len: req.prefix_len,
                 v6: req.v6,
                 options,
             })
@@ -539,6 +560,7 @@ impl<Bk: Backend, Bd: Binding> IpamDriver for Driver<Bk, Bd> {
             preferred: req.address,
             gateway: req.kind == AddressKind::Gateway,
             mac: req.mac_address.map(|m| m.to_string()),
+            serial: req.serial,
         };
         let ip = self.backend.request_address(&r).await.map_err(plugin_err)?;
         Ok(RequestAddressReply::new(ip))

@@ -66,6 +66,7 @@ async fn a_failed_plug_removes_the_logical_port_it_created() {
             address_space: String::new(),
             pool: Some("10.1.0.0/24".parse().unwrap()),
             sub_pool: None,
+            prefix_len: None,
             v6: false,
             options: BTreeMap::new(),
         })
@@ -92,6 +93,7 @@ async fn a_failed_plug_removes_the_logical_port_it_created() {
             address: None,
             kind: AddressKind::Endpoint,
             mac_address: None,
+            serial: false,
             options: BTreeMap::new(),
         })
         .await

@@ -161,6 +161,8 @@ pub struct InterfaceName {
     pub src_name: String,
     /// Name prefix inside the container, normally `eth`.
     pub dst_prefix: String,
+    /// The exact name inside the container, if the endpoint asked for one.
+    pub dst_name: Option<String>,
 }
 
 /// Where a [`StaticRoute`]'s traffic goes.
@@ -205,6 +207,7 @@ impl From<JoinReply> for wire::JoinResponse {
             interface_name: r.interface_name.map(|i| wire::InterfaceName {
                 src_name: i.src_name,
                 dst_prefix: i.dst_prefix,
+                dst_name: i.dst_name.unwrap_or_default(),
             }),
             gateway: r.gateway.map(|g| g.to_string()).unwrap_or_default(),
             gateway_ipv6: r.gateway_ipv6.map(|g| g.to_string()).unwrap_or_default(),
@@ -410,6 +413,7 @@ mod tests {
             interface_name: Some(InterfaceName {
                 src_name: "t_c3f2a6b1c0d".into(),
                 dst_prefix: "eth".into(),
+                dst_name: None,
             }),
             gateway: Some("10.1.0.1".parse().unwrap()),
             gateway_ipv6: Some("fd00:1::1".parse().unwrap()),
@@ -442,12 +446,13 @@ mod tests {
             interface_name: Some(InterfaceName {
                 src_name: "t_c1".into(),
                 dst_prefix: "eth".into(),
+                dst_name: Some("data0".into()),
             }),
             ..Default::default()
         };
         assert_eq!(
             to_json(wire::JoinResponse::from(bare)),
-            json!({"InterfaceName": {"SrcName": "t_c1", "DstPrefix": "eth"}})
+            json!({"InterfaceName": {"SrcName": "t_c1", "DstPrefix": "eth", "DstName": "data0"}})
         );
     }
 

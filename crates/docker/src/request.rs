@@ -117,6 +117,9 @@ pub struct EndpointOptions {
     pub exposed_ports: Vec<TransportPort>,
     /// `com.docker.network.portmap`.
     pub port_map: Vec<PortBinding>,
+    /// `com.docker.network.endpoint.ifname` (Docker 28+, `--network name=N,driver-opt=...` or
+    /// Compose's `interface_name`): the name wanted inside the container.
+    pub ifname: Option<String>,
     /// Every other option (`--driver-opt` strings among them): strings verbatim, other JSON values
     /// as compact JSON text.
     pub extra: BTreeMap<String, String>,
@@ -220,7 +223,11 @@ pub struct RequestPool {
     pub pool: Option<IpNet>,
     /// `--ip-range`, inside `pool`.
     pub sub_pool: Option<IpNet>,
-    /// An IPv6 pool is wanted.
+    /// Docker 29's prefix-only subnet (`--subnet 0.0.0.0/24`, `::/56`): any free subnet of
+    /// this length from the default pool; `pool` is then `None`.
+    pub prefix_len: Option<u8>,
+    /// An IPv6 pool is wanted: the family of `pool` when one is given (a Swarm manager always
+    /// sends `V6: false`, IPv6 subnets included), else Docker's `V6`.
     pub v6: bool,
     /// `--ipam-opt` options.
     pub options: BTreeMap<String, String>,
@@ -253,7 +260,10 @@ pub struct RequestAddress {
     pub kind: AddressKind,
     /// The endpoint's MAC, sent when the driver requires it.
     pub mac_address: Option<MacAddr>,
-    /// All options as sent (including the two above).
+    /// `com.docker.network.ipam.serial`: a Swarm manager's allocation, which wants addresses
+    /// handed out in order rather than the one released last.
+    pub serial: bool,
+    /// All options as sent (including the ones above).
     pub options: BTreeMap<String, String>,
 }
 
@@ -549,12 +559,39 @@ fn endpoint_options(call: Call, options: wire::Options) -> Result<EndpointOption
                     })
                     .collect::<Result<_, RequestError>>()?;
             }
+            label::ENDPOINT_IFNAME => {
+                let name = option_text(&value);
+                if !name.is_empty() {
+                    check_ifname(&name).map_err(|why| {
+                        RequestError::invalid(call.method(), format!("Options[{key}]"), &name, why)
+                    })?;
+                    out.ifname = Some(name);
+                }
+            }
             _ => {
                 out.extra.insert(key, option_text(&value));
             }
         }
     }
     Ok(out)
+}
+
+/// A Linux interface name the kernel accepts: 1-15 bytes, no `/`, `:` or white space, not
+/// `.` or `..`.
+fn check_ifname(name: &str) -> Result<(), &'static str> {
+    if name.len() > 15 {
+        return Err("an interface name has at most 15 characters");
+    }
+    if name == "." || name == ".." {
+        return Err("not a usable interface name");
+    }
+    if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+    {
+        return Err("an interface name has no '/', ':' or white space");
+    }
+    Ok(())
 }
 
 impl TryFrom<wire::CreateNetworkRequest> for CreateNetwork {
@@ -684,11 +721,18 @@ impl TryFrom<wire::AllocateNetworkRequest> for AllocateNetwork {
 
     fn try_from(w: wire::AllocateNetworkRequest) -> Result<Self, Self::Error> {
         const CALL: Call = Call::AllocateNetwork;
+        // A Swarm manager puts every subnet it was given in IPv4Data, IPv6 ones included:
+        // each goes by its own family.
+        let (v4_data, mut v6_data): (Vec<_>, Vec<_>) = w
+            .ipv4_data
+            .into_iter()
+            .partition(|d| !d.pool.parse::<IpNet>().is_ok_and(|p| p.addr().is_ipv6()));
+        v6_data.extend(w.ipv6_data);
         Ok(AllocateNetwork {
             network_id: docker_id(CALL, "NetworkID", &w.network_id)?,
             options: w.options,
-            ipv4: ipam_pools(CALL, "IPv4Data", w.ipv4_data, false)?,
-            ipv6: ipam_pools(CALL, "IPv6Data", w.ipv6_data, true)?,
+            ipv4: ipam_pools(CALL, "IPv4Data", v4_data, false)?,
+            ipv6: ipam_pools(CALL, "IPv6Data", v6_data, true)?,
         })
     }
 }
@@ -698,13 +742,28 @@ impl TryFrom<wire::RequestPoolRequest> for RequestPool {
 
     fn try_from(w: wire::RequestPoolRequest) -> Result<Self, Self::Error> {
         const CALL: Call = Call::RequestPool;
-        let pool = optional_cidr(CALL, "Pool", &w.pool)?;
-        if let Some(p) = &pool {
-            check_family(CALL, "Pool", p, w.v6)?;
+        let mut pool = optional_cidr(CALL, "Pool", &w.pool)?;
+        // Docker's own IPAM goes by the pool's family when one is given; a Swarm manager
+        // relies on that (its V6 is always false).
+        let v6 = pool.map_or(w.v6, |p| p.addr().is_ipv6());
+        let mut prefix_len = None;
+        if let Some(p) = pool.filter(|p| p.addr().is_unspecified()) {
+            // Docker 29: `--subnet 0.0.0.0/24` asks for any /24 of the default pool.
+            let (min, max) = if v6 { (8, 126) } else { (8, 30) };
+            if !(min..=max).contains(&p.prefix_len()) {
+                return Err(RequestError::invalid(
+                    CALL.method(),
+                    "Pool",
+                    &w.pool,
+                    format!("a prefix-only subnet needs a length from /{min} to /{max}"),
+                ));
+            }
+            prefix_len = Some(p.prefix_len());
+            pool = None;
         }
         let sub_pool = optional_cidr(CALL, "SubPool", &w.sub_pool)?;
         if let Some(sub) = &sub_pool {
-            check_family(CALL, "SubPool", sub, w.v6)?;
+            check_family(CALL, "SubPool", sub, v6)?;
             match &pool {
                 None => {
                     return Err(RequestError::invalid(
@@ -729,7 +788,8 @@ impl TryFrom<wire::RequestPoolRequest> for RequestPool {
             address_space: w.address_space,
             pool,
             sub_pool,
-            v6: w.v6,
+            prefix_len,
+            v6,
             options: w.options,
         })
     }
@@ -776,11 +836,16 @@ impl TryFrom<wire::RequestAddressRequest> for RequestAddress {
                 )
             })?),
         };
+        let serial = w
+            .options
+            .get(label::IPAM_SERIAL)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
         Ok(RequestAddress {
             pool_id,
             address,
             kind,
             mac_address,
+            serial,
             options: w.options,
         })
     }
@@ -1079,13 +1144,34 @@ mod tests {
             ),
             (
                 Call::RequestPool,
-                json!({"Pool": "10.1.0.0/24", "V6": true}),
-                r#"RequestPool: Pool "10.1.0.0/24": an IPv4 address where IPv6 is expected"#,
+                json!({"Pool": "10.1.0.0/24", "SubPool": "fd00::/64"}),
+                r#"RequestPool: SubPool "fd00::/64": an IPv6 address where IPv4 is expected"#,
             ),
             (
                 Call::RequestPool,
-                json!({"Pool": "fd00::/64", "V6": false}),
-                r#"RequestPool: Pool "fd00::/64": an IPv6 address where IPv4 is expected"#,
+                json!({"Pool": "0.0.0.0/31"}),
+                r#"RequestPool: Pool "0.0.0.0/31": a prefix-only subnet needs a length from /8 to /30"#,
+            ),
+            (
+                Call::RequestPool,
+                json!({"Pool": "0.0.0.0/24", "SubPool": "10.0.0.0/25"}),
+                r#"RequestPool: SubPool "10.0.0.0/25": given without a Pool"#,
+            ),
+            (
+                Call::CreateEndpoint,
+                endpoint(
+                    json!({"Address": "10.1.0.2/24"}),
+                    json!({"com.docker.network.endpoint.ifname": "a-much-too-long-name"}),
+                ),
+                r#"CreateEndpoint: Options[com.docker.network.endpoint.ifname] "a-much-too-long-name": an interface name has at most 15 characters"#,
+            ),
+            (
+                Call::CreateEndpoint,
+                endpoint(
+                    json!({"Address": "10.1.0.2/24"}),
+                    json!({"com.docker.network.endpoint.ifname": "eth/1"}),
+                ),
+                r#"CreateEndpoint: Options[com.docker.network.endpoint.ifname] "eth/1": an interface name has no '/', ':' or white space"#,
             ),
             (
                 Call::ReleasePool,
@@ -1342,6 +1428,19 @@ mod tests {
                 None,
                 false,
             ),
+            // A Swarm manager: V6 is always false, the pool's family decides.
+            (
+                json!({"AddressSpace": "local_scope", "Pool": "fd00:7::/64", "V6": false}),
+                Some("fd00:7::/64"),
+                None,
+                true,
+            ),
+            (
+                json!({"AddressSpace": "local_scope", "Pool": "10.7.0.0/24", "V6": true}),
+                Some("10.7.0.0/24"),
+                None,
+                false,
+            ),
             (
                 json!({"AddressSpace": "local_scope", "Pool": "10.1.0.0/16", "SubPool": "10.1.4.0/24", "V6": false}),
                 Some("10.1.0.0/16"),
@@ -1471,6 +1570,71 @@ mod tests {
         assert_eq!(req.options["kuryr.net.name"], "blue");
         assert_eq!(req.ipv4[0].pool, "10.2.0.0/16".parse::<IpNet>().unwrap());
         assert!(req.ipv6.is_empty());
+    }
+
+    #[test]
+    fn allocate_network_sorts_a_swarm_managers_ipv6_pools_out_of_ipv4data() {
+        let body = json!({"NetworkID": NID, "Options": {},
+            "IPv4Data": [{"Pool": "10.2.0.0/24", "Gateway": "10.2.0.1/24"},
+                         {"Pool": "fd00:2::/64", "Gateway": "fd00:2::1/64"}], "IPv6Data": null});
+        let req = AllocateNetwork::try_from(
+            decode::<wire::AllocateNetworkRequest>(Call::AllocateNetwork, &raw(&body)).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(req.ipv4.len(), 1);
+        assert_eq!(req.ipv4[0].pool, "10.2.0.0/24".parse::<IpNet>().unwrap());
+        assert_eq!(req.ipv6.len(), 1);
+        assert_eq!(req.ipv6[0].pool, "fd00:2::/64".parse::<IpNet>().unwrap());
+        assert_eq!(req.ipv6[0].gateway, Some("fd00:2::1/64".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_prefix_only_subnet_asks_for_any_subnet_of_that_length() {
+        for (pool, len, v6) in [("0.0.0.0/24", 24, false), ("::/56", 56, true)] {
+            let body = json!({"AddressSpace": "local_scope", "Pool": pool, "V6": false});
+            let req = RequestPool::try_from(
+                decode::<wire::RequestPoolRequest>(Call::RequestPool, &raw(&body)).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(req.pool, None, "{pool}");
+            assert_eq!(req.prefix_len, Some(len), "{pool}");
+            assert_eq!(req.v6, v6, "{pool}");
+        }
+    }
+
+    #[test]
+    fn serial_allocation_and_the_endpoint_name_are_read_from_request_address() {
+        let body = json!({"PoolID": "p", "Address": "", "Options": {"com.docker.network.ipam.serial": "true"}});
+        let req = RequestAddress::try_from(
+            decode::<wire::RequestAddressRequest>(Call::RequestAddress, &raw(&body)).unwrap(),
+        )
+        .unwrap();
+        assert!(req.serial);
+        let body = json!({"PoolID": "p", "Address": "", "Options": {"com.docker.network.endpoint.name": "web-1"}});
+        let req = RequestAddress::try_from(
+            decode::<wire::RequestAddressRequest>(Call::RequestAddress, &raw(&body)).unwrap(),
+        )
+        .unwrap();
+        assert!(!req.serial);
+        assert_eq!(req.options[label::ENDPOINT_NAME], "web-1");
+    }
+
+    #[test]
+    fn the_interface_name_option_is_kept_and_sysctls_pass_through() {
+        let body = endpoint(
+            json!({"Address": "10.1.0.2/24"}),
+            json!({"com.docker.network.endpoint.ifname": "data0",
+                   "com.docker.network.endpoint.sysctls": "net.ipv4.conf.IFNAME.forwarding=1"}),
+        );
+        let req = CreateEndpoint::try_from(
+            decode::<wire::CreateEndpointRequest>(Call::CreateEndpoint, &raw(&body)).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(req.options.ifname.as_deref(), Some("data0"));
+        assert_eq!(
+            req.options.extra[label::ENDPOINT_SYSCTLS],
+            "net.ipv4.conf.IFNAME.forwarding=1"
+        );
     }
 
     #[test]

@@ -43,6 +43,15 @@ pub mod label {
     /// Value of [`REQUEST_ADDRESS_TYPE`] for the network's gateway, and the RequestPool `Data` key
     /// that hands Docker a gateway.
     pub const GATEWAY: &str = "com.docker.network.gateway";
+    /// RequestAddress (and RequestPool) option a Swarm manager sends with every allocation
+    /// (`"true"`): hand out addresses in order, not the one released last.
+    pub const IPAM_SERIAL: &str = "com.docker.network.ipam.serial";
+    /// Endpoint option, Docker 28+: the interface name asked for inside the container.
+    pub const ENDPOINT_IFNAME: &str = "com.docker.network.endpoint.ifname";
+    /// Endpoint option, Docker 27+: sysctls Docker itself sets on the interface.
+    pub const ENDPOINT_SYSCTLS: &str = "com.docker.network.endpoint.sysctls";
+    /// RequestAddress option, Docker 29+: the endpoint's (container's) name.
+    pub const ENDPOINT_NAME: &str = "com.docker.network.endpoint.name";
 }
 
 /// One call of the plugin protocol, as named in the request path `/<Iface>.<Method>`.
@@ -443,6 +452,16 @@ pub struct InterfaceName {
     /// Prefix Docker renames it to inside the container, `eth` -> `eth0`, `eth1`, ...
     #[serde(rename = "DstPrefix", default, deserialize_with = "nullable")]
     pub dst_prefix: String,
+    /// The exact name inside the container, when the endpoint asked for one
+    /// (`com.docker.network.endpoint.ifname`); Docker versions that do not read it use
+    /// `DstPrefix`.
+    #[serde(
+        rename = "DstName",
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub dst_name: String,
 }
 
 /// A route Docker installs in the container after Join.
@@ -1058,6 +1077,7 @@ mod tests {
                     interface_name: Some(InterfaceName {
                         src_name: "t_c1234".into(),
                         dst_prefix: "eth".into(),
+                        dst_name: String::new(),
                     }),
                     ..Default::default()
                 })

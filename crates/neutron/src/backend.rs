@@ -699,6 +699,55 @@ impl NeutronBackend {
     }
 }
 
+impl NeutronBackend {
+    /// Docker 29's prefix-only subnet (`--subnet 0.0.0.0/24`): the first subnet of that
+    /// length in the default subnet pool's prefixes that overlaps no Neutron subnet of the
+    /// same family and no kuryr subnet pool.
+    async fn free_default_subnet(&self, v6: bool, len: u8) -> Result<IpNet, BackendError> {
+        let name = if v6 {
+            &self.settings.default_pool_v6
+        } else {
+            &self.settings.default_pool_v4
+        };
+        let pool = self
+            .pool_by_name(name, "[neutron] default_subnetpool_v4/_v6")
+            .await?;
+        let version = if v6 { "6" } else { "4" };
+        let mut taken: Vec<IpNet> = self
+            .client
+            .subnets(&[("ip_version", version)])
+            .await
+            .map_err(|e| fail("list subnets to choose a free one".to_string(), e))?
+            .iter()
+            .filter_map(|s| s.cidr.parse().ok())
+            .collect();
+        let prefix = format!("{}-", self.settings.pool_prefix);
+        taken.extend(
+            self.client
+                .subnetpools(&[("ip_version", version)])
+                .await
+                .map_err(|e| fail("list subnet pools to choose a free subnet".to_string(), e))?
+                .iter()
+                .filter(|p| p.name.starts_with(&prefix))
+                .flat_map(|p| p.prefixes.iter().filter_map(|c| c.parse::<IpNet>().ok())),
+        );
+        let overlaps = |a: &IpNet, b: &IpNet| a.contains(&b.network()) || b.contains(&a.network());
+        for base in pool.prefixes.iter().filter_map(|p| p.parse::<IpNet>().ok()) {
+            let Ok(mut candidates) = base.subnets(len) else {
+                continue;
+            };
+            if let Some(c) = candidates.find(|c| !taken.iter().any(|t| overlaps(t, c))) {
+                return Ok(c);
+            }
+        }
+        Err(BackendError::Exhausted(format!(
+            "no free /{len} left in the default subnet pool {} ({}): give --subnet",
+            pool.name,
+            pool.prefixes.join(", ")
+        )))
+    }
+}
+
 impl Backend for NeutronBackend {
     async fn ipam_usage(&self) -> Result<Vec<kuryr_core::PoolUsage>, BackendError> {
         self.pool_usage().await
@@ -727,6 +776,10 @@ impl Backend for NeutronBackend {
                 cidr,
             });
         }
+        let cidr = match (cidr, req.prefix_len) {
+            (None, Some(len)) => Some(self.free_default_subnet(req.v6, len).await?),
+            (c, _) => c,
+        };
         let Some(cidr) = cidr else {
             let name = if req.v6 {
                 &self.settings.default_pool_v6

@@ -80,6 +80,8 @@ pub struct PoolRequest {
     pub pool: Option<IpNet>,
     /// `--ip-range`.
     pub subpool: Option<IpNet>,
+    /// With no `pool`: the length of the default-pool subnet to choose.
+    pub prefix_len: Option<u8>,
     pub v6: bool,
     /// `kuryr.pool.name`: pools of the same name are one pool, so two networks may share a CIDR.
     pub name: Option<String>,
@@ -155,6 +157,8 @@ pub struct OvnBackend {
     offered: Mutex<Vec<(IpNet, Instant)>>,
     /// Where the next address search starts, per pool.
     cursors: Mutex<HashMap<String, IpAddr>>,
+    /// Pools this process got Swarm-manager (serial) requests for: a release does not rewind.
+    serial_pools: Mutex<HashSet<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -254,6 +258,7 @@ impl OvnBackend {
             pending: Mutex::new(HashMap::new()),
             offered: Mutex::new(Vec::new()),
             cursors: Mutex::new(HashMap::new()),
+            serial_pools: Mutex::new(HashSet::new()),
         }
     }
 
@@ -325,7 +330,7 @@ impl OvnBackend {
                 }
                 p.trunc()
             }
-            None => self.pick_default_pool(req.v6)?,
+            None => self.pick_default_pool(req.v6, req.prefix_len)?,
         };
         if let Some(sub) = &req.subpool {
             if sub.addr().is_ipv6() != cidr.addr().is_ipv6() || !cidr.contains(sub) {
@@ -360,8 +365,8 @@ impl OvnBackend {
         Ok(PoolGrant { pool_id, cidr })
     }
 
-    fn pick_default_pool(&self, v6: bool) -> Result<IpNet> {
-        let (base, prefix) = if v6 {
+    fn pick_default_pool(&self, v6: bool, prefix_len: Option<u8>) -> Result<IpNet> {
+        let (base, default_prefix) = if v6 {
             (
                 self.settings.default_pool_v6,
                 self.settings.default_prefix_v6,
@@ -372,6 +377,13 @@ impl OvnBackend {
                 self.settings.default_prefix_v4,
             )
         };
+        let prefix = prefix_len.unwrap_or(default_prefix);
+        if prefix < base.prefix_len() {
+            return Err(OvnError::Invalid(format!(
+                "a /{prefix} does not fit in the default pool {base}: ask for a longer prefix or set [ovn] default_pool_v{}",
+                if v6 { 6 } else { 4 }
+            )));
+        }
         let mut offered = lock(&self.offered);
         offered.retain(|(_, at)| at.elapsed() < Duration::from_secs(120));
         let mut taken: Vec<IpNet> = offered.iter().map(|(n, _)| *n).collect();
@@ -464,11 +476,16 @@ impl OvnBackend {
 
     /// RequestAddress: the gateway (idempotent, shared by every network of the pool) or an
     /// endpoint address, the preferred one (`--ip`) or the lowest free one.
+    ///
+    /// `serial` is a Swarm manager's allocation: it marks the pool as the manager's, and in
+    /// such a pool a preferred address already reserved is granted again (each node asks for
+    /// the address the manager chose; a new leader asks again for every task's address).
     pub async fn request_address(
         &self,
         pool_id: &str,
         preferred: Option<IpAddr>,
         gateway: bool,
+        serial: bool,
     ) -> Result<IpNet> {
         let pid: PoolId = pool_id.parse()?;
         let what = format!("reserve an address in pool {}", pid.cidr);
@@ -485,7 +502,10 @@ impl OvnBackend {
         let mut changes = self.nb.watch_changes();
         loop {
             changes.borrow_and_update();
-            let (t, ip) = self.build_allocation(&pid, preferred, gateway)?;
+            if serial {
+                lock(&self.serial_pools).insert(pid.set.clone());
+            }
+            let (t, ip) = self.build_allocation(&pid, preferred, gateway, serial)?;
             let Some(t) = t else {
                 return Ok(with_prefix(ip, &pid.cidr));
             };
@@ -541,9 +561,13 @@ impl OvnBackend {
         pid: &PoolId,
         preferred: Option<IpAddr>,
         gateway: bool,
+        serial: bool,
     ) -> Result<(Option<Txn>, IpAddr)> {
         let rep = self.nb.replica();
         let row = rep.table(AS).one_by_name(&pid.set);
+        let swarm = row
+            .as_ref()
+            .is_some_and(|r| r.external_id(keys::POOL_SWARM) == Some("true"));
         // A membership test scans the set's strings; building a parsed set of every address
         // on each call would cost as much again, per call, as the pool grows.
         let in_set = |ip: &IpAddr| row.as_ref().is_some_and(|r| set_contains(&rep, r, ip));
@@ -586,6 +610,11 @@ impl OvnBackend {
                 }
             }
             match preferred {
+                // The Swarm manager's reservation, asked for by the node running the task or
+                // by the manager itself after a restart or a leader change.
+                Some(ip) if (swarm || serial) && in_set(&ip) && !excluded.contains(&ip) => {
+                    return Ok((None, ip));
+                }
                 Some(ip) if in_set(&ip) || excluded.contains(&ip) => {
                     return Err(OvnError::Conflict(format!(
                         "address {ip} is already in use in pool {}",
@@ -621,6 +650,12 @@ impl OvnBackend {
                     "addresses",
                     datum::set([json!(ip.to_string())]),
                 )];
+                if serial && !swarm {
+                    muts.push(txn::mutate_insert(
+                        "external_ids",
+                        datum::map([(keys::POOL_SWARM, "true".to_string())]),
+                    ));
+                }
                 if gateway {
                     muts.push(txn::mutate_insert(
                         "external_ids",
@@ -639,6 +674,9 @@ impl OvnBackend {
                 }
                 if gateway {
                     ext.push((keys::POOL_GATEWAY.to_string(), ip.to_string()));
+                }
+                if serial {
+                    ext.push((keys::POOL_SWARM.to_string(), "true".to_string()));
                 }
                 t.wait_absent(AS, vec![eq("name", pid.set.as_str())]);
                 t.insert(AS, json!({"name": pid.set, "addresses": datum::set([json!(ip.to_string())]), "external_ids": datum::map(ext)}), None);
@@ -699,7 +737,11 @@ impl OvnBackend {
         )
         .await?;
         // The next search starts at the lowest address this process gave back, so a freed
-        // address is handed out again first, as Docker's own IPAM does.
+        // address is handed out again first, as Docker's own IPAM does; a Swarm manager's
+        // pool goes on in order (an address freed there may still be on its old task's node).
+        if lock(&self.serial_pools).contains(&pid.set) {
+            return Ok(());
+        }
         let mut cursors = lock(&self.cursors);
         let cur = cursors.entry(pid.set.clone()).or_insert(ip);
         if ip.is_ipv6() == cur.is_ipv6() && ip < *cur {
@@ -721,8 +763,24 @@ impl OvnBackend {
         );
         self.write(&what, |rep| {
             let t = rep.table(LS);
-            if !t.by_external_key(&key).is_empty() {
-                return Ok(None);
+            if let Some(ls) = t.by_external_key(&key).into_iter().next() {
+                // Another node of a Swarm created this network id already: add this host.
+                let value = ls.external_id(&key).unwrap_or_default();
+                let marked = keys::mark_with(value, &self.settings.host);
+                if marked == value {
+                    return Ok(None);
+                }
+                let mut txn = Txn::new(NB);
+                guard_column(&mut txn, LS, &ls, "external_ids");
+                txn.mutate(
+                    LS,
+                    vec![txn::by_uuid(ls.uuid)],
+                    vec![
+                        txn::mutate_delete("external_ids", datum::set([json!(key)])),
+                        txn::mutate_insert("external_ids", datum::map([(key.clone(), marked)])),
+                    ],
+                );
+                return Ok(Some(txn));
             }
             let target = match &spec.attach {
                 Some(Attach::ByUuid(u)) => Some(t.get(u).ok_or_else(|| {
@@ -815,7 +873,7 @@ impl OvnBackend {
         for ls in rep.table(LS).rows() {
             for (k, v) in ls.string_map("external_ids") {
                 if let Some(id) = k.strip_prefix(keys::NET_PREFIX) {
-                    if v == self.settings.host {
+                    if keys::mark_hosts(&v).any(|h| h == self.settings.host) {
                         out.push(network_of(ls, id));
                     }
                 }
@@ -840,6 +898,18 @@ impl OvnBackend {
                     return Ok(None);
                 };
                 let ext = ls.string_map("external_ids");
+                let host = self.settings.host.as_str();
+                if let Some(left) = ext
+                    .get(&key)
+                    .filter(|v| keys::mark_hosts(v).any(|h| h == host))
+                    .and_then(|v| keys::mark_without(v, host))
+                {
+                    // Other nodes of a Swarm still have this network: only this host's
+                    // mark and the ports it left go.
+                    return Ok(Some(
+                        self.leave_shared_network(rep, &ls, &key, left, network_id),
+                    ));
+                }
                 pools = [keys::POOL_V4, keys::POOL_V6]
                     .iter()
                     .filter_map(|k| ext.get(*k).cloned())
@@ -918,6 +988,46 @@ impl OvnBackend {
             self.gc_pool(&set).await?;
         }
         Ok(())
+    }
+
+    /// DeleteNetwork on one node of a network other nodes still have (one Docker network id
+    /// on several hosts, as in a Swarm): drops this host from the mark and deletes the ports
+    /// of this network it left behind.
+    fn leave_shared_network(
+        &self,
+        rep: &Replica,
+        ls: &Row,
+        key: &str,
+        left: String,
+        network_id: &str,
+    ) -> Txn {
+        let stale: Vec<Uuid> = ls
+            .uuids("ports")
+            .iter()
+            .filter_map(|u| rep.table(LSP).get(u))
+            .filter(|p| {
+                p.external_id(keys::NETWORK_ID) == Some(network_id)
+                    && p.external_id(keys::HOST) == Some(self.settings.host.as_str())
+            })
+            .map(|p| p.uuid)
+            .collect();
+        let mut t = Txn::new(NB);
+        guard_column(&mut t, LS, ls, "external_ids");
+        let mut muts = vec![
+            txn::mutate_delete("external_ids", datum::set([json!(key)])),
+            txn::mutate_insert("external_ids", datum::map([(key.to_string(), left)])),
+        ];
+        if !stale.is_empty() {
+            muts.push(txn::mutate_delete(
+                "ports",
+                datum::set(stale.iter().map(|u| datum::uuid(*u))),
+            ));
+        }
+        t.mutate(LS, vec![txn::by_uuid(ls.uuid)], muts);
+        for u in &stale {
+            t.delete(LSP, vec![txn::by_uuid(*u)]);
+        }
+        t
     }
 
     // ---- endpoints --------------------------------------------------------------------------

@@ -76,6 +76,7 @@ impl Backend for OvnBackend {
             &OvnPool {
                 pool: req.pool,
                 subpool: req.subpool,
+                prefix_len: req.prefix_len,
                 v6: req.v6,
                 name: req.options.pool_name(req.v6).map(str::to_string),
             },
@@ -91,7 +92,10 @@ impl Backend for OvnBackend {
     }
 
     async fn request_address(&self, req: &AddressRequest) -> Result<IpNet, BackendError> {
-        Ok(OvnBackend::request_address(self, &req.pool_id, req.preferred, req.gateway).await?)
+        Ok(
+            OvnBackend::request_address(self, &req.pool_id, req.preferred, req.gateway, req.serial)
+                .await?,
+        )
     }
 
     async fn release_address(&self, pool_id: &str, address: IpAddr) -> Result<(), BackendError> {

@@ -31,10 +31,37 @@ pub const MAC: &str = "kuryr:mac";
 pub const POOL_CIDR: &str = "kuryr:cidr";
 pub const POOL_NAME: &str = "kuryr:pool_name";
 pub const POOL_GATEWAY: &str = "kuryr:gateway";
+/// Address_Set: `"true"` once a Swarm manager allocated from the pool
+/// (`com.docker.network.ipam.serial`). The manager is then the pool's one allocator, and
+/// every node asks again for the address the manager chose: such a request is granted.
+pub const POOL_SWARM: &str = "kuryr:swarm";
 
 /// The mark key of one Docker network.
 pub fn net_key(network_id: &str) -> String {
     format!("{NET_PREFIX}{network_id}")
+}
+
+/// The hosts a network mark's value names. A Swarm network has one Docker network id on
+/// every node, so each node that creates it adds its name: `host-a,host-b`.
+pub fn mark_hosts(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').filter(|h| !h.is_empty())
+}
+
+/// The mark's value with `host` added (unchanged when it is there).
+pub fn mark_with(value: &str, host: &str) -> String {
+    if mark_hosts(value).any(|h| h == host) {
+        return value.to_string();
+    }
+    mark_hosts(value)
+        .chain(std::iter::once(host))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The mark's value without `host`; `None` when no host is left.
+pub fn mark_without(value: &str, host: &str) -> Option<String> {
+    let left: Vec<&str> = mark_hosts(value).filter(|h| *h != host).collect();
+    (!left.is_empty()).then(|| left.join(","))
 }
 
 /// The name of a Logical_Switch kuryr creates for a Docker network.
@@ -93,4 +120,21 @@ pub fn join_lsp_name(router: &str) -> String {
 /// The Port_Group of a network's endpoints (OVN names allow letters, digits and `_`).
 pub fn port_group_name(switch: uuid::Uuid) -> String {
     format!("kuryr_{}", switch.simple())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_network_mark_names_each_host_once() {
+        assert_eq!(mark_with("a", "a"), "a");
+        assert_eq!(mark_with("a", "b"), "a,b");
+        assert_eq!(mark_with("a,b", "b"), "a,b");
+        assert_eq!(mark_with("", "b"), "b");
+        assert_eq!(mark_without("a,b", "a").as_deref(), Some("b"));
+        assert_eq!(mark_without("a", "a"), None);
+        assert_eq!(mark_without("a", "c").as_deref(), Some("a"));
+        assert_eq!(mark_hosts("a,b").collect::<Vec<_>>(), ["a", "b"]);
+    }
 }

@@ -225,10 +225,13 @@ impl OvnBackend {
                 let grant = self.request_pool(&PoolRequest {
                     pool: Some(*cidr),
                     subpool: None,
+                    prefix_len: None,
                     v6,
                     name: None,
                 })?;
-                let gw = self.request_address(&grant.pool_id, *gw, true).await?;
+                let gw = self
+                    .request_address(&grant.pool_id, *gw, true, false)
+                    .await?;
                 Ok::<_, OvnError>((grant, gw))
             }
             .await;
@@ -407,7 +410,7 @@ impl OvnBackend {
             };
             let pid = pool_id(set, cidr);
             let preferred = ip.filter(|a| a.is_ipv6() == (i == 1));
-            match self.request_address(&pid, preferred, false).await {
+            match self.request_address(&pid, preferred, false, false).await {
                 Ok(a) => {
                     reserved.push((pid, a.addr()));
                     addrs[i] = Some(a);

@@ -181,7 +181,7 @@ async fn a_docker_network_attaches_to_a_cli_network_by_name() {
         })
         .unwrap();
     let gw = docker
-        .request_address(&grant.pool_id, None, true)
+        .request_address(&grant.pool_id, None, true, false)
         .await
         .unwrap();
     assert_eq!(
@@ -205,7 +205,7 @@ async fn a_docker_network_attaches_to_a_cli_network_by_name() {
         .await
         .unwrap();
     let addr = docker
-        .request_address(&grant.pool_id, None, false)
+        .request_address(&grant.pool_id, None, false, false)
         .await
         .unwrap();
     assert_eq!(

@@ -55,23 +55,28 @@ async fn pool_gateway_addresses_and_exhaustion() {
         })
         .unwrap();
     assert_eq!(grant.cidr.to_string(), "10.1.0.0/29");
-    let gw = b.request_address(&grant.pool_id, None, true).await.unwrap();
+    let gw = b
+        .request_address(&grant.pool_id, None, true, false)
+        .await
+        .unwrap();
     assert_eq!(gw.to_string(), "10.1.0.1/29");
     // The gateway asked for again (another host, or Docker's replay) is the same address.
     assert_eq!(
-        b.request_address(&grant.pool_id, None, true).await.unwrap(),
+        b.request_address(&grant.pool_id, None, true, false)
+            .await
+            .unwrap(),
         gw
     );
     let wanted: IpAddr = "10.1.0.5".parse().unwrap();
     assert_eq!(
-        b.request_address(&grant.pool_id, Some(wanted), false)
+        b.request_address(&grant.pool_id, Some(wanted), false, false)
             .await
             .unwrap()
             .to_string(),
         "10.1.0.5/29"
     );
     let err = b
-        .request_address(&grant.pool_id, Some(wanted), false)
+        .request_address(&grant.pool_id, Some(wanted), false, false)
         .await
         .unwrap_err();
     assert!(
@@ -80,14 +85,19 @@ async fn pool_gateway_addresses_and_exhaustion() {
         "{err}"
     );
     let bad = b
-        .request_address(&grant.pool_id, Some("10.1.0.7".parse().unwrap()), false)
+        .request_address(
+            &grant.pool_id,
+            Some("10.1.0.7".parse().unwrap()),
+            false,
+            false,
+        )
         .await
         .unwrap_err();
     assert!(bad.to_string().contains("not a usable address"), "{bad}");
     let mut got = HashSet::new();
     for _ in 0..4 {
         got.insert(
-            b.request_address(&grant.pool_id, None, false)
+            b.request_address(&grant.pool_id, None, false, false)
                 .await
                 .unwrap()
                 .addr(),
@@ -96,7 +106,7 @@ async fn pool_gateway_addresses_and_exhaustion() {
     assert_eq!(got.len(), 4);
     assert!(!got.contains(&gw.addr()) && !got.contains(&wanted));
     let err = b
-        .request_address(&grant.pool_id, None, false)
+        .request_address(&grant.pool_id, None, false, false)
         .await
         .unwrap_err();
     assert_eq!(err.to_string(), "pool 10.1.0.0/29 has no free address");
@@ -105,7 +115,7 @@ async fn pool_gateway_addresses_and_exhaustion() {
     b.release_address(&grant.pool_id, one).await.unwrap();
     b.release_address(&grant.pool_id, one).await.unwrap();
     assert_eq!(
-        b.request_address(&grant.pool_id, None, false)
+        b.request_address(&grant.pool_id, None, false, false)
             .await
             .unwrap()
             .addr(),
@@ -130,7 +140,7 @@ async fn two_hosts_allocating_from_one_pool_never_collide() {
         let be = if i % 2 == 0 { a.clone() } else { b.clone() };
         let pool = grant.pool_id.clone();
         calls.push(tokio::spawn(async move {
-            be.request_address(&pool, None, false).await
+            be.request_address(&pool, None, false, false).await
         }));
     }
     let results: Vec<IpAddr> = join_all(calls)
@@ -168,7 +178,12 @@ async fn network_and_endpoints_lifecycle_leaves_northbound_as_it_was() {
         })
         .unwrap();
     let gw = b
-        .request_address(&grant.pool_id, Some("10.3.0.1".parse().unwrap()), true)
+        .request_address(
+            &grant.pool_id,
+            Some("10.3.0.1".parse().unwrap()),
+            true,
+            false,
+        )
         .await
         .unwrap();
     let n = b
@@ -204,7 +219,7 @@ async fn network_and_endpoints_lifecycle_leaves_northbound_as_it_was() {
     let mut eps = Vec::new();
     for i in 0..3 {
         let ip = b
-            .request_address(&grant.pool_id, None, false)
+            .request_address(&grant.pool_id, None, false, false)
             .await
             .unwrap();
         let ep = b
@@ -225,7 +240,7 @@ async fn network_and_endpoints_lifecycle_leaves_northbound_as_it_was() {
     assert_eq!(eps[0].mac, "0a:58:0a:03:00:02");
     // Docker's MAC is honoured; a duplicate on the same network is refused.
     let ip = b
-        .request_address(&grant.pool_id, None, false)
+        .request_address(&grant.pool_id, None, false, false)
         .await
         .unwrap();
     let dup = b
@@ -399,11 +414,11 @@ async fn same_cidr_in_two_named_pools_and_default_pools() {
     let p2 = b.request_pool(&req("green")).unwrap();
     assert_ne!(p1.pool_id, p2.pool_id);
     let a1 = b
-        .request_address(&p1.pool_id, Some("10.6.0.9".parse().unwrap()), false)
+        .request_address(&p1.pool_id, Some("10.6.0.9".parse().unwrap()), false, false)
         .await
         .unwrap();
     let a2 = b
-        .request_address(&p2.pool_id, Some("10.6.0.9".parse().unwrap()), false)
+        .request_address(&p2.pool_id, Some("10.6.0.9".parse().unwrap()), false, false)
         .await
         .unwrap();
     assert_eq!(a1, a2, "the same address in two named pools");
@@ -457,9 +472,11 @@ async fn same_cidr_in_two_named_pools_and_default_pools() {
             ..Default::default()
         })
         .unwrap();
-    b.request_address(&sub.pool_id, None, true).await.unwrap();
+    b.request_address(&sub.pool_id, None, true, false)
+        .await
+        .unwrap();
     assert_eq!(
-        b.request_address(&sub.pool_id, None, false)
+        b.request_address(&sub.pool_id, None, false, false)
             .await
             .unwrap()
             .to_string(),
@@ -486,7 +503,7 @@ async fn northbound_down_fails_fast_then_recovers() {
         .unwrap();
     let t = std::time::Instant::now();
     let err = b
-        .request_address(&grant.pool_id, None, false)
+        .request_address(&grant.pool_id, None, false, false)
         .await
         .unwrap_err();
     assert!(t.elapsed() < Duration::from_secs(1));
@@ -499,7 +516,7 @@ async fn northbound_down_fails_fast_then_recovers() {
         .wait_connected(Duration::from_secs(10))
         .await
         .unwrap();
-    b.request_address(&grant.pool_id, None, false)
+    b.request_address(&grant.pool_id, None, false, false)
         .await
         .unwrap();
 }

@@ -151,6 +151,7 @@ impl NetworkDriver for FakeDriver {
             interface_name: Some(InterfaceName {
                 src_name: format!("t_c{}", &req.endpoint_id.as_str()[..11]),
                 dst_prefix: "eth".to_owned(),
+                dst_name: None,
             }),
             gateway: Some("10.1.0.1".parse().unwrap()),
             ..Default::default()

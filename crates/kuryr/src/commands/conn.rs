@@ -28,7 +28,8 @@ pub struct Conn {
 impl Conn {
     /// kuryr.conf with the flags applied.
     pub fn config(&self) -> anyhow::Result<Config> {
-        let mut config = Config::load(self.config.as_deref())?;
+        let mut config =
+            Config::load_with_env(self.config.as_deref(), kuryr_daemon::config::process_env())?;
         if let Some(nb) = &self.nb {
             kuryr_daemon::config::check_remotes(nb)
                 .map_err(anyhow::Error::msg)

@@ -46,7 +46,8 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn exec(self) -> anyhow::Result<ExitCode> {
-        let mut config = Config::load(self.config.as_deref())?;
+        let mut config =
+            Config::load_with_env(self.config.as_deref(), kuryr_daemon::config::process_env())?;
         if let Some(nb) = self.nb {
             kuryr_ovsdb_check(&nb).context("--nb")?;
             config.ovn.nb_connection = nb;

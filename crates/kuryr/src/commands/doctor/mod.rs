@@ -274,7 +274,10 @@ impl Doctor {
         let mut out = Vec::new();
 
         // 0. The configuration everything below reads.
-        let mut config = match Config::load(self.config.as_deref()) {
+        let mut config = match Config::load_with_env(
+            self.config.as_deref(),
+            kuryr_daemon::config::process_env(),
+        ) {
             Ok(c) => {
                 let name = c
                     .path
