@@ -136,6 +136,10 @@ pub struct Config {
     /// capability scope. `global` on a `--scope swarm` network gives service discovery
     /// across nodes.
     pub connectivity_scope: Option<Scope>,
+    /// `serve_while_connecting`: bind the plugin socket before the control plane and the
+    /// local Open vSwitch answer (and keep trying them) instead of exiting; what a managed
+    /// plugin needs, since Docker disables one that is silent for ~10 s.
+    pub serve_while_connecting: bool,
     /// Also serve the plugin API over TCP here (what a kuryr-libnetwork plugin spec points at).
     pub kuryr_uri: Option<SocketAddr>,
     /// `enable_ssl`: serve `kuryr_uri` over TLS with `ssl_cert_file` and `ssl_key_file`.
@@ -176,6 +180,7 @@ impl Default for Config {
             backend: BackendKind::Ovn,
             capability_scope: Scope::Local,
             connectivity_scope: None,
+            serve_while_connecting: false,
             kuryr_uri: None,
             tls: None,
             plugin_socket: PathBuf::from("/run/docker/plugins/kuryr.sock"),
@@ -235,6 +240,7 @@ const KNOWN: &[(&str, &[&str])] = &[
             "process_external_connectivity",
             "capability_scope",
             "connectivity_scope",
+            "serve_while_connecting",
             "kuryr_uri",
             "enable_ssl",
             "ssl_cert_file",
@@ -534,6 +540,11 @@ impl Config {
                 ))
             }
         };
+        r.bool(
+            "DEFAULT",
+            "serve_while_connecting",
+            &mut c.serve_while_connecting,
+        )?;
         if let Some(v) = r.raw("DEFAULT", "kuryr_uri") {
             c.kuryr_uri = Some(parse_uri(v).map_err(|p| r.err("DEFAULT", "kuryr_uri", v, p))?);
         }

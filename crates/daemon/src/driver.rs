@@ -71,6 +71,13 @@ pub fn network_capabilities(scope: Scope, connectivity: Option<Scope>) -> Networ
     }
 }
 
+/// No replay: allocations live in the control plane and survive a Docker restart as they
+/// are. A MAC is not needed to choose an address.
+pub const IPAM_CAPABILITIES: IpamCapabilities = IpamCapabilities {
+    requires_mac_address: false,
+    requires_request_replay: false,
+};
+
 fn short(id: &str) -> &str {
     id.get(..id.len().min(12)).unwrap_or(id)
 }
@@ -513,12 +520,7 @@ impl<Bk: Backend, Bd: Binding> NetworkDriver for Driver<Bk, Bd> {
 
 impl<Bk: Backend, Bd: Binding> IpamDriver for Driver<Bk, Bd> {
     fn ipam_capabilities(&self) -> IpamCapabilities {
-        // No replay: allocations live in the control plane and survive a Docker restart as
-        // they are. A MAC is not needed to choose an address.
-        IpamCapabilities {
-            requires_mac_address: false,
-            requires_request_replay: false,
-        }
+        IPAM_CAPABILITIES
     }
 
     fn default_address_spaces(&self) -> AddressSpaces {

@@ -5,6 +5,7 @@ pub mod driver;
 pub mod gateway;
 pub mod host;
 pub mod reconcile;
+pub mod starting;
 pub mod systemd;
 
 use config::{BackendKind, Config};
@@ -354,11 +355,11 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-async fn serve<Bk: kuryr_core::Backend>(
-    config: &Config,
+/// What a start does with the driver before Docker's calls reach it: the background veth
+/// deletion, the reconciliation with the previous run, the routes of routed networks.
+async fn prepare<Bk: kuryr_core::Backend>(
     driver: Driver<Bk, HostBinding>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), DaemonError> {
+) -> Result<Arc<Driver<Bk, HostBinding>>, DaemonError> {
     driver.binding.delete_veths_in_background()?;
     let report = reconcile::reconcile(&driver.backend, &driver.binding).await;
     kuryr_metrics::reconciled(
@@ -379,20 +380,17 @@ async fn serve<Bk: kuryr_core::Backend>(
     if routed > 0 {
         tracing::info!(networks = routed, "routed networks on this host");
     }
+    Ok(Arc::new(driver))
+}
+
+/// Binds the plugin socket (or adopts the one the service manager passed) and the TCP
+/// listener, and tells the service manager kuryr is ready.
+async fn bind(config: &Config) -> Result<PluginServer, DaemonError> {
     let mut server_config = ServerConfig::unix(&config.plugin_socket);
     if let Some(addr) = config.kuryr_uri {
         server_config = server_config.with_tcp(addr);
         server_config.tls = config.tls.clone();
     }
-    // Bound before READY=1: a taken metrics port fails the start, not the first scrape.
-    let metrics = match config.metrics_address {
-        Some(addr) => Some(
-            kuryr_metrics::server::bind(addr)
-                .await
-                .map_err(DaemonError::Other)?,
-        ),
-        None => None,
-    };
     let server = match systemd::listen_socket().map_err(DaemonError::Other)? {
         Some(listener) => {
             tracing::info!("serving the socket the service manager passed (socket activation)");
@@ -407,12 +405,21 @@ async fn serve<Bk: kuryr_core::Backend>(
             tracing::warn!(error = %e, "could not notify the service manager (NOTIFY_SOCKET)")
         }
     }
-    tracing::info!(socket = %config.plugin_socket.display(), tcp = ?config.kuryr_uri, tls = config.tls.is_some(), "serving Docker's network and IPAM plugin API");
-    let driver = Arc::new(driver);
+    Ok(server)
+}
+
+/// The tasks that run beside a built driver: the management port's watchdog and the
+/// metrics endpoint (on a listener bound earlier, so a taken port fails the start).
+fn spawn_helpers<Bk: kuryr_core::Backend>(
+    driver: &Arc<Driver<Bk, HostBinding>>,
+    metrics: Option<tokio::net::TcpListener>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
     // ovs-vswitchd re-creates the management port without its address when it restarts,
     // and the kernel drops the routes through it: put them back within seconds.
-    let watchdog = driver.host_gateway().map(|g| {
-        tokio::spawn(async move {
+    if let Some(g) = driver.host_gateway() {
+        tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(GATEWAY_CHECK);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -423,30 +430,111 @@ async fn serve<Bk: kuryr_core::Backend>(
                     Err(e) => tracing::warn!(error = %e, "could not repair the management port"),
                 }
             }
-        })
-    });
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        }));
+    }
+    if let Some(listener) = metrics {
+        let refresh = ipam_refresh(driver.clone());
+        let mut stop = stop;
+        tasks.push(tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            };
+            if let Err(e) = kuryr_metrics::server::serve(listener, refresh, stopped).await {
+                tracing::error!(error = %e, "the metrics endpoint stopped");
+            }
+        }));
+    }
+    tasks
+}
+
+/// Builds the driver (retried in the background with `serve_while_connecting`), then serves
+/// Docker until `shutdown` completes.
+async fn serve<Bk, F, Fut>(
+    config: &Config,
+    connecting: String,
+    build: F,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError>
+where
+    Bk: kuryr_core::Backend,
+    F: Fn(Config) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Driver<Bk, HostBinding>, DaemonError>> + Send,
+{
+    // Bound before READY=1: a taken metrics port fails the start, not the first scrape.
+    let metrics = match config.metrics_address {
+        Some(addr) => Some(
+            kuryr_metrics::server::bind(addr)
+                .await
+                .map_err(DaemonError::Other)?,
+        ),
+        None => None,
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let shutdown = async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     };
-    let metrics_task = metrics.map(|listener| {
-        let refresh = ipam_refresh(driver.clone());
+    let serving = "serving Docker's network and IPAM plugin API";
+    let socket = config.plugin_socket.display().to_string();
+    if !config.serve_while_connecting {
+        let driver = prepare(build(config.clone()).await?).await?;
+        let server = bind(config).await?;
+        tracing::info!(socket = %socket, tcp = ?config.kuryr_uri, tls = config.tls.is_some(), "{serving}");
+        let tasks = spawn_helpers(&driver, metrics, stop_rx);
+        let served = server.serve(driver, shutdown).await;
+        tasks.iter().for_each(|t| t.abort());
+        return Ok(served?);
+    }
+    // The socket first: calls wait for (or are refused until) the driver is built.
+    let starting = Arc::new(starting::Starting::new(
+        driver::network_capabilities(config.capability_scope, config.connectivity_scope),
+        driver::IPAM_CAPABILITIES,
+        kuryr_docker::AddressSpaces {
+            local: config.local_default_address_space.clone(),
+            global: config.global_default_address_space.clone(),
+        },
+        connecting,
+    ));
+    let server = bind(config).await?;
+    tracing::info!(socket = %socket, tcp = ?config.kuryr_uri, "answering Docker while connecting to the control plane ([DEFAULT] serve_while_connecting)");
+    let tasks = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let builder = {
+        let (starting, tasks, config) = (starting.clone(), tasks.clone(), config.clone());
         tokio::spawn(async move {
-            let stop = async move {
-                let _ = stop_rx.wait_for(|stop| *stop).await;
-            };
-            if let Err(e) = kuryr_metrics::server::serve(listener, refresh, stop).await {
-                tracing::error!(error = %e, "the metrics endpoint stopped");
+            let mut wait = Duration::from_secs(1);
+            let mut metrics = metrics;
+            loop {
+                let built = match build(config.clone()).await {
+                    Ok(d) => prepare(d).await,
+                    Err(e) => Err(e),
+                };
+                match built {
+                    Ok(driver) => {
+                        let helpers = spawn_helpers(&driver, metrics.take(), stop_rx.clone());
+                        tasks
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .extend(helpers);
+                        starting.ready(driver);
+                        tracing::info!(socket = %socket, tcp = ?config.kuryr_uri, tls = config.tls.is_some(), "{serving}");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in = ?wait, "not ready to serve Docker yet");
+                        starting.set_status(e.to_string());
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(5));
+                    }
+                }
             }
         })
-    });
-    let served = server.serve(driver, shutdown).await;
-    for task in [metrics_task, watchdog].into_iter().flatten() {
-        task.abort();
+    };
+    let served = server.serve(starting, shutdown).await;
+    builder.abort();
+    for t in tasks.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        t.abort();
     }
-    served?;
-    Ok(())
+    Ok(served?)
 }
 
 /// How often the daemon checks that the management port still holds its address.
@@ -477,12 +565,31 @@ pub async fn run(
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
+    let ovs = &config.ovs.ovsdb_connection;
     if config.backend == BackendKind::Neutron {
-        let driver = neutron_driver(&config).await?;
-        return serve(&config, driver, shutdown).await;
+        let neutron = config
+            .neutron
+            .endpoint
+            .as_deref()
+            .unwrap_or("the Keystone catalog's network endpoint");
+        return serve(
+            &config,
+            format!("connecting to Neutron at {neutron} and to Open vSwitch at {ovs}"),
+            |c: Config| async move { neutron_driver(&c).await },
+            shutdown,
+        )
+        .await;
     }
-    let driver = ovn_driver(&config).await?;
-    serve(&config, driver, shutdown).await
+    serve(
+        &config,
+        format!(
+            "connecting to OVN Northbound at {} and to Open vSwitch at {ovs}",
+            config.ovn.nb_connection
+        ),
+        |c: Config| async move { ovn_driver(&c).await },
+        shutdown,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -365,6 +365,105 @@ fn a_daemon_configured_by_file_serves_as_configured_and_stops_cleanly_on_sigterm
 
 #[test]
 #[ignore = "needs root and the lab (make test)"]
+fn serving_while_connecting_answers_at_once_refuses_calls_clearly_then_serves_once_northbound_is_up(
+) {
+    common::require_lab();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ovs = Server::standalone(dir.path(), "conf", VSWITCH_SCHEMA);
+    let init = common::run(Command::new("ovs-vsctl").args([
+        &format!("--db={}", ovs.unix_remote()),
+        "--timeout=10",
+        "--no-wait",
+        "--",
+        "init",
+        "--",
+        "add-br",
+        "br-late",
+    ]));
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    // Northbound is not there yet: the daemon must bind its socket anyway.
+    let nb_remote = format!("unix:{}", dir.path().join("nb.sock").display());
+    let socket = dir.path().join("plugins").join("kuryr-late.sock");
+    let conf = dir.path().join("kuryr.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[DEFAULT]\nplugin_socket = {}\nhost = late-host\n\
+             [binding]\nnetwork_mtu = 1400\n\
+             [ovn]\novn_nb_connection = {nb_remote}\n\
+             [ovs]\novsdb_connection = {}\nintegration_bridge = br-late\n",
+            socket.display(),
+            ovs.unix_remote()
+        ),
+    )
+    .expect("write config");
+    let started = Instant::now();
+    let child = Command::new(KURYR)
+        .args(["daemon", "--config", &conf.display().to_string()])
+        // As `docker plugin set` passes it: an oslo.config environment variable.
+        .env("OS_DEFAULT__SERVE_WHILE_CONNECTING", "true")
+        .env("OS_DEFAULT__CONNECTIVITY_SCOPE", "global")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start kuryr daemon");
+    let mut d = Running(child);
+    wait_for_socket(&socket, &mut d.0, Duration::from_secs(5));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the socket answered only after {:?}",
+        started.elapsed()
+    );
+    let (status, body) =
+        common::post(&socket, "/NetworkDriver.GetCapabilities", "").expect("GetCapabilities");
+    assert_eq!(status, 200, "{body}");
+    let caps: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(caps["Scope"], "local", "{caps}");
+    assert_eq!(caps["ConnectivityScope"], "global", "{caps}");
+    let pool = r#"{"AddressSpace":"","Pool":"10.184.0.0/24","SubPool":"","Options":{},"V6":false}"#;
+    let (status, body) =
+        common::post(&socket, "/IpamDriver.RequestPool", pool).expect("RequestPool");
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("RequestPool: kuryr is still starting"),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("OVN Northbound at {nb_remote}")),
+        "the refusal does not say what kuryr waits for: {body}"
+    );
+    // Northbound comes up: the same call is served within the retry interval.
+    let _nb = Server::standalone(dir.path(), "nb", NB_SCHEMA);
+    let up = Instant::now();
+    loop {
+        let (status, body) =
+            common::post(&socket, "/IpamDriver.RequestPool", pool).expect("RequestPool");
+        if status == 200 {
+            assert!(body.contains("10.184.0.0/24"), "{body}");
+            break;
+        }
+        assert!(
+            up.elapsed() < Duration::from_secs(20),
+            "not serving 20 s after Northbound came up: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    terminate(&d.0);
+    let start = Instant::now();
+    while d.0.try_wait().expect("wait for kuryr").is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "kuryr did not stop within 5 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!socket.exists(), "the socket outlived the daemon");
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
 fn log_file_gets_json_lines_and_is_reopened_on_sighup() {
     let dir = tempfile::tempdir().expect("tempdir");
     let conf = format!(
