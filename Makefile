@@ -8,12 +8,13 @@ LAB := lab/lab.sh
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: all build lint unit test skip-banner lab lab-down lab-status demo release demo-driver bench \
+.PHONY: all build lint unit test skip-banner lab lab-down lab-status demo release plugin demo-driver bench \
 	install uninstall deb \
 	lab-openstack lab-openstack-down lab-openstack-status \
 	lab-kuryr-libnetwork lab-kuryr-libnetwork-down lab-kuryr-libnetwork-status \
 	lab-chassis lab-chassis-down lab-chassis-status \
-	lab-vm lab-vm-down lab-vm-status
+	lab-vm lab-vm-down lab-vm-status \
+	lab-nodes lab-nodes-down lab-nodes-status
 
 # Steps run in the order written (lab before tests, build before demo), even under -j:
 # cargo parallelizes inside each step anyway.
@@ -33,13 +34,13 @@ unit:
 	$(CARGO) test --workspace
 
 # Root: the lab (with kuryr-libnetwork, which the migration test starts a server of its own
-# from), lint, then unit and integration tests together.
+# from), the managed plugin (its test installs it), lint, then unit and integration tests.
 # Not root: lint and unit tests, loudly; on CI (CI set) that is a failure, because
 # integration tests must never be skipped there.
 # Chosen when the Makefile is read, not inside a recipe, so that `make -n test` only
 # prints what would run (make executes any recipe line that mentions $(MAKE)).
 ifeq ($(shell id -u),0)
-test: lab lab-openstack lab-kuryr-libnetwork lint
+test: lab lab-openstack lab-kuryr-libnetwork plugin lint
 	$(CARGO) test --workspace -- --include-ignored
 else
 test: skip-banner lint unit
@@ -128,10 +129,32 @@ lab-vm-down:
 lab-vm-status:
 	lab/vm.sh status
 
+# Docker hosts for Swarm: network + mount + UTS namespaces, each with its own OVS,
+# ovn-controller (chassis kuryr-node-N) and dockerd, on the underlay 172.31.252.0/24; the
+# managed plugin from LAB_NODES_PLUGIN (default PLUGIN_DIR, what `make plugin` builds) when it
+# exists. Idempotent; three by default (LAB_NODES=N). `lab/node.sh exec N -- CMD` runs a
+# command on node N (plain `docker` there is node N's dockerd).
+lab-nodes: lab
+	$(CARGO) build -p kuryr --bin kuryr
+	KURYR=$(LAB_KURYR_BIN) LAB_NODES_PLUGIN=$${LAB_NODES_PLUGIN:-$(PLUGIN_DIR)} lab/node.sh up
+
+# Removes the nodes, their chassis and the underlay (run before lab-down).
+lab-nodes-down:
+	lab/node.sh down
+
+lab-nodes-status:
+	LAB_NODES_PLUGIN=$${LAB_NODES_PLUGIN:-$(PLUGIN_DIR)} lab/node.sh status
+
 demo: release lab lab-status demo-driver
 
 release:
 	$(CARGO) build --release -p kuryr
+
+# The managed (v2) Docker plugin: target/plugin/kuryr/{config.json,rootfs}, from the release
+# binary and this machine's iptables and libraries; `docker plugin create kuryr target/plugin/kuryr`.
+PLUGIN_DIR ?= target/plugin/kuryr
+plugin: release
+	packaging/plugin/build.sh "$(PLUGIN_DIR)" target/release/kuryr
 
 # The driver demo: start `kuryr daemon` (unless one serves the socket), create a network,
 # run two containers on it and ping one from the other.

@@ -30,6 +30,7 @@ mod null;
 mod offload;
 mod ovs;
 mod reaper;
+pub mod sysctl;
 
 use std::future::Future;
 use std::time::Duration;

@@ -151,8 +151,8 @@ impl OvsBinding {
             .map_err(netlink_io)
             .map_err(host_err(format!("set {MGMT_IFNAME} up")))?;
         // An address shared by every host must not wait for (or fail) duplicate detection.
-        let dad = format!("/proc/sys/net/ipv6/conf/{MGMT_IFNAME}/accept_dad");
-        if let Err(e) = std::fs::write(&dad, "0") {
+        let dad = format!("net/ipv6/conf/{MGMT_IFNAME}/accept_dad");
+        if let Err(e) = crate::sysctl::write(&dad, "0") {
             tracing::warn!(error = %e, "could not turn off duplicate address detection on {MGMT_IFNAME}");
         }
         let have = self.mgmt_addresses(index).await?;

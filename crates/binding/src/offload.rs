@@ -64,7 +64,7 @@ pub(crate) fn disable_tx_checksum(ifname: &str) -> io::Result<()> {
 /// answer, and then sent to a MAC nothing forwards. The bridge's end has no address, so
 /// `arp_ignore = 1` (answer only for addresses of the interface itself) silences it.
 pub fn ignore_arp(ifname: &str) -> std::io::Result<()> {
-    std::fs::write(format!("/proc/sys/net/ipv4/conf/{ifname}/arp_ignore"), "1")
+    crate::sysctl::write(&format!("net/ipv4/conf/{ifname}/arp_ignore"), "1")
 }
 
 #[cfg(test)]

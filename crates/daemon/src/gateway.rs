@@ -236,7 +236,7 @@ impl HostGateway {
             })
             .await
             .map_err(|e| GatewayError::Host(e.to_string()))?;
-        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(|e| {
+        kuryr_binding::sysctl::write("net/ipv4/ip_forward", "1").map_err(|e| {
             GatewayError::Host(format!(
                 "turn on IPv4 forwarding (net.ipv4.ip_forward): {e}"
             ))
@@ -266,7 +266,7 @@ impl HostGateway {
         if route.subnet.addr().is_ipv6() {
             // Only once an IPv6 network is routed here: forwarding turns off the host's
             // acceptance of router advertisements where accept_ra is 1 (see the README).
-            std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1").map_err(|e| {
+            kuryr_binding::sysctl::write("net/ipv6/conf/all/forwarding", "1").map_err(|e| {
                 GatewayError::Host(format!(
                     "turn on IPv6 forwarding (net.ipv6.conf.all.forwarding): {e}"
                 ))
