@@ -934,7 +934,7 @@ mod tests {
             (
                 Call::CreateNetwork,
                 json!({"NetworkID": "abc"}),
-                r#"CreateNetwork: NetworkID "abc": not a Docker id (64 lowercase hex digits)"#,
+                r#"CreateNetwork: NetworkID "abc": not a Docker id (64 lowercase hex digits, or 25 lowercase letters and digits for a Swarm network)"#,
             ),
             (
                 Call::CreateNetwork,

@@ -10,13 +10,16 @@ use base64::Engine as _;
 #[error("{0}")]
 pub struct ParseError(&'static str);
 
-/// A Docker network or endpoint id: 64 lowercase hex digits.
+/// A Docker network or endpoint id: 64 lowercase hex digits, or a Swarm network's id
+/// (25 lowercase letters and digits, which Docker uses as the network's id on every node).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DockerId(String);
 
 impl DockerId {
-    /// Length of every Docker id.
+    /// Length of an id Docker makes.
     pub const LEN: usize = 64;
+    /// Length of an id Swarm makes (base 36, zero-padded).
+    pub const SWARM_LEN: usize = 25;
 
     /// The id as Docker spells it.
     pub fn as_str(&self) -> &str {
@@ -29,14 +32,21 @@ impl DockerId {
     }
 }
 
+const NOT_AN_ID: &str =
+    "not a Docker id (64 lowercase hex digits, or 25 lowercase letters and digits for a Swarm network)";
+
 impl FromStr for DockerId {
     type Err = ParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() == Self::LEN && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        let docker =
+            s.len() == Self::LEN && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let swarm =
+            s.len() == Self::SWARM_LEN && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'z'));
+        if docker || swarm {
             Ok(DockerId(s.to_owned()))
         } else {
-            Err(ParseError("not a Docker id (64 lowercase hex digits)"))
+            Err(ParseError(NOT_AN_ID))
         }
     }
 }
@@ -204,9 +214,19 @@ mod tests {
         for case in cases {
             assert_eq!(
                 case.parse::<DockerId>(),
-                Err(ParseError("not a Docker id (64 lowercase hex digits)")),
+                Err(ParseError(NOT_AN_ID)),
                 "{case:?}"
             );
+        }
+        // A Swarm network's id, as `docker network ls` shows it on every node.
+        let swarm = "gkzaw7yvz44bz55fsblivfw3u".parse::<DockerId>().unwrap();
+        assert_eq!(swarm.short(), "gkzaw7yvz44b");
+        for bad in [
+            "gkzaw7yvz44bz55fsblivfw3",
+            "Gkzaw7yvz44bz55fsblivfw3u",
+            "gkzaw7yvz44bz55fsblivfw3-",
+        ] {
+            assert!(bad.parse::<DockerId>().is_err(), "{bad}");
         }
         // Multi-byte characters must not trip the length check into slicing mid-char.
         let wide = "é".repeat(32);

@@ -324,7 +324,7 @@ async fn wrong_types_and_invalid_values_are_500s_naming_the_field() {
         (
             "/NetworkDriver.CreateNetwork",
             json!({"NetworkID": "my-network"}),
-            r#"CreateNetwork: NetworkID "my-network": not a Docker id (64 lowercase hex digits)"#,
+            r#"CreateNetwork: NetworkID "my-network": not a Docker id (64 lowercase hex digits, or 25 lowercase letters and digits for a Swarm network)"#,
         ),
         (
             "/NetworkDriver.CreateEndpoint",
