@@ -34,13 +34,14 @@ unit:
 	$(CARGO) test --workspace
 
 # Root: the lab (with kuryr-libnetwork, which the migration test starts a server of its own
-# from), the managed plugin (its test installs it), lint, then unit and integration tests.
+# from), the managed plugin (its test installs it), the Docker nodes running it (the Swarm
+# test), lint, then unit and integration tests.
 # Not root: lint and unit tests, loudly; on CI (CI set) that is a failure, because
 # integration tests must never be skipped there.
 # Chosen when the Makefile is read, not inside a recipe, so that `make -n test` only
 # prints what would run (make executes any recipe line that mentions $(MAKE)).
 ifeq ($(shell id -u),0)
-test: lab lab-openstack lab-kuryr-libnetwork plugin lint
+test: lab lab-openstack lab-kuryr-libnetwork plugin lab-nodes lint
 	$(CARGO) test --workspace -- --include-ignored
 else
 test: skip-banner lint unit

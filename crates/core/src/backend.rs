@@ -192,6 +192,16 @@ pub trait Backend: Send + Sync + 'static {
         network_id: &str,
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
+    /// A Swarm manager's FreeNetwork (`docker network rm` of a Swarm network, after every
+    /// task and container left it): the network is gone on every node, including what
+    /// nodes that crashed or left the Swarm never deleted. The default does nothing.
+    fn free_network(
+        &self,
+        _network_id: &str,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send {
+        async { Ok(()) }
+    }
+
     /// Creating the same endpoint again returns it.
     fn create_endpoint(
         &self,

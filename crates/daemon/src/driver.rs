@@ -9,8 +9,8 @@ use kuryr_core::{
 };
 use kuryr_docker::request::{
     AddressKind, CreateEndpoint, CreateNetwork, DeleteEndpoint, DeleteNetwork, EndpointOperInfo,
-    Join, Leave, ProgramExternalConnectivity, ReleaseAddress, ReleasePool, RequestAddress,
-    RequestPool, RevokeExternalConnectivity,
+    FreeNetwork, Join, Leave, ProgramExternalConnectivity, ReleaseAddress, ReleasePool,
+    RequestAddress, RequestPool, RevokeExternalConnectivity,
 };
 use kuryr_docker::{
     AddressSpaces, CreateEndpointReply, EndpointOperInfoReply, InterfaceName, IpamCapabilities,
@@ -219,6 +219,13 @@ impl<Bk: Backend, Bd: Binding> NetworkDriver for Driver<Bk, Bd> {
             internal: req.options.internal,
         };
         self.backend.create_network(&spec).await.map_err(plugin_err)
+    }
+
+    async fn free_network(&self, req: FreeNetwork) -> Result<(), PluginError> {
+        self.backend
+            .free_network(req.network_id.as_str())
+            .await
+            .map_err(plugin_err)
     }
 
     async fn delete_network(&self, req: DeleteNetwork) -> Result<(), PluginError> {

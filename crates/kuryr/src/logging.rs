@@ -89,7 +89,11 @@ pub fn init(filter: EnvFilter, json: bool, file: Option<&Path>) -> io::Result<Op
             (layer, Some(lf))
         }
         None => {
-            let layer = base.with_writer(io::stderr);
+            // Colours only for a person at a terminal: not in journald, dockerd's log (a
+            // managed plugin's stderr), a pipe or a file.
+            let ansi = io::IsTerminal::is_terminal(&io::stderr())
+                && std::env::var_os("NO_COLOR").is_none();
+            let layer = base.with_writer(io::stderr).with_ansi(ansi);
             let journald = std::env::var_os("JOURNAL_STREAM").is_some();
             let layer = match (json, journald) {
                 (true, _) => layer.json().boxed(),

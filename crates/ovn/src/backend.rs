@@ -443,10 +443,15 @@ impl OvnBackend {
     /// network uses it; a pool shared with another host or network stays.
     pub async fn release_pool(&self, pool_id: &str) -> Result<()> {
         let pid: PoolId = pool_id.parse()?;
-        self.gc_pool(&pid.set).await
+        self.gc_pool(&pid.set, false).await
     }
 
-    async fn gc_pool(&self, set: &str) -> Result<()> {
+    /// Deletes the pool's Address_Set once no network uses it and it holds no address but
+    /// its gateway. A Swarm manager's pool (or any, with `orphans_too`: a Swarm network freed
+    /// cluster-wide) goes with whatever addresses it still holds once no node has its
+    /// network: the manager keeps its own record, and what is left are addresses a node
+    /// reserved for itself before its dockerd died, which no one will ever release.
+    async fn gc_pool(&self, set: &str, orphans_too: bool) -> Result<()> {
         self.write(&format!("delete unused pool {set}"), |rep| {
             let Some(row) = rep.table(AS).one_by_name(set) else {
                 return Ok(None);
@@ -454,6 +459,8 @@ impl OvnBackend {
             if row.external_id(keys::OWNER) != Some(keys::OWNER_VALUE) {
                 return Ok(None);
             }
+            let orphans_too =
+                orphans_too || row.external_id(keys::POOL_SWARM) == Some("true");
             let gateway = row.external_id(keys::POOL_GATEWAY);
             let in_use = row
                 .strings("addresses")
@@ -462,8 +469,11 @@ impl OvnBackend {
             let referenced = [keys::POOL_V4, keys::POOL_V6]
                 .iter()
                 .any(|k| !rep.table(LS).by_external_id(k, set).is_empty());
-            if in_use || referenced {
+            if (in_use && !orphans_too) || referenced {
                 return Ok(None);
+            }
+            if in_use {
+                tracing::info!(pool = set, addresses = ?row.strings("addresses"), "deleting a freed Swarm network's pool with the addresses nodes never released");
             }
             let mut t = Txn::new(NB);
             guard_column(&mut t, AS, &row, "addresses");
@@ -885,6 +895,17 @@ impl OvnBackend {
     /// DeleteNetwork: removes this network's mark; the switch goes when it was kuryr's and no
     /// other network uses it, along with any port Docker left behind; then the pools go if unused.
     pub async fn delete_network(&self, network_id: &str) -> Result<()> {
+        self.remove_network(network_id, false).await
+    }
+
+    /// FreeNetwork from a Swarm manager: the network id's mark goes for every host at once
+    /// (a node whose dockerd crashed never deletes its side), with every port of it; the
+    /// switch goes unless another network id (`kuryr.net.name`) still uses it.
+    pub async fn free_network(&self, network_id: &str) -> Result<()> {
+        self.remove_network(network_id, true).await
+    }
+
+    async fn remove_network(&self, network_id: &str, every_host: bool) -> Result<()> {
         if let Some(parent) = &self.settings.macvlan_parent {
             // As a switch's ports go with it: entries a killed kuryr left on the VM's port.
             self.forget_macvlan_network(parent, network_id).await?;
@@ -901,6 +922,7 @@ impl OvnBackend {
                 let host = self.settings.host.as_str();
                 if let Some(left) = ext
                     .get(&key)
+                    .filter(|_| !every_host)
                     .filter(|v| keys::mark_hosts(v).any(|h| h == host))
                     .and_then(|v| keys::mark_without(v, host))
                 {
@@ -985,7 +1007,7 @@ impl OvnBackend {
         )
         .await?;
         for set in pools {
-            self.gc_pool(&set).await?;
+            self.gc_pool(&set, every_host).await?;
         }
         Ok(())
     }

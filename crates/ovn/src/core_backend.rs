@@ -127,6 +127,10 @@ impl Backend for OvnBackend {
         Ok(OvnBackend::delete_network(self, network_id).await?)
     }
 
+    async fn free_network(&self, network_id: &str) -> Result<(), BackendError> {
+        Ok(OvnBackend::free_network(self, network_id).await?)
+    }
+
     async fn create_endpoint(&self, spec: &EndpointSpec) -> Result<Endpoint, BackendError> {
         let ep = OvnBackend::create_endpoint(self, spec).await?;
         Ok(endpoint(ep))

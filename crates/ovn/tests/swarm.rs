@@ -251,3 +251,78 @@ async fn a_prefix_only_subnet_is_a_free_subnet_of_that_length_from_the_default_p
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ovsdb-server and the OVN schemas (make test)"]
+async fn a_managers_free_network_removes_what_a_crashed_node_left() {
+    let lab = lab();
+    let manager = backend(&lab, "node-1").await;
+    let crashed = backend(&lab, "node-2").await;
+    let before = snapshot(&manager);
+    let net = id(3);
+    let grant = manager
+        .request_pool(&PoolRequest {
+            pool: Some("10.63.0.0/24".parse().unwrap()),
+            ..Default::default()
+        })
+        .unwrap();
+    let gw = manager
+        .request_address(&grant.pool_id, None, true, true)
+        .await
+        .unwrap();
+    let task = manager
+        .request_address(&grant.pool_id, None, false, true)
+        .await
+        .unwrap();
+    for b in [&manager, &crashed] {
+        b.create_network(&spec(&net, grant.cidr, gw.addr()))
+            .await
+            .unwrap();
+    }
+    let own = crashed
+        .request_address(&grant.pool_id, None, false, false)
+        .await
+        .unwrap();
+    assert_ne!(own, task);
+    let ep = crashed
+        .create_endpoint(&EndpointSpec {
+            network_id: net.clone(),
+            endpoint_id: id(4),
+            ipv4: Some(task),
+            ipv6: None,
+            mac: None,
+        })
+        .await
+        .unwrap();
+    // node-2 also reserved an address for itself (the family the manager did not give its
+    // task), then its dockerd dies and forgets the network: it never releases or deletes
+    // anything. The
+    // manager's own DeleteNetwork leaves the switch to node-2's mark.
+    manager.delete_network(&net).await.unwrap();
+    settle(&manager, "node-1 leaving the mark", |r| {
+        r.table("Logical_Switch")
+            .rows()
+            .any(|ls| ls.external_id(&format!("kuryr:net.{net}")) == Some("node-2"))
+    })
+    .await;
+    // `docker network rm` on the manager: FreeNetwork removes everything.
+    manager.free_network(&net).await.unwrap();
+    manager
+        .release_address(&grant.pool_id, task.addr())
+        .await
+        .unwrap();
+    manager
+        .release_address(&grant.pool_id, gw.addr())
+        .await
+        .unwrap();
+    manager.release_pool(&grant.pool_id).await.unwrap();
+    settle(&manager, "Northbound as before", |r| {
+        r.table("Logical_Switch").is_empty()
+            && r.table("Logical_Switch_Port")
+                .one_by_name(&ep.port)
+                .is_none()
+            && r.table("Address_Set").is_empty()
+    })
+    .await;
+    assert_eq!(snapshot(&manager), before, "Northbound differs from before");
+}
