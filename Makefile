@@ -8,7 +8,7 @@ LAB := lab/lab.sh
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: all build lint unit test skip-banner lab lab-down lab-status demo release plugin demo-driver bench \
+.PHONY: all build lint unit test skip-banner lab lab-down lab-status demo release plugin images demo-driver bench \
 	install uninstall deb \
 	lab-openstack lab-openstack-down lab-openstack-status \
 	lab-kuryr-libnetwork lab-kuryr-libnetwork-down lab-kuryr-libnetwork-status \
@@ -34,14 +34,14 @@ unit:
 	$(CARGO) test --workspace
 
 # Root: the lab (with kuryr-libnetwork, which the migration test starts a server of its own
-# from), the managed plugin (its test installs it), the Docker nodes running it (the Swarm
-# test), lint, then unit and integration tests.
+# from), the managed plugin and the images (their tests install and run them), the Docker
+# nodes running the plugin (the Swarm test), lint, then unit and integration tests.
 # Not root: lint and unit tests, loudly; on CI (CI set) that is a failure, because
 # integration tests must never be skipped there.
 # Chosen when the Makefile is read, not inside a recipe, so that `make -n test` only
 # prints what would run (make executes any recipe line that mentions $(MAKE)).
 ifeq ($(shell id -u),0)
-test: lab lab-openstack lab-kuryr-libnetwork plugin lab-nodes lint
+test: lab lab-openstack lab-kuryr-libnetwork plugin images lab-nodes lint
 	$(CARGO) test --workspace -- --include-ignored
 else
 test: skip-banner lint unit
@@ -156,6 +156,11 @@ release:
 PLUGIN_DIR ?= target/plugin/kuryr
 plugin: release
 	packaging/plugin/build.sh "$(PLUGIN_DIR)" target/release/kuryr
+
+# The agent image kuryr/agent (kuryr daemon, --net=host) and the node image kuryr/node (Open
+# vSwitch and ovn-controller), imported into the local Docker from this machine's files.
+images: release
+	packaging/images/build.sh target/release/kuryr latest
 
 # The driver demo: start `kuryr daemon` (unless one serves the socket), create a network,
 # run two containers on it and ping one from the other.
