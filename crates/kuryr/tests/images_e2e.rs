@@ -9,17 +9,18 @@ use common::*;
 use std::process::Command;
 use std::time::Duration;
 
-/// Removes a container when dropped.
+/// The agent container, stopped (kuryr removes its socket on SIGTERM) and removed when
+/// dropped; the socket file goes too if it was killed instead.
 struct Running {
-    docker: Vec<String>,
     name: String,
+    socket: String,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let mut args = self.docker.clone();
-        args.extend(["rm".to_string(), "-f".to_string(), self.name.clone()]);
-        let _ = Command::new(&args[0]).args(&args[1..]).output();
+        let _ = docker(&["stop", "-t", "10", &self.name]);
+        let _ = docker(&["rm", "-f", &self.name]);
+        let _ = std::fs::remove_file(&self.socket);
     }
 }
 
@@ -38,8 +39,8 @@ fn the_agent_image_serves_docker_from_a_container_on_the_hosts_network() {
     let driver = unique("kagent");
     let socket = format!("/run/docker/plugins/{driver}.sock");
     let agent = Running {
-        docker: vec![DOCKER.to_string()],
         name: unique("kuryr-agent"),
+        socket: socket.clone(),
     };
     docker_ok(&[
         "run",
