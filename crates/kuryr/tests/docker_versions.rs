@@ -10,16 +10,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-fn docker_id() -> String {
-    let half = || {
-        std::fs::read_to_string("/proc/sys/kernel/random/uuid")
-            .expect("read a random uuid")
-            .trim()
-            .replace('-', "")
-    };
-    format!("{}{}", half(), half())
-}
-
 /// Posts the exact bytes (Docker ends its JSON bodies with a newline) and expects 200.
 fn ok(d: &Daemon, path: &str, body: &str) -> Value {
     let (status, reply) = d.call(path, body);

@@ -182,19 +182,6 @@ fn daemon(nb: &PrivateNb, ovs: Option<&PrivateOvs>) -> Daemon {
     Daemon::start(&args)
 }
 
-/// A Docker object id: 64 lowercase hex digits, random so interface names never collide.
-fn docker_id() -> String {
-    let half = || {
-        std::fs::read_to_string("/proc/sys/kernel/random/uuid")
-            .expect("read a random uuid")
-            .trim()
-            .replace('-', "")
-    };
-    let id = format!("{}{}", half(), half());
-    assert_eq!(id.len(), 64);
-    id
-}
-
 /// Posts `body` (a JSON value, sent with Docker's trailing newline) and expects 200.
 fn ok(d: &Daemon, path: &str, body: Value) -> Value {
     let (status, reply) = d.call(path, &format!("{body}\n"));

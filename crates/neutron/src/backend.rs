@@ -700,18 +700,22 @@ impl NeutronBackend {
 }
 
 impl NeutronBackend {
-    /// Docker 29's prefix-only subnet (`--subnet 0.0.0.0/24`): the first subnet of that
-    /// length in the default subnet pool's prefixes that overlaps no Neutron subnet of the
-    /// same family and no kuryr subnet pool.
-    async fn free_default_subnet(&self, v6: bool, len: u8) -> Result<IpNet, BackendError> {
+    /// `[neutron] default_subnetpool_v4` (or `_v6`): where pools come from without `--subnet`.
+    async fn default_pool(&self, v6: bool) -> Result<SubnetPool, BackendError> {
         let name = if v6 {
             &self.settings.default_pool_v6
         } else {
             &self.settings.default_pool_v4
         };
-        let pool = self
-            .pool_by_name(name, "[neutron] default_subnetpool_v4/_v6")
-            .await?;
+        self.pool_by_name(name, "[neutron] default_subnetpool_v4/_v6")
+            .await
+    }
+
+    /// Docker 29's prefix-only subnet (`--subnet 0.0.0.0/24`): the first subnet of that
+    /// length in the default subnet pool's prefixes that overlaps no Neutron subnet of the
+    /// same family and no kuryr subnet pool.
+    async fn free_default_subnet(&self, v6: bool, len: u8) -> Result<IpNet, BackendError> {
+        let pool = self.default_pool(v6).await?;
         let version = if v6 { "6" } else { "4" };
         let mut taken: Vec<IpNet> = self
             .client
@@ -781,14 +785,7 @@ impl Backend for NeutronBackend {
             (c, _) => c,
         };
         let Some(cidr) = cidr else {
-            let name = if req.v6 {
-                &self.settings.default_pool_v6
-            } else {
-                &self.settings.default_pool_v4
-            };
-            let pool = self
-                .pool_by_name(name, "[neutron] default_subnetpool_v4/_v6")
-                .await?;
+            let pool = self.default_pool(req.v6).await?;
             let cidr = first_prefix(&pool)?;
             self.cache().pool_cidrs.insert(pool.id.clone(), cidr);
             return Ok(PoolGrant {

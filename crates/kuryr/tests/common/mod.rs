@@ -66,6 +66,19 @@ fn unsafe_geteuid() -> u32 {
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
+/// A Docker object id: 64 lowercase hex digits, random so interface names never collide.
+pub fn docker_id() -> String {
+    let half = || {
+        std::fs::read_to_string("/proc/sys/kernel/random/uuid")
+            .expect("read a random uuid")
+            .trim()
+            .replace('-', "")
+    };
+    let id = format!("{}{}", half(), half());
+    assert_eq!(id.len(), 64);
+    id
+}
+
 /// A name no other test or run uses.
 pub fn unique(prefix: &str) -> String {
     let n = SEQ.fetch_add(1, Ordering::SeqCst);
