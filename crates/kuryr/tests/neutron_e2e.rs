@@ -1037,3 +1037,45 @@ fn published_ports_are_ignored_with_a_warning() {
     );
     assert!(err.contains("openstack router add subnet"), "{err}");
 }
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn a_prefix_only_subnet_is_a_free_one_of_that_length_in_the_default_subnet_pool() {
+    require_neutron();
+    let mut undo = Cleanup::default();
+    let default = unique("kneu-default");
+    let p = neutron_create(
+        "subnetpool",
+        serde_json::json!({"name": default, "prefixes": ["10.86.0.0/16"], "default_prefixlen": 24}),
+    );
+    undo.delete(format!("/subnetpools/{}", id_of(&p)));
+    let d = NeutronDaemon::start_with(
+        &format!(
+            "[DEFAULT]\n[neutron]\nauth_type = none\nendpoint = {NEUTRON}\ndefault_subnetpool_v4 = {default}\n"
+        ),
+        "info",
+    );
+    // Docker 29's `--subnet 0.0.0.0/26`, twice: two different free /26s of the default pool.
+    let body = r#"{"AddressSpace":"","Pool":"0.0.0.0/26","SubPool":"","Options":{},"V6":false}"#;
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let (status, reply) =
+            post(&d.socket, "/IpamDriver.RequestPool", body).expect("RequestPool");
+        assert_eq!(status, 200, "{reply}\n{}", d.log_text());
+        let reply: serde_json::Value = serde_json::from_str(&reply).expect("JSON");
+        let pool_id = reply["PoolID"].as_str().unwrap_or_default().to_string();
+        undo.then({
+            let socket = d.socket.clone();
+            let pool_id = pool_id.clone();
+            move || {
+                let _ = post(
+                    &socket,
+                    "/IpamDriver.ReleasePool",
+                    &format!(r#"{{"PoolID":"{pool_id}"}}"#),
+                );
+            }
+        });
+        got.push(reply["Pool"].as_str().unwrap_or_default().to_string());
+    }
+    assert_eq!(got, ["10.86.0.0/26", "10.86.0.64/26"], "{}", d.log_text());
+}
