@@ -96,7 +96,11 @@ fn port_addresses() -> Vec<String> {
 #[ignore = "needs root and the lab (make test)"]
 fn the_managed_plugin_serves_docker_like_the_legacy_one_and_survives_being_killed() {
     require_lab();
-    let plugin = Plugin::install(&["RUST_LOG=info"]);
+    // A kuryr.conf directory of the test's own (the `conf` mount's source must exist, and
+    // the host's /etc/kuryr is not the test's to create).
+    let conf = tempfile::tempdir().expect("tempdir");
+    let conf_source = format!("conf.source={}", conf.path().display());
+    let plugin = Plugin::install(&["RUST_LOG=info", &conf_source]);
     let caps = docker_ok(&[
         "plugin",
         "inspect",
