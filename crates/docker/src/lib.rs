@@ -24,6 +24,7 @@
 use std::future::Future;
 
 pub mod error;
+mod listen;
 pub mod reply;
 pub mod request;
 pub mod server;
@@ -32,6 +33,7 @@ pub mod types;
 pub mod wire;
 
 pub use error::{PluginError, RequestError};
+pub use listen::Limits;
 pub use reply::{
     AddressSpaces, AllocateNetworkReply, CreateEndpointReply, EndpointOperInfoReply, InterfaceName,
     IpamCapabilities, JoinReply, NetworkCapabilities, NextHop, RequestAddressReply,

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::{to_bytes, Body};
+use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -26,6 +26,7 @@ use tokio::net::{TcpListener, UnixListener, UnixStream};
 use tracing::{field, info, info_span, warn, Instrument, Span};
 
 use crate::error::{chain_message, PluginError, RequestError};
+use crate::listen::{self, Limits};
 use crate::request::{
     AllocateNetwork, CreateEndpoint, CreateNetwork, DeleteNetwork, EndpointRef, FreeNetwork, Join,
     ProgramExternalConnectivity, ReleaseAddress, ReleasePool, RequestAddress, RequestPool,
@@ -52,6 +53,8 @@ pub struct ServerConfig {
     pub tcp: Option<SocketAddr>,
     /// Serve the TCP address over TLS with this certificate (chain) and key, PEM files.
     pub tls: Option<TlsFiles>,
+    /// Bounds on connections and on the time a request may take to arrive.
+    pub limits: Limits,
 }
 
 /// PEM files of the TLS server on the TCP address (`enable_ssl`).
@@ -68,12 +71,19 @@ impl ServerConfig {
             socket_path: path.into(),
             tcp: None,
             tls: None,
+            limits: Limits::DEFAULT,
         }
     }
 
     /// Also listen on `addr`.
     pub fn with_tcp(mut self, addr: SocketAddr) -> Self {
         self.tcp = Some(addr);
+        self
+    }
+
+    /// With these connection bounds instead of [`Limits::DEFAULT`].
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
         self
     }
 }
@@ -163,6 +173,7 @@ pub struct PluginServer {
     socket: Option<SocketFile>,
     tcp: Option<TcpListener>,
     tls: Option<openssl::ssl::SslAcceptor>,
+    limits: Limits,
 }
 
 impl std::fmt::Debug for PluginServer {
@@ -234,6 +245,7 @@ impl PluginServer {
             socket,
             tcp,
             tls,
+            limits: config.limits,
         })
     }
 
@@ -259,51 +271,34 @@ impl PluginServer {
             socket,
             tcp,
             tls,
+            limits,
         } = self;
-        let app = router(driver);
+        let app = router_with(driver, limits);
         let tcp_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
-        info!(socket = %path.display(), inherited = socket.is_none(), tcp = ?tcp_addr, tls = tls.is_some(), "serving the Docker plugin API");
+        info!(socket = %path.display(), inherited = socket.is_none(), tcp = ?tcp_addr, tls = tls.is_some(), max_connections = limits.max_connections, read_timeout = ?limits.read_timeout, "serving the Docker plugin API");
 
         // Dropping the sender tells every listener to stop.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
-        let stopped = move |mut rx: tokio::sync::watch::Receiver<()>| async move {
-            let _ = rx.changed().await;
-        };
         let signal = async move {
             shutdown.await;
             drop(stop_tx);
-            Ok::<(), ServerError>(())
         };
         let unix_name = path.display().to_string();
-        let unix_serve =
-            axum::serve(unix, app.clone()).with_graceful_shutdown(stopped(stop_rx.clone()));
-        let unix_task = async move {
-            unix_serve.await.map_err(|source| ServerError::Serve {
-                listener: unix_name,
-                source,
-            })
-        };
+        let unix_task = listen::serve(unix, app.clone(), limits, &unix_name, stop_rx.clone());
         let tcp_task = async move {
             let name = tcp_addr.map_or_else(|| "tcp".to_owned(), |a| a.to_string());
-            let served = match (tcp, tls) {
-                (None, _) => return Ok(()),
+            match (tcp, tls) {
+                (None, _) => {}
                 (Some(listener), None) => {
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(stopped(stop_rx))
-                        .await
+                    listen::serve(listener, app, limits, &name, stop_rx).await
                 }
                 (Some(listener), Some(acceptor)) => {
-                    axum::serve(crate::tls::TlsListener::new(listener, acceptor), app)
-                        .with_graceful_shutdown(stopped(stop_rx))
-                        .await
+                    let listener = crate::tls::TlsListener::new(listener, acceptor);
+                    listen::serve(listener, app, limits, &name, stop_rx).await
                 }
-            };
-            served.map_err(|source| ServerError::Serve {
-                listener: name,
-                source,
-            })
+            }
         };
-        tokio::try_join!(signal, unix_task, tcp_task)?;
+        tokio::join!(signal, unix_task, tcp_task);
         info!(socket = %path.display(), "stopped serving the Docker plugin API");
         drop(socket);
         Ok(())
@@ -428,7 +423,34 @@ pub fn router<D>(driver: Arc<D>) -> Router
 where
     D: NetworkDriver + IpamDriver,
 {
-    Router::new().fallback(handle::<D>).with_state(driver)
+    router_with(driver, Limits::DEFAULT)
+}
+
+fn router_with<D>(driver: Arc<D>, limits: Limits) -> Router
+where
+    D: NetworkDriver + IpamDriver,
+{
+    let state = Served {
+        driver,
+        read_timeout: limits.read_timeout,
+    };
+    Router::new().fallback(handle::<D>).with_state(state)
+}
+
+/// What every call's handler gets.
+struct Served<D> {
+    driver: Arc<D>,
+    /// How long the body may take to arrive once the head is in.
+    read_timeout: Duration,
+}
+
+impl<D> Clone for Served<D> {
+    fn clone(&self) -> Self {
+        Served {
+            driver: Arc::clone(&self.driver),
+            read_timeout: self.read_timeout,
+        }
+    }
 }
 
 /// Ids of the call as Docker sent them, for the span and the log line.
@@ -460,7 +482,7 @@ fn quoted_prefix(s: &str) -> String {
     }
 }
 
-async fn handle<D>(State(driver): State<Arc<D>>, req: Request) -> Response
+async fn handle<D>(State(served): State<Served<D>>, req: Request) -> Response
 where
     D: NetworkDriver + IpamDriver,
 {
@@ -480,10 +502,8 @@ where
         if req.method() != Method::POST {
             return Err(CallError::NotPost(call, req.method().clone()));
         }
-        let body = to_bytes(req.into_body(), MAX_BODY)
-            .await
-            .map_err(|e| CallError::Body(call, chain_message(&e)))?;
-        dispatch(&*driver, call, &body, &mut ids).await
+        let body = read_body(call, req, served.read_timeout).await?;
+        dispatch(&*served.driver, call, &body, &mut ids).await
     }
     .instrument(span)
     .await;
@@ -703,6 +723,36 @@ where
     }
 }
 
+/// The request body, within `MAX_BODY` bytes and `timeout`.
+async fn read_body(call: Call, req: Request, timeout: Duration) -> Result<Bytes, CallError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(CallError::TooLarge(call));
+    }
+    match tokio::time::timeout(timeout, to_bytes(req.into_body(), MAX_BODY)).await {
+        Err(_) => Err(CallError::BodyTimeout(call, timeout)),
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(e)) if is_length_limit(&e) => Err(CallError::TooLarge(call)),
+        Ok(Err(e)) => Err(CallError::Body(call, chain_message(&e))),
+    }
+}
+
+/// Whether reading a body failed because it passed the limit given to `to_bytes`.
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
 fn endpoint_ref(call: Call, body: &[u8], ids: &mut CallIds) -> Result<EndpointRef, CallError> {
     let w: wire::EndpointRequest = decode(call, body)?;
     ids.note(&w.network_id, Some(&w.endpoint_id));
@@ -719,6 +769,8 @@ enum CallError {
     UnknownMethod(String),
     NotPost(Call, Method),
     Body(Call, String),
+    TooLarge(Call),
+    BodyTimeout(Call, Duration),
     Request(RequestError),
     Driver(Call, PluginError),
     Encode(Call, serde_json::Error),
@@ -743,6 +795,17 @@ impl fmt::Display for CallError {
             CallError::Body(call, detail) => {
                 write!(f, "{}: read request body: {detail}", call.method())
             }
+            CallError::TooLarge(call) => write!(
+                f,
+                "{}: request body larger than {} bytes; Docker's requests are a few kilobytes",
+                call.method(),
+                MAX_BODY
+            ),
+            CallError::BodyTimeout(call, timeout) => write!(
+                f,
+                "{}: request body not received within {timeout:?}",
+                call.method()
+            ),
             CallError::Request(e) => write!(f, "{e}"),
             CallError::Driver(call, PluginError::NotImplemented) => {
                 write!(f, "{call} is not implemented by this plugin")
@@ -781,6 +844,8 @@ fn error_response(err: &CallError) -> Response {
             StatusCode::NOT_FOUND
         }
         CallError::NotPost(..) => StatusCode::METHOD_NOT_ALLOWED,
+        CallError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        CallError::BodyTimeout(..) => StatusCode::REQUEST_TIMEOUT,
         CallError::Body(..)
         | CallError::Request(_)
         | CallError::Driver(..)

@@ -14,7 +14,7 @@ use std::time::Duration;
 use kuryr_docker::{
     AddressSpaces, AllocateNetwork, CreateEndpoint, CreateEndpointReply, CreateNetwork,
     DeleteEndpoint, DeleteNetwork, EndpointOperInfo, EndpointOperInfoReply, InterfaceName,
-    IpamCapabilities, IpamDriver, Join, JoinReply, Leave, MacAddr, NetworkCapabilities,
+    IpamCapabilities, IpamDriver, Join, JoinReply, Leave, Limits, MacAddr, NetworkCapabilities,
     NetworkDriver, PluginError, PluginServer, ProgramExternalConnectivity, ReleaseAddress,
     ReleasePool, RequestAddress, RequestAddressReply, RequestPool, RequestPoolReply,
     RevokeExternalConnectivity, Scope, ServerConfig, ServerError,
@@ -246,11 +246,16 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start() -> Harness {
+        Harness::start_with(Limits::DEFAULT).await
+    }
+
+    /// A server with these connection bounds.
+    pub async fn start_with(limits: Limits) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         // A directory that does not exist yet: the server must create it.
         let socket = dir.path().join("plugins").join("kuryr.sock");
         let driver = Arc::new(FakeDriver::default());
-        let server = PluginServer::bind(&ServerConfig::unix(&socket))
+        let server = PluginServer::bind(&ServerConfig::unix(&socket).with_limits(limits))
             .await
             .expect("bind the plugin socket");
         let (stop, stopped) = oneshot::channel::<()>();
