@@ -30,6 +30,15 @@ async fn next_msg(s: &mut UnixStream, buf: &mut Vec<u8>) -> Option<Value> {
 async fn server(
     after: Option<Value>,
 ) -> (tempfile::TempDir, String, mpsc::UnboundedReceiver<Value>) {
+    scripted(after, false).await
+}
+
+/// As [`server`], answering the client's `echo` when `answer_echo`: alive, yet never answering
+/// anything else (a server stuck in the middle of a transaction).
+async fn scripted(
+    after: Option<Value>,
+    answer_echo: bool,
+) -> (tempfile::TempDir, String, mpsc::UnboundedReceiver<Value>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.sock");
     let listener = UnixListener::bind(&path).unwrap();
@@ -49,6 +58,9 @@ async fn server(
                 }
                 Some("monitor_cond_since") => {
                     json!({"id": id, "result": [false, "00000000-0000-0000-0000-000000000000", {}], "error": null})
+                }
+                Some("echo") if answer_echo => {
+                    json!({"id": id, "result": msg["params"].clone(), "error": null})
                 }
                 _ => {
                     let _ = tx.send(msg);
@@ -120,4 +132,32 @@ async fn a_silent_server_is_probed_and_dropped() {
         .unwrap();
     let why = client.state().last_error;
     assert!(why.contains("inactivity probe"), "{why}");
+}
+
+#[tokio::test]
+async fn a_transaction_the_server_never_answers_fails_with_a_timeout() {
+    let (_dir, remote, mut rx) = scripted(None, true).await;
+    let mut c = config(&remote, Duration::from_millis(300));
+    c.request_timeout = Duration::from_secs(1);
+    let client = Client::connect(c).await.unwrap();
+    let txn = {
+        let mut t = kuryr_ovsdb::Txn::new("OVN_Northbound");
+        t.insert("Logical_Switch", json!({"name": "stuck"}), None);
+        t
+    };
+    // Two at once: each fails on its own, naming what timed out; neither hangs.
+    let (a, b) = tokio::join!(client.transact(&txn), client.transact(&txn));
+    for r in [a, b] {
+        let e = r.expect_err("a transaction nobody answered succeeded").to_string();
+        assert!(e.contains("transact on OVN_Northbound"), "{e}");
+    }
+    let sent = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("the server never saw the transaction")
+        .unwrap();
+    assert_eq!(sent["method"], "transact");
+    // The server answers echo: the connection stays up, the replica stays readable.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(client.state().connected, "{:?}", client.state());
+    assert_eq!(client.replica().table("Logical_Switch").len(), 0);
 }
