@@ -481,6 +481,8 @@ c = json.load(open(sys.argv[1]))
 e = c.get("entrypoint") or c.get("Entrypoint") or [""]
 print(e[0])' "$PLUGIN_DIR/config.json" 2>/dev/null) || entry=
     {
+        # How up_plugin sets it up: a change here replaces installed plugins too.
+        echo "conf.source=node folder"
         cat "$PLUGIN_DIR/config.json"
         (cd "$PLUGIN_DIR/rootfs" 2>/dev/null && find . -type f -printf '%P %s %T@\n' | LC_ALL=C sort)
         [[ -z $entry || ! -f $PLUGIN_DIR/rootfs/$entry ]] || sha256sum <"$PLUGIN_DIR/rootfs/$entry"
@@ -526,6 +528,13 @@ up_plugin() {
     if ! ndocker "$n" plugin inspect "$PLUGIN" >/dev/null 2>&1; then
         ndocker "$n" plugin create "$PLUGIN" "$PLUGIN_DIR" >>"$l/plugin.log" 2>&1 ||
             fail "$name" "docker plugin create $PLUGIN $PLUGIN_DIR failed" "$l/plugin.log" "$l/dockerd.log"
+    fi
+    # The conf mount's source is the node's own folder, not /etc/kuryr: removing a directory
+    # removes the mounts on it in every mount namespace (a package purge on the host removes
+    # /etc/kuryr), and a plugin whose mount source is gone fails to start with its dockerd.
+    if ! plugin_enabled "$n"; then
+        ndocker "$n" plugin set "$PLUGIN" conf.source="$(data "$n")/etc/kuryr" >>"$l/plugin.log" 2>&1 ||
+            fail "$name" "docker plugin set $PLUGIN conf.source failed" "$l/plugin.log"
     fi
     echo "$want" >"$d/plugin.sum"
     if ! plugin_enabled "$n"; then
