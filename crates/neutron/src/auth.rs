@@ -434,11 +434,13 @@ fn discovered_v3(doc: &Value) -> Option<String> {
 }
 
 /// `expires_at - issued_at` of a v3 token body.
-fn token_lifetime(v: &Value) -> Option<Duration> {
+pub(crate) fn token_lifetime(v: &Value) -> Option<Duration> {
     let t = &v["token"];
     let issued = parse_time(t["issued_at"].as_str()?)?;
     let expires = parse_time(t["expires_at"].as_str()?)?;
-    (expires > issued).then(|| Duration::from_secs_f64(expires - issued))
+    // A year is far beyond any token; it also keeps a garbled time from overflowing.
+    let lifetime = Duration::try_from_secs_f64(expires - issued).ok()?;
+    (lifetime > Duration::ZERO && lifetime < Duration::from_secs(366 * 86_400)).then_some(lifetime)
 }
 
 /// Seconds of an ISO 8601 UTC time (`2026-11-22T16:01:51.000000Z`), enough to subtract two.
@@ -453,6 +455,13 @@ fn parse_time(s: &str) -> Option<f64> {
         t.next()?.parse::<i64>().ok()?,
     );
     let sec: f64 = t.next()?.parse().ok()?;
+    // Years and fields far out of range would overflow; no token has them.
+    if !(0..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+        return None;
+    }
+    if !(0..24).contains(&h) || !(0..60).contains(&mi) || !(0.0..61.0).contains(&sec) {
+        return None;
+    }
     // Days from civil (Howard Hinnant's algorithm).
     let y2 = if m <= 2 { y - 1 } else { y };
     let era = y2.div_euclid(400);
@@ -464,7 +473,7 @@ fn parse_time(s: &str) -> Option<f64> {
     Some((days * 86_400 + h * 3600 + mi * 60) as f64 + sec)
 }
 
-fn catalog_endpoint(v: &Value, interface: &str, region: Option<&str>) -> Option<String> {
+pub(crate) fn catalog_endpoint(v: &Value, interface: &str, region: Option<&str>) -> Option<String> {
     let interface = interface.trim_end_matches("URL");
     v["token"]["catalog"]
         .as_array()?

@@ -24,6 +24,12 @@ pub struct NeutronClient {
     refused: AtomicU64,
 }
 
+/// `v[key]`, taken out; `null` when `v` is not an object or has no such key (indexing a
+/// string or an array with a key, as `v[key]` would, panics: a proxy may answer anything).
+pub(crate) fn take_key(v: &mut Value, key: &str) -> Value {
+    v.get_mut(key).map(Value::take).unwrap_or(Value::Null)
+}
+
 /// The `NeutronError` message out of Neutron's or Keystone's error body.
 pub(crate) fn error_message(body: &str) -> String {
     let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
@@ -225,7 +231,7 @@ impl NeutronClient {
         }
     }
 
-    fn decode<T: DeserializeOwned>(
+    pub(crate) fn decode<T: DeserializeOwned>(
         v: Option<Value>,
         key: &str,
         what: &(dyn Fn() -> String + Sync),
@@ -234,7 +240,7 @@ impl NeutronClient {
             what: what(),
             message: "empty body".into(),
         })?;
-        serde_json::from_value(v[key].take()).map_err(|e| NeutronError::Decode {
+        serde_json::from_value(take_key(&mut v, key)).map_err(|e| NeutronError::Decode {
             what: what(),
             message: format!("{key}: {e}"),
         })

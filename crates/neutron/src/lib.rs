@@ -5,6 +5,8 @@ mod auth;
 mod backend;
 mod client;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod macvlan;
 pub mod names;
 mod pool;

@@ -37,9 +37,11 @@ impl NeutronClient {
             )
             .await?;
         let mut v = v.unwrap_or_default();
-        serde_json::from_value(v["sub_ports"].take()).map_err(|e| NeutronError::Decode {
-            what: what(),
-            message: format!("sub_ports: {e}"),
+        serde_json::from_value(crate::client::take_key(&mut v, "sub_ports")).map_err(|e| {
+            NeutronError::Decode {
+                what: what(),
+                message: format!("sub_ports: {e}"),
+            }
         })
     }
 

@@ -443,7 +443,26 @@ impl OvnBackend {
     /// network uses it; a pool shared with another host or network stays.
     pub async fn release_pool(&self, pool_id: &str) -> Result<()> {
         let pid: PoolId = pool_id.parse()?;
-        self.gc_pool(&pid.set, false).await
+        let what = format!("release pool {}", pid.cidr);
+        let deadline = Instant::now() + self.settings.write_timeout;
+        let mut changes = self.nb.watch_changes();
+        let mut verified = false;
+        loop {
+            changes.borrow_and_update();
+            self.gc_pool(&pid.set, false).await?;
+            // Kept for an address this replica still shows: another host may have released
+            // it a moment ago. Keep it only once the replica was confirmed current by the
+            // server and the pool looked at again.
+            let kept = self.nb.replica().table(AS).one_by_name(&pid.set).is_some();
+            if !kept || verified || Instant::now() >= deadline {
+                return Ok(());
+            }
+            if self.pool_is_current(&pid, &what).await? {
+                verified = true;
+            } else {
+                let _ = tokio::time::timeout(Duration::from_millis(500), changes.changed()).await;
+            }
+        }
     }
 
     /// Deletes the pool's Address_Set once no network uses it and it holds no address but
@@ -510,12 +529,30 @@ impl OvnBackend {
         }
         let deadline = Instant::now() + self.settings.write_timeout;
         let mut changes = self.nb.watch_changes();
+        let mut verified = false;
         loop {
             changes.borrow_and_update();
             if serial {
                 lock(&self.serial_pools).insert(pid.set.clone());
             }
-            let (t, ip) = self.build_allocation(&pid, preferred, gateway, serial)?;
+            let (t, ip) = match self.build_allocation(&pid, preferred, gateway, serial) {
+                Err(e @ (OvnError::Exhausted(_) | OvnError::Conflict(_))) => {
+                    // Full, or the address taken, as this replica sees the pool; another host
+                    // may have released it a moment ago. Refuse only once the replica was
+                    // confirmed current by the server and the pool looked at again.
+                    if verified || Instant::now() >= deadline {
+                        return Err(e);
+                    }
+                    if self.pool_is_current(&pid, &what).await? {
+                        verified = true;
+                    } else {
+                        let wait = Duration::from_millis(500);
+                        let _ = tokio::time::timeout(wait, changes.changed()).await;
+                    }
+                    continue;
+                }
+                other => other?,
+            };
             let Some(t) = t else {
                 return Ok(with_prefix(ip, &pid.cidr));
             };
@@ -561,6 +598,24 @@ impl OvnBackend {
             } else {
                 return Err(OvnError::db(what)(err));
             }
+        }
+    }
+
+    /// Whether the pool's addresses on the server are those this replica shows (a `wait` the
+    /// server checks; a replica behind it fails the wait).
+    async fn pool_is_current(&self, pid: &PoolId, what: &str) -> Result<bool> {
+        let mut t = Txn::new(NB);
+        {
+            let rep = self.nb.replica();
+            let Some(row) = rep.table(AS).one_by_name(&pid.set) else {
+                return Ok(true);
+            };
+            guard_column(&mut t, AS, &row, "addresses");
+        }
+        match self.nb.transact(&t).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_conflict() => Ok(false),
+            Err(e) => Err(OvnError::db(what.to_owned())(e)),
         }
     }
 
@@ -725,18 +780,24 @@ impl OvnBackend {
         self.write(
             &format!("release address {ip} in pool {}", pid.cidr),
             |rep| {
-                let Some(row) = rep.table(AS).one_by_name(&pid.set) else {
-                    return Ok(None);
-                };
-                if row.external_id(keys::POOL_GATEWAY) == Some(ip.to_string().as_str())
-                    || !set_contains(rep, &row, &ip)
-                {
-                    return Ok(None);
+                // Decided on the server, not on this replica: the address may have been
+                // reserved by another host a moment ago and not be in this replica yet.
+                // Deleting an absent element is no change; the gateway is left alone.
+                if let Some(row) = rep.table(AS).one_by_name(&pid.set) {
+                    if row.external_id(keys::POOL_GATEWAY) == Some(ip.to_string().as_str()) {
+                        return Ok(None);
+                    }
                 }
                 let mut t = Txn::new(NB);
                 t.mutate(
                     AS,
-                    vec![txn::by_uuid(row.uuid)],
+                    vec![
+                        txn::eq("name", pid.set.as_str()),
+                        txn::excludes(
+                            "external_ids",
+                            datum::map([(keys::POOL_GATEWAY, ip.to_string())]),
+                        ),
+                    ],
                     vec![txn::mutate_delete(
                         "addresses",
                         datum::set([json!(ip.to_string())]),

@@ -17,6 +17,8 @@ mod client;
 mod codec;
 pub mod datum;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod remote;
 mod replica;
 mod schema;

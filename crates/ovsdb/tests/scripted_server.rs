@@ -148,7 +148,9 @@ async fn a_transaction_the_server_never_answers_fails_with_a_timeout() {
     // Two at once: each fails on its own, naming what timed out; neither hangs.
     let (a, b) = tokio::join!(client.transact(&txn), client.transact(&txn));
     for r in [a, b] {
-        let e = r.expect_err("a transaction nobody answered succeeded").to_string();
+        let e = r
+            .expect_err("a transaction nobody answered succeeded")
+            .to_string();
         assert!(e.contains("transact on OVN_Northbound"), "{e}");
     }
     let sent = tokio::time::timeout(Duration::from_secs(5), rx.recv())
