@@ -8,7 +8,7 @@ LAB := lab/lab.sh
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: all build lint unit test skip-banner lab lab-down lab-status demo release plugin images demo-driver bench \
+.PHONY: all build lint unit test skip-banner lab lab-down lab-status demo release plugin images demo-driver bench fuzz \
 	install uninstall deb \
 	lab-openstack lab-openstack-down lab-openstack-status \
 	lab-kuryr-libnetwork lab-kuryr-libnetwork-down lab-kuryr-libnetwork-status \
@@ -166,6 +166,20 @@ images: release
 # run two containers on it and ping one from the other.
 demo-driver:
 	lab/demo.sh
+
+# Fuzzing (libFuzzer through cargo-fuzz, installed on first use): `make fuzz TARGET=docker_call
+# FUZZ_SECONDS=600`, or every target in turn without TARGET. New inputs go into
+# fuzz/corpus/TARGET/, crashes into fuzz/artifacts/TARGET/; `cargo test -p kuryr-fuzz` (part of
+# make test) replays the corpora on stable Rust. cargo-fuzz needs nightly-only compiler flags
+# (sanitizer coverage); RUSTC_BOOTSTRAP=1 lets this machine's stable compiler accept them.
+FUZZ_TARGETS = docker_call ovsdb_framing ovsdb_update kuryr_conf neutron_reply
+FUZZ_SECONDS ?= 300
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in $(or $(TARGET),$(FUZZ_TARGETS)); do \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -O $$t -- -max_total_time=$(FUZZ_SECONDS) \
+			-rss_limit_mb=2048 -print_final_stats=1 || exit 1; \
+	done
 
 # Northbound client benchmark; needs the lab's NB (make lab).
 bench:
