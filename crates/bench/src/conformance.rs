@@ -206,7 +206,8 @@ pub async fn run(addr: &PluginAddr, subnet: &str) -> Result<Report, BenchError> 
             "{\"NetworkID\": ",
         )
         .await?;
-        // An empty RequestPool is `{}`: a valid request for a default pool.
+        // Not checked for RequestPool: Docker never sends it empty, and plugins differ (kuryr
+        // refuses it, as a retry that lost its body; others read it as `{}`, a default pool).
         if method != "IpamDriver.RequestPool" {
             r.expect_err(&format!("{method} refuses an empty body"), method, "")
                 .await?;

@@ -503,6 +503,9 @@ where
             return Err(CallError::NotPost(call, req.method().clone()));
         }
         let body = read_body(call, req, served.read_timeout).await?;
+        if body.iter().all(u8::is_ascii_whitespace) && takes_arguments(call) {
+            return Err(CallError::EmptyBody(call));
+        }
         dispatch(&*served.driver, call, &body, &mut ids).await
     }
     .instrument(span)
@@ -723,6 +726,17 @@ where
     }
 }
 
+/// Whether Docker sends `call` with a JSON body (every call but the argument-less ones).
+fn takes_arguments(call: Call) -> bool {
+    !matches!(
+        call,
+        Call::Activate
+            | Call::NetworkGetCapabilities
+            | Call::IpamGetCapabilities
+            | Call::GetDefaultAddressSpaces
+    )
+}
+
 /// The request body, within `MAX_BODY` bytes and `timeout`.
 async fn read_body(call: Call, req: Request, timeout: Duration) -> Result<Bytes, CallError> {
     let declared = req
@@ -771,6 +785,7 @@ enum CallError {
     Body(Call, String),
     TooLarge(Call),
     BodyTimeout(Call, Duration),
+    EmptyBody(Call),
     Request(RequestError),
     Driver(Call, PluginError),
     Encode(Call, serde_json::Error),
@@ -795,6 +810,13 @@ impl fmt::Display for CallError {
             CallError::Body(call, detail) => {
                 write!(f, "{}: read request body: {detail}", call.method())
             }
+            CallError::EmptyBody(call) => write!(
+                f,
+                "{}: empty request body; Docker sends one when it retries a call after losing \
+                 its connection to the plugin (kuryr restarted during the call): run the \
+                 command again",
+                call.method()
+            ),
             CallError::TooLarge(call) => write!(
                 f,
                 "{}: request body larger than {} bytes; Docker's requests are a few kilobytes",
@@ -847,6 +869,7 @@ fn error_response(err: &CallError) -> Response {
         CallError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         CallError::BodyTimeout(..) => StatusCode::REQUEST_TIMEOUT,
         CallError::Body(..)
+        | CallError::EmptyBody(_)
         | CallError::Request(_)
         | CallError::Driver(..)
         | CallError::Encode(..) => StatusCode::INTERNAL_SERVER_ERROR,
