@@ -50,8 +50,31 @@ async fn closed_by_server(stream: &mut UnixStream, within: Duration) -> Vec<u8> 
     got
 }
 
+/// Both ends of 1000 connections live in this process: lift the soft limit on open files to
+/// the hard one (a shell's default soft limit, 1024, is too low for 2000).
+fn enough_files() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+    }
+    assert!(
+        lim.rlim_cur >= 2200,
+        "the open-file limit ({}) is below what 1000 connections need: raise it (ulimit -Hn)",
+        lim.rlim_cur
+    );
+}
+
 #[tokio::test]
 async fn a_thousand_silent_connections_do_not_stop_calls_and_are_closed() {
+    enough_files();
     let h = Harness::start_with(QUICK).await;
     let mut silent = Vec::new();
     for _ in 0..1000 {

@@ -1064,18 +1064,33 @@ fn a_prefix_only_subnet_is_a_free_one_of_that_length_in_the_default_subnet_pool(
         assert_eq!(status, 200, "{reply}\n{}", d.log_text());
         let reply: serde_json::Value = serde_json::from_str(&reply).expect("JSON");
         let pool_id = reply["PoolID"].as_str().unwrap_or_default().to_string();
-        undo.then({
-            let socket = d.socket.clone();
-            let pool_id = pool_id.clone();
-            move || {
-                let _ = post(
-                    &socket,
-                    "/IpamDriver.ReleasePool",
-                    &format!(r#"{{"PoolID":"{pool_id}"}}"#),
-                );
-            }
-        });
-        got.push(reply["Pool"].as_str().unwrap_or_default().to_string());
+        let cidr = reply["Pool"].as_str().unwrap_or_default().to_string();
+        // The subnet pool kuryr made, deleted in Neutron should the test fail before its
+        // ReleasePool below (the daemon is stopped before this guard runs).
+        let made = neutron_get(&format!("/subnetpools?name=kuryrPool-{cidr}"))["subnetpools"]
+            .as_array()
+            .and_then(|a| a.first())
+            .map(id_of);
+        if let Some(id) = made {
+            undo.delete(format!("/subnetpools/{id}"));
+        }
+        got.push((pool_id, cidr));
     }
-    assert_eq!(got, ["10.86.0.0/26", "10.86.0.64/26"], "{}", d.log_text());
+    let cidrs: Vec<&str> = got.iter().map(|(_, c)| c.as_str()).collect();
+    assert_eq!(cidrs, ["10.86.0.0/26", "10.86.0.64/26"], "{}", d.log_text());
+    for (pool_id, cidr) in &got {
+        let (status, reply) = post(
+            &d.socket,
+            "/IpamDriver.ReleasePool",
+            &format!(r#"{{"PoolID":"{pool_id}"}}"#),
+        )
+        .expect("ReleasePool");
+        assert_eq!(status, 200, "{reply}");
+        let left = neutron_get(&format!("/subnetpools?name=kuryrPool-{cidr}"));
+        assert_eq!(
+            left["subnetpools"],
+            serde_json::json!([]),
+            "ReleasePool left {left}"
+        );
+    }
 }
