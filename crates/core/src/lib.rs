@@ -2,6 +2,7 @@
 //! OVN and Neutron backends implement, the domain types it speaks, and kuryr's `-o` options.
 mod backend;
 pub mod options;
+pub mod subnets;
 
 pub use backend::{
     AddressRequest, Backend, BackendError, BoxError, Endpoint, EndpointSpec, ExposedPort,

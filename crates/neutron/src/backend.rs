@@ -735,14 +735,12 @@ impl NeutronBackend {
                 .filter(|p| p.name.starts_with(&prefix))
                 .flat_map(|p| p.prefixes.iter().filter_map(|c| c.parse::<IpNet>().ok())),
         );
-        let overlaps = |a: &IpNet, b: &IpNet| a.contains(&b.network()) || b.contains(&a.network());
-        for base in pool.prefixes.iter().filter_map(|p| p.parse::<IpNet>().ok()) {
-            let Ok(mut candidates) = base.subnets(len) else {
-                continue;
-            };
-            if let Some(c) = candidates.find(|c| !taken.iter().any(|t| overlaps(t, c))) {
-                return Ok(c);
-            }
+        let bases = pool.prefixes.iter().filter_map(|p| p.parse::<IpNet>().ok());
+        if let Some(free) = bases
+            .into_iter()
+            .find_map(|base| kuryr_core::subnets::first_free_subnet(&base, len, &taken))
+        {
+            return Ok(free);
         }
         Err(BackendError::Exhausted(format!(
             "no free /{len} left in the default subnet pool {} ({}): give --subnet",

@@ -404,11 +404,12 @@ impl OvnBackend {
                 );
             }
         }
-        let pick = ipam::pick_default_pool(&base, prefix, &taken).ok_or_else(|| {
-            OvnError::Exhausted(format!(
-                "no free /{prefix} left in the default pool {base}: give --subnet"
-            ))
-        })?;
+        let pick =
+            kuryr_core::subnets::first_free_subnet(&base, prefix, &taken).ok_or_else(|| {
+                OvnError::Exhausted(format!(
+                    "no free /{prefix} left in the default pool {base}: give --subnet"
+                ))
+            })?;
         offered.push((pick, Instant::now()));
         Ok(pick)
     }

@@ -195,17 +195,6 @@ pub fn free_address(
     None
 }
 
-/// The first `prefix`-long subnet of `base` that overlaps none of `taken`.
-pub fn pick_default_pool(base: &IpNet, prefix: u8, taken: &[IpNet]) -> Option<IpNet> {
-    base.subnets(prefix)
-        .ok()?
-        .find(|candidate| !taken.iter().any(|t| overlaps(t, candidate)))
-}
-
-pub fn overlaps(a: &IpNet, b: &IpNet) -> bool {
-    a.contains(&b.network()) || b.contains(&a.network())
-}
-
 /// A MAC derived from the endpoint's IPv4 address (`0a:58:` + the four octets, as OVN
 /// Kubernetes does), else from the low 32 bits of its IPv6 address: unique on a network
 /// because its addresses are, and stable across retries.
@@ -383,25 +372,6 @@ mod tests {
         );
         assert_eq!(next_address(ip("10.1.0.255")), Some(ip("10.1.1.0")));
         assert_eq!(next_address(ip("255.255.255.255")), None);
-    }
-
-    #[test]
-    fn default_pool_skips_overlapping_ones() {
-        let base = net("10.200.0.0/16");
-        assert_eq!(
-            pick_default_pool(&base, 24, &[]),
-            Some(net("10.200.0.0/24"))
-        );
-        let taken = [
-            net("10.200.0.0/24"),
-            net("10.200.1.0/25"),
-            net("10.0.0.0/8"),
-        ];
-        assert_eq!(
-            pick_default_pool(&base, 24, &taken[..2]),
-            Some(net("10.200.2.0/24"))
-        );
-        assert_eq!(pick_default_pool(&base, 24, &taken), None);
     }
 
     #[test]

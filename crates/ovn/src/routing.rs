@@ -129,10 +129,6 @@ fn subnets_of(ls: &Row) -> Vec<IpNet> {
         .collect()
 }
 
-fn overlaps(a: &IpNet, b: &IpNet) -> bool {
-    a.contains(&b.network()) || b.contains(&a.network())
-}
-
 fn is_kuryr(row: &Row) -> bool {
     row.external_id(keys::OWNER) == Some(keys::OWNER_VALUE)
 }
@@ -627,7 +623,10 @@ fn attach_txn(rep: &Replica, key: &str, router: &str) -> Result<Option<Txn>> {
             continue;
         }
         for a in &mine {
-            if let Some(b) = subnets_of(&other).iter().find(|b| overlaps(a, b)) {
+            if let Some(b) = subnets_of(&other)
+                .iter()
+                .find(|b| kuryr_core::subnets::overlaps(a, b))
+            {
                 return Err(OvnError::Conflict(format!(
                     "subnet {a} overlaps {b} of network {} on router {router}: networks of one router need distinct subnets; give this one its own router with -o kuryr.router=NAME, or none with -o kuryr.router=none",
                     other.str("name").unwrap_or("?")
