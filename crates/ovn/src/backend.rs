@@ -451,17 +451,14 @@ impl OvnBackend {
         loop {
             changes.borrow_and_update();
             self.gc_pool(&pid.set, false).await?;
-            // Kept for an address this replica still shows: another host may have released
-            // it a moment ago. Keep it only once the replica was confirmed current by the
-            // server and the pool looked at again.
+            // Kept, maybe for an address another host released a moment ago.
             let kept = self.nb.replica().table(AS).one_by_name(&pid.set).is_some();
-            if !kept || verified || Instant::now() >= deadline {
+            if !kept
+                || self
+                    .decision_stands(&pid, &what, &mut verified, deadline, &mut changes)
+                    .await?
+            {
                 return Ok(());
-            }
-            if self.pool_is_current(&pid, &what).await? {
-                verified = true;
-            } else {
-                let _ = tokio::time::timeout(Duration::from_millis(500), changes.changed()).await;
             }
         }
     }
@@ -531,24 +528,19 @@ impl OvnBackend {
         let deadline = Instant::now() + self.settings.write_timeout;
         let mut changes = self.nb.watch_changes();
         let mut verified = false;
+        if serial {
+            lock(&self.serial_pools).insert(pid.set.clone());
+        }
         loop {
             changes.borrow_and_update();
-            if serial {
-                lock(&self.serial_pools).insert(pid.set.clone());
-            }
             let (t, ip) = match self.build_allocation(&pid, preferred, gateway, serial) {
+                // Full, or the address taken, maybe by what another host released a moment ago.
                 Err(e @ (OvnError::Exhausted(_) | OvnError::Conflict(_))) => {
-                    // Full, or the address taken, as this replica sees the pool; another host
-                    // may have released it a moment ago. Refuse only once the replica was
-                    // confirmed current by the server and the pool looked at again.
-                    if verified || Instant::now() >= deadline {
+                    if self
+                        .decision_stands(&pid, &what, &mut verified, deadline, &mut changes)
+                        .await?
+                    {
                         return Err(e);
-                    }
-                    if self.pool_is_current(&pid, &what).await? {
-                        verified = true;
-                    } else {
-                        let wait = Duration::from_millis(500);
-                        let _ = tokio::time::timeout(wait, changes.changed()).await;
                     }
                     continue;
                 }
@@ -600,6 +592,30 @@ impl OvnBackend {
                 return Err(OvnError::db(what)(err));
             }
         }
+    }
+
+    /// Whether a decision made against the pool on this replica (an address refused, a pool
+    /// kept) stands: the replica may be a moment behind another host's change. It stands once
+    /// the server confirmed the replica current and the caller looked again (`verified`), or
+    /// at `deadline`; until then this waits for the replica to change (at most 500 ms) and
+    /// the caller looks again.
+    async fn decision_stands(
+        &self,
+        pid: &PoolId,
+        what: &str,
+        verified: &mut bool,
+        deadline: Instant,
+        changes: &mut tokio::sync::watch::Receiver<u64>,
+    ) -> Result<bool> {
+        if *verified || Instant::now() >= deadline {
+            return Ok(true);
+        }
+        if self.pool_is_current(pid, what).await? {
+            *verified = true;
+        } else {
+            let _ = tokio::time::timeout(Duration::from_millis(500), changes.changed()).await;
+        }
+        Ok(false)
     }
 
     /// Whether the pool's addresses on the server are those this replica shows (a `wait` the
@@ -780,15 +796,10 @@ impl OvnBackend {
         let pid: PoolId = pool_id.parse()?;
         self.write(
             &format!("release address {ip} in pool {}", pid.cidr),
-            |rep| {
+            |_| {
                 // Decided on the server, not on this replica: the address may have been
                 // reserved by another host a moment ago and not be in this replica yet.
                 // Deleting an absent element is no change; the gateway is left alone.
-                if let Some(row) = rep.table(AS).one_by_name(&pid.set) {
-                    if row.external_id(keys::POOL_GATEWAY) == Some(ip.to_string().as_str()) {
-                        return Ok(None);
-                    }
-                }
                 let mut t = Txn::new(NB);
                 t.mutate(
                     AS,
