@@ -5,6 +5,7 @@
 //! `make test` (which builds the images and brings the nodes up).
 mod common;
 
+use common::node::*;
 use common::*;
 use std::process::Command;
 use std::time::Duration;
@@ -97,30 +98,6 @@ fn the_agent_image_serves_docker_from_a_container_on_the_hosts_network() {
     );
 }
 
-fn node_sh() -> String {
-    format!("{}/../../lab/node.sh", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `CMD...` on lab node 3.
-fn on_node(cmd: &[&str]) -> std::process::Output {
-    Command::new(node_sh())
-        .args(["exec", "3", "--"])
-        .args(cmd)
-        .output()
-        .expect("lab/node.sh exec")
-}
-
-fn on_node_ok(cmd: &[&str]) -> String {
-    let out = on_node(cmd);
-    assert!(
-        out.status.success(),
-        "node 3: {}: {}",
-        cmd.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// Undoes what the node-image test made on node 3 and in OVN.
 struct NodeImageRun {
     container: String,
@@ -131,7 +108,7 @@ struct NodeImageRun {
 
 impl Drop for NodeImageRun {
     fn drop(&mut self) {
-        let _ = on_node(&["docker", "rm", "-f", &self.container]);
+        let _ = on_node(3, &["docker", "rm", "-f", &self.container]);
         let _ = Command::new("ovn-sbctl")
             .args(["--timeout=10", "chassis-del", &self.chassis])
             .output();
@@ -149,14 +126,7 @@ fn the_node_image_runs_ovs_and_ovn_controller_and_binds_a_port() {
         image_exists("kuryr/node:latest"),
         "no kuryr/node image: run `make images` (`make test` does)"
     );
-    let status = Command::new(node_sh())
-        .arg("status")
-        .output()
-        .expect("node.sh status");
-    assert!(
-        status.status.success(),
-        "the Docker nodes are not up: run `make lab-nodes`"
-    );
+    require_nodes();
     // The node's Docker has no registry either: the image goes over by save and load.
     let copy = Command::new("sh")
         .args([
@@ -181,42 +151,45 @@ fn the_node_image_runs_ovs_and_ovn_controller_and_binds_a_port() {
         veth: format!("kimg{}", &tag[tag.len() - 5..]),
     };
     let rundir = format!("/run/kuryr-node-image-{tag}");
-    on_node_ok(&["mkdir", "-p", &rundir]);
-    on_node_ok(&[
-        "docker",
-        "run",
-        "-d",
-        "--name",
-        &run.container,
-        // Its own network namespace: node 3's Open vSwitch already holds the userspace
-        // datapath's device there (deployments use --net=host on a host without one).
-        "--net=none",
-        // What --privileged gives, less what this machine's sandbox withholds from it.
-        "--cap-add",
-        "NET_ADMIN",
-        "--cap-add",
-        "NET_RAW",
-        "--cap-add",
-        "SYS_NICE",
-        "--device",
-        "/dev/net/tun",
-        "-v",
-        &format!("{rundir}:/var/run/openvswitch"),
-        "-v",
-        "/var/run/ovn:/var/run/ovn",
-        "-e",
-        "OVN_REMOTE=unix:/var/run/ovn/ovnsb_db.sock",
-        // Chassis need distinct tunnel addresses; node 3's own has .13.
-        "-e",
-        "OVN_ENCAP_IP=172.31.252.99",
-        "-e",
-        &format!("SYSTEM_ID={}", run.chassis),
-        "-e",
-        "OVN_BRIDGE=br-img",
-        "-e",
-        "DATAPATH_TYPE=netdev",
-        "kuryr/node:latest",
-    ]);
+    on_node_ok(3, &["mkdir", "-p", &rundir]);
+    on_node_ok(
+        3,
+        &[
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            &run.container,
+            // Its own network namespace: node 3's Open vSwitch already holds the userspace
+            // datapath's device there (deployments use --net=host on a host without one).
+            "--net=none",
+            // What --privileged gives, less what this machine's sandbox withholds from it.
+            "--cap-add",
+            "NET_ADMIN",
+            "--cap-add",
+            "NET_RAW",
+            "--cap-add",
+            "SYS_NICE",
+            "--device",
+            "/dev/net/tun",
+            "-v",
+            &format!("{rundir}:/var/run/openvswitch"),
+            "-v",
+            "/var/run/ovn:/var/run/ovn",
+            "-e",
+            "OVN_REMOTE=unix:/var/run/ovn/ovnsb_db.sock",
+            // Chassis need distinct tunnel addresses; node 3's own has .13.
+            "-e",
+            "OVN_ENCAP_IP=172.31.252.99",
+            "-e",
+            &format!("SYSTEM_ID={}", run.chassis),
+            "-e",
+            "OVN_BRIDGE=br-img",
+            "-e",
+            "DATAPATH_TYPE=netdev",
+            "kuryr/node:latest",
+        ],
+    );
     let db = format!("--db=unix:{rundir}/db.sock");
     wait_until(
         "the chassis in the Southbound",
@@ -238,7 +211,7 @@ fn the_node_image_runs_ovs_and_ovn_controller_and_binds_a_port() {
         "ovn-controller's bridge br-img",
         Duration::from_secs(30),
         || {
-            on_node(&["ovs-vsctl", &db, "--timeout=5", "br-exists", "br-img"])
+            on_node(3, &["ovs-vsctl", &db, "--timeout=5", "br-exists", "br-img"])
                 .status
                 .success()
         },
@@ -269,38 +242,44 @@ fn the_node_image_runs_ovs_and_ovn_controller_and_binds_a_port() {
     let in_container = |cmd: &[&str]| {
         let mut args = vec!["docker", "exec", run.container.as_str()];
         args.extend_from_slice(cmd);
-        on_node_ok(&args)
+        on_node_ok(3, &args)
     };
     in_container(&[
         "ip", "link", "add", &run.veth, "type", "veth", "peer", "name", &peer,
     ]);
     in_container(&["ip", "link", "set", &run.veth, "up"]);
-    on_node_ok(&[
-        "ovs-vsctl",
-        &db,
-        "--timeout=10",
-        "add-port",
-        "br-img",
-        &run.veth,
-        "--",
-        "set",
-        "Interface",
-        &run.veth,
-        &format!("external_ids:iface-id={lsp}"),
-    ]);
+    on_node_ok(
+        3,
+        &[
+            "ovs-vsctl",
+            &db,
+            "--timeout=10",
+            "add-port",
+            "br-img",
+            &run.veth,
+            "--",
+            "set",
+            "Interface",
+            &run.veth,
+            &format!("external_ids:iface-id={lsp}"),
+        ],
+    );
     wait_until(
         "the port bound by the image's ovn-controller",
         Duration::from_secs(30),
         || {
-            let out = on_node(&[
-                "ovs-vsctl",
-                &db,
-                "--timeout=5",
-                "get",
-                "Interface",
-                &run.veth,
-                "external_ids:ovn-installed",
-            ]);
+            let out = on_node(
+                3,
+                &[
+                    "ovs-vsctl",
+                    &db,
+                    "--timeout=5",
+                    "get",
+                    "Interface",
+                    &run.veth,
+                    "external_ids:ovn-installed",
+                ],
+            );
             String::from_utf8_lossy(&out.stdout).contains("true")
         },
     );

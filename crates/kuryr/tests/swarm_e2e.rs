@@ -8,6 +8,8 @@
 //! as before. Run by `make test` (which brings the nodes up).
 mod common;
 
+use common::node::*;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -15,28 +17,13 @@ use std::time::{Duration, Instant};
 const NODES: [u32; 3] = [1, 2, 3];
 const IMAGE: &str = "kuryr-busybox:latest";
 
-fn node_sh() -> String {
-    format!("{}/../../lab/node.sh", env!("CARGO_MANIFEST_DIR"))
-}
-
 /// `docker ARGS` on node `n` (its own dockerd).
 fn on(n: u32, args: &[&str]) -> Output {
-    Command::new(node_sh())
-        .args(["exec", &n.to_string(), "--", "docker"])
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("lab/node.sh exec {n}: {e}"))
+    on_node(n, &[&["docker"], args].concat())
 }
 
 fn on_ok(n: u32, args: &[&str]) -> String {
-    let out = on(n, args);
-    assert!(
-        out.status.success(),
-        "node {n}: docker {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    on_node_ok(n, &[&["docker"], args].concat())
 }
 
 fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
@@ -150,7 +137,7 @@ struct Swarm {
 impl Drop for Swarm {
     fn drop(&mut self) {
         // A node whose dockerd the test killed would never delete its side of the network.
-        let _ = Command::new(node_sh()).arg("up").output();
+        let _ = node_sh_run("up");
         for (n, c) in &self.extra {
             let _ = on(*n, &["rm", "-f", c]);
         }
@@ -170,15 +157,7 @@ impl Drop for Swarm {
 #[ignore = "needs root, the lab and its Docker nodes (make test)"]
 fn a_swarm_service_on_a_kuryr_network_spans_three_nodes_and_survives_a_leader_change() {
     common::require_lab();
-    let status = Command::new(node_sh())
-        .arg("status")
-        .output()
-        .expect("node.sh status");
-    assert!(
-        status.status.success(),
-        "the Docker nodes are not up: run `make lab-nodes` (`make test` does):\n{}",
-        String::from_utf8_lossy(&status.stdout)
-    );
+    require_nodes();
     for n in NODES {
         let plugin = on_ok(n, &["plugin", "inspect", "-f", "{{.Enabled}}", "kuryr"]);
         assert_eq!(plugin, "true", "node {n}: the kuryr plugin is not enabled");
@@ -463,10 +442,7 @@ fn a_swarm_service_on_a_kuryr_network_spans_three_nodes_and_survives_a_leader_ch
     );
 
     // The old leader's node comes back (`lab/node.sh up` restarts its dockerd).
-    let up = Command::new(node_sh())
-        .arg("up")
-        .output()
-        .expect("node.sh up");
+    let up = node_sh_run("up");
     assert!(
         up.status.success(),
         "{}",

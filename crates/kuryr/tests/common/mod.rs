@@ -6,6 +6,7 @@
 
 pub mod keystone;
 pub mod neutron;
+pub mod node;
 pub mod outside;
 pub mod vm;
 
