@@ -10,6 +10,13 @@ use std::collections::HashSet;
 use std::process::Command;
 use std::time::Duration;
 
+/// A host has one kuryr: a restarted one takes the free pool ports of its host as its own,
+/// and these tests' daemons all bind to the lab's host. So they run one at a time.
+fn one_kuryr_on_this_host() -> std::sync::MutexGuard<'static, ()> {
+    static HOST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HOST.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A Neutron-mode kuryr.conf with pools of `min` ports, made `batch` at a time.
 fn pool_conf(min: usize, batch: usize) -> String {
     format!(
@@ -111,6 +118,7 @@ fn ovs_interfaces_of(port_ids: &HashSet<String>) -> Vec<String> {
 #[test]
 #[ignore = "needs root and the lab (make test)"]
 fn pool_ports_are_taken_refilled_given_back_clean_and_deleted_with_the_network() {
+    let _host = one_kuryr_on_this_host();
     let mut d = Daemon::start_with_conf(&pool_conf(3, 3), &[]);
     let net = d.network(&["--subnet", "10.87.0.0/24", "--gateway", "10.87.0.1"]);
     let nid = neutron_id(&net);
@@ -216,32 +224,10 @@ fn pool_ports_are_taken_refilled_given_back_clean_and_deleted_with_the_network()
     assert_no_failed_calls(&d.log_text());
 }
 
-/// Docker releases the IPAM pool after `docker network rm` has returned: wait for kuryr's
-/// ReleasePool, then no subnet pool may be left.
-fn wait_pool_gone(cidr: &str) {
-    let name = format!("/subnetpools?name=kuryrPool-{cidr}");
-    let _ = std::panic::catch_unwind(|| {
-        wait_until(
-            &format!("pool {cidr} released"),
-            Duration::from_secs(20),
-            || {
-                neutron_get(&name)["subnetpools"]
-                    .as_array()
-                    .is_some_and(Vec::is_empty)
-            },
-        )
-    });
-    assert_no_pool(cidr);
-}
-
-fn neutron_network_gone(nid: &str) -> bool {
-    let (status, _) = neutron("GET", &format!("/networks/{nid}"), None);
-    status == 404
-}
-
 #[test]
 #[ignore = "needs root and the lab (make test)"]
 fn a_pool_takes_one_port_of_a_29_which_still_holds_its_five_containers() {
+    let _host = one_kuryr_on_this_host();
     let d = Daemon::start_with_conf(&pool_conf(5, 5), &[]);
     let net = d.network(&["--subnet", "10.87.1.0/29", "--gateway", "10.87.1.1"]);
     let nid = neutron_id(&net);
@@ -273,6 +259,7 @@ fn a_pool_takes_one_port_of_a_29_which_still_holds_its_five_containers() {
 #[test]
 #[ignore = "needs root and the lab (make test)"]
 fn pools_survive_kill_9_while_refilling_and_while_containers_start() {
+    let _host = one_kuryr_on_this_host();
     let mut d = Daemon::start_with_conf(&pool_conf(4, 4), &[]);
     let net = d.network(&["--subnet", "10.87.2.0/24", "--gateway", "10.87.2.1"]);
     let nid = neutron_id(&net);
@@ -283,7 +270,7 @@ fn pools_survive_kill_9_while_refilling_and_while_containers_start() {
     d.spawn();
     // A container takes a port (or makes one), and the pool is whole again.
     let first = Container::run(&net, &[]);
-    // (Ports of the killed run's create may come on top; network rm deletes them.)
+    // (Ports of the killed run's create that come through later fill the pool or are deleted.)
     wait_free_where(&nid, 4, |free| free >= 4);
     seen.extend(ports_of(&nid).iter().map(id_of));
     // 2. Killed while six containers start at once.
@@ -374,6 +361,7 @@ fn request_address(d: &Daemon, pool: &str) -> String {
 #[test]
 #[ignore = "needs root and the lab (make test)"]
 fn a_port_handed_out_just_before_a_kill_is_not_handed_out_again() {
+    let _host = one_kuryr_on_this_host();
     let mut d = Daemon::start_with_conf(&pool_conf(2, 2), &[]);
     let net = d.network(&["--subnet", "10.87.3.0/24", "--gateway", "10.87.3.1"]);
     let nid = neutron_id(&net);

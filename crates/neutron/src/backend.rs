@@ -25,6 +25,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod unclaimed;
+
 /// What the Neutron backend needs besides the client (kuryr.conf's `[neutron]` and `[DEFAULT]`).
 #[derive(Debug, Clone)]
 pub struct NeutronSettings {
@@ -850,6 +852,7 @@ impl Backend for NeutronBackend {
             .iter()
             .filter(|s| s.name.starts_with(names::SUBNET_NAME_PREFIX))
         {
+            self.delete_unclaimed(&s.network_id, Some(&s.id)).await?;
             if let Some(pools) = &self.pools {
                 // Docker may release the pool before it deletes the network: the subnet's
                 // free pool ports go first (Neutron keeps a subnet with ports).
@@ -937,9 +940,21 @@ impl Backend for NeutronBackend {
         if let Some(ip) = req.preferred {
             if let Some(mut port) = self.port_by_ip(&subnet.network_id, ip).await? {
                 let ours = self.is_ours(&port);
+                if let Some(pools) = self.pools.as_ref().filter(|_| req.mac.is_none()) {
+                    // A pool port being made ready or given back: free in its pool once that
+                    // work is done.
+                    if ours && port.device_id.is_empty() && port.name == names::POOL_PORT_NAME {
+                        pools.settle().await;
+                        if let Some(ip) = self.pool_hit(req, &subnet) {
+                            return ip;
+                        }
+                    }
+                }
                 let bound = port.host_id.as_deref().is_some_and(|h| !h.is_empty());
                 if !port.device_id.is_empty() || bound {
-                    let user = if ours {
+                    let user = if ours && port.device_id.is_empty() {
+                        "handed out by kuryr and not yet released".to_string()
+                    } else if ours {
                         format!("endpoint {}", short(&port.device_id))
                     } else if port.device_id.is_empty() {
                         "a port bound to a host".to_string()
@@ -1286,6 +1301,7 @@ impl Backend for NeutronBackend {
                     .map_err(|e| fail(what.clone(), e))?;
             }
         } else {
+            self.delete_unclaimed(&net.id, None).await?;
             self.client
                 .delete_network(&net.id)
                 .await

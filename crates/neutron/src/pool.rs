@@ -485,8 +485,8 @@ impl Pools {
     }
 
     /// Free ports of this scope by the pool's name that this process does not know: taken
-    /// into their pool where it is short of its target; the others are left for `docker
-    /// network rm` (or the next start), which deletes them.
+    /// into their pool where it is short of its target, deleted where it is full; those of a
+    /// subnet without a pool are left for `docker network rm`, which deletes them.
     async fn sweep_strays(&self) {
         let _work = self.work.read().await;
         let listed: HashSet<String> = self
@@ -531,9 +531,21 @@ impl Pools {
                     .get(&sid)
                     .map(|p| self.target(p).saturating_sub(p.free.len()))
             };
-            // A pool that is full leaves it: `docker network rm` deletes it with the pool's.
             let kept = match short_of {
-                None | Some(0) => continue,
+                // No pool: its network is going, and its removal deletes the port.
+                None => continue,
+                // A full pool does without it: it would only hold an address.
+                Some(0) => {
+                    match self.delete(&port.id).await {
+                        Ok(()) => {
+                            tracing::info!(port = %port.id, subnet = %short(&sid), "deleted a pool port a killed run made: its pool is full")
+                        }
+                        Err(e) => {
+                            tracing::debug!(port = %port.id, error = %e, "could not delete a stray pool port")
+                        }
+                    }
+                    continue;
+                }
                 Some(_) => {
                     self.known().insert(port.id.clone());
                     match self.ready(&mut port).await {

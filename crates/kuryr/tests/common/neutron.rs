@@ -247,3 +247,26 @@ pub fn neutron_network(docker_id: &str) -> Vec<Value> {
         .cloned()
         .unwrap_or_default()
 }
+
+/// Docker releases the IPAM pool after `docker network rm` has returned: wait for kuryr's
+/// ReleasePool, then no subnet pool may be left.
+pub fn wait_pool_gone(cidr: &str) {
+    let name = format!("/subnetpools?name=kuryrPool-{cidr}");
+    let _ = std::panic::catch_unwind(|| {
+        wait_until(
+            &format!("pool {cidr} released"),
+            Duration::from_secs(20),
+            || {
+                neutron_get(&name)["subnetpools"]
+                    .as_array()
+                    .is_some_and(Vec::is_empty)
+            },
+        )
+    });
+    assert_no_pool(cidr);
+}
+
+pub fn neutron_network_gone(nid: &str) -> bool {
+    let (status, _) = neutron("GET", &format!("/networks/{nid}"), None);
+    status == 404
+}

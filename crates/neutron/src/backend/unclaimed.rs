@@ -1,0 +1,50 @@
+//! Ports that RequestAddress made and no endpoint ever claimed: a kuryr killed after
+//! Neutron made the port and before Docker got its address leaves one behind, and
+//! Neutron keeps a subnet or network while it has ports. Docker removes a network only
+//! once it has no endpoint on it, so when the pool or the network goes these go too.
+
+use super::{fail, short, NeutronBackend};
+use crate::names;
+use kuryr_core::BackendError;
+
+impl NeutronBackend {
+    /// Deletes kuryr's endpoint-less `kuryr-unbound-port`s on `network_id` (only those in
+    /// `subnet_id`, when given); returns how many.
+    pub(super) async fn delete_unclaimed(
+        &self,
+        network_id: &str,
+        subnet_id: Option<&str>,
+    ) -> Result<usize, BackendError> {
+        let what = || format!("delete the unclaimed ports of network {network_id}");
+        let ports = self
+            .client
+            .ports(&[
+                ("network_id", network_id),
+                ("name", names::UNBOUND_PORT_NAME),
+            ])
+            .await
+            .map_err(|e| fail(what(), e))?;
+        let mut n = 0;
+        for p in ports.iter().filter(|p| {
+            p.device_id.is_empty()
+                && self.is_ours(p)
+                && subnet_id.is_none_or(|s| p.fixed_ips.iter().any(|f| f.subnet_id == s))
+        }) {
+            match (self.client.delete_port(&p.id).await, &self.trunk) {
+                // Put on the VM's trunk by a CreateEndpoint that went no further.
+                (Err(e), Some(t)) if e.is_conflict() => {
+                    t.detach(&self.client, &p.id).await?;
+                    self.client.delete_port(&p.id).await
+                }
+                (r, _) => r,
+            }
+            .map_err(|e| fail(format!("{}: port {}", what(), p.id), e))?;
+            self.cache()
+                .ports_by_ip
+                .retain(|_, cached| cached.id != p.id);
+            tracing::info!(port = %p.id, network = %short(network_id), "deleted a port no endpoint claimed");
+            n += 1;
+        }
+        Ok(n)
+    }
+}
