@@ -192,6 +192,17 @@ pub trait Backend: Send + Sync + 'static {
         network_id: &str,
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
+    /// A Swarm manager's AllocateNetwork (`docker network create` of a Swarm network, before
+    /// any task's address is asked): what the network's addresses need cluster-wide. Nodes'
+    /// CreateNetwork then find it, and their DeleteNetwork leave it to FreeNetwork. The
+    /// default does nothing (the OVN mode's pools need no switch).
+    fn allocate_network(
+        &self,
+        _spec: &NetworkSpec,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send {
+        async { Ok(()) }
+    }
+
     /// A Swarm manager's FreeNetwork (`docker network rm` of a Swarm network, after every
     /// task and container left it): the network is gone on every node, including what
     /// nodes that crashed or left the Swarm never deleted. The default does nothing.

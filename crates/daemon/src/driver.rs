@@ -8,14 +8,14 @@ use kuryr_core::{
     PoolRequest, SubnetSpec,
 };
 use kuryr_docker::request::{
-    AddressKind, CreateEndpoint, CreateNetwork, DeleteEndpoint, DeleteNetwork, EndpointOperInfo,
-    FreeNetwork, Join, Leave, ProgramExternalConnectivity, ReleaseAddress, ReleasePool,
-    RequestAddress, RequestPool, RevokeExternalConnectivity,
+    AddressKind, AllocateNetwork, CreateEndpoint, CreateNetwork, DeleteEndpoint, DeleteNetwork,
+    EndpointOperInfo, FreeNetwork, Join, Leave, ProgramExternalConnectivity, ReleaseAddress,
+    ReleasePool, RequestAddress, RequestPool, RevokeExternalConnectivity,
 };
 use kuryr_docker::{
-    AddressSpaces, CreateEndpointReply, EndpointOperInfoReply, InterfaceName, IpamCapabilities,
-    IpamDriver, JoinReply, MacAddr, NetworkCapabilities, NetworkDriver, NextHop, PluginError,
-    RequestAddressReply, RequestPoolReply, StaticRoute,
+    AddressSpaces, AllocateNetworkReply, CreateEndpointReply, EndpointOperInfoReply, InterfaceName,
+    IpamCapabilities, IpamDriver, JoinReply, MacAddr, NetworkCapabilities, NetworkDriver, NextHop,
+    PluginError, RequestAddressReply, RequestPoolReply, StaticRoute,
 };
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -219,6 +219,27 @@ impl<Bk: Backend, Bd: Binding> NetworkDriver for Driver<Bk, Bd> {
             internal: req.options.internal,
         };
         self.backend.create_network(&spec).await.map_err(plugin_err)
+    }
+
+    async fn allocate_network(
+        &self,
+        req: AllocateNetwork,
+    ) -> Result<AllocateNetworkReply, PluginError> {
+        let spec = NetworkSpec {
+            network_id: req.network_id.as_str().to_string(),
+            ipv4: subnet(&req.ipv4, "IPv4")?,
+            ipv6: subnet(&req.ipv6, "IPv6")?,
+            options: KuryrOptions::parse(&req.options).map_err(PluginError::InvalidArgument)?,
+            internal: false,
+        };
+        self.backend
+            .allocate_network(&spec)
+            .await
+            .map_err(plugin_err)?;
+        // The workers get the options as they came.
+        Ok(AllocateNetworkReply {
+            options: req.options,
+        })
     }
 
     async fn free_network(&self, req: FreeNetwork) -> Result<(), PluginError> {

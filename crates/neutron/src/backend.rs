@@ -25,6 +25,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod swarm;
 mod unclaimed;
 
 /// What the Neutron backend needs besides the client (kuryr.conf's `[neutron]` and `[DEFAULT]`).
@@ -77,6 +78,9 @@ struct Cache {
     /// the others RevokeExternalConnectivity has nothing to look up.
     bound_here: HashSet<String>,
     exposed: HashSet<String>,
+    /// Endpoints of Swarm networks whose DeleteEndpoint ran here: their ReleaseAddress
+    /// deletes the port (see [`swarm`]).
+    released_endpoints: HashSet<String>,
 }
 
 pub struct NeutronBackend {
@@ -224,7 +228,11 @@ impl NeutronBackend {
         req: &AddressRequest,
         subnet: &Subnet,
     ) -> Option<Result<IpNet, BackendError>> {
-        let pools = self.pools.as_ref().filter(|_| req.mac.is_none())?;
+        // Not the Swarm manager's (serial) requests: their ports are bound where the task runs.
+        let pools = self
+            .pools
+            .as_ref()
+            .filter(|_| req.mac.is_none() && !req.serial)?;
         let port = pools.take(subnet, req.preferred)?;
         let ip = port
             .fixed_ips
@@ -752,6 +760,100 @@ impl NeutronBackend {
     }
 }
 
+impl NeutronBackend {
+    /// Deletes a port; a subport comes off the VM's trunk first.
+    pub(super) async fn delete_any_port(&self, p: &Port) -> Result<(), NeutronError> {
+        match (self.client.delete_port(&p.id).await, &self.trunk) {
+            (Err(e), Some(t)) if e.is_conflict() => {
+                if let Err(d) = t.detach(&self.client, &p.id).await {
+                    tracing::warn!(port = %p.id, error = %d, "could not take a port off the VM's trunk");
+                    return Err(e);
+                }
+                self.client.delete_port(&p.id).await
+            }
+            (r, _) => r,
+        }
+    }
+
+    /// Deletes the Neutron network kuryr made for a Docker network (or takes back kuryr's
+    /// subnets and tags from one it was given).
+    async fn remove_network(&self, network_id: &str, net: Network) -> Result<(), BackendError> {
+        let what = format!(
+            "delete network {} (Docker network {})",
+            net.id,
+            short(network_id)
+        );
+        if let Some(pools) = &self.pools {
+            // The network's free pool ports first: Neutron keeps a network that has ports.
+            let n = pools
+                .drain(&net.id, None)
+                .await
+                .map_err(|e| fail(format!("{what}: delete its pool ports"), e))?;
+            if n > 0 {
+                tracing::info!(network = %net.id, ports = n, "pool ports deleted with the network");
+            }
+        }
+        let existing_tag = names::existing_network_tag(network_id);
+        if net.tags.contains(&existing_tag) {
+            // Not kuryr's: take back only kuryr's subnets and tags. Another Docker network
+            // (another host's) may use the same Neutron network: what it still uses stays.
+            let fresh = self
+                .client
+                .network(&net.id)
+                .await
+                .map_err(|e| fail(what.clone(), e))?;
+            let mut tags = names::id_tags(network_id);
+            tags.push(existing_tag);
+            tags.push(names::NET_SWARM.into());
+            let others = fresh
+                .tags
+                .iter()
+                .any(|t| t.starts_with(names::NET_EXISTING) && !tags.contains(t));
+            let subnets = self
+                .client
+                .subnets(&[("network_id", &net.id)])
+                .await
+                .map_err(|e| fail(what.clone(), e))?;
+            for s in &subnets {
+                if s.name.starts_with(names::SUBNET_NAME_PREFIX) {
+                    match self.client.delete_subnet(&s.id).await {
+                        Err(e) if e.is_conflict() => {
+                            tracing::info!(subnet = %s.id, "subnet still has ports; kept")
+                        }
+                        r => r.map_err(|e| fail(what.clone(), e))?,
+                    }
+                } else if !others {
+                    // The last Docker network on it: the pool tags kuryr added go too.
+                    let pools = self.cache().pool_tags.remove(&s.id).unwrap_or_default();
+                    for p in pools.iter().filter(|p| s.tags.contains(p)) {
+                        self.client
+                            .remove_tag("subnets", &s.id, p)
+                            .await
+                            .map_err(|e| fail(what.clone(), e))?;
+                    }
+                }
+            }
+            for t in tags.iter().filter(|t| fresh.tags.contains(t)) {
+                self.client
+                    .remove_tag("networks", &net.id, t)
+                    .await
+                    .map_err(|e| fail(what.clone(), e))?;
+            }
+        } else {
+            self.delete_unclaimed(&net.id, None).await?;
+            self.client
+                .delete_network(&net.id)
+                .await
+                .map_err(|e| fail(what, e))?;
+        }
+        let mut c = self.cache();
+        c.networks.remove(network_id);
+        c.pool_subnets.retain(|_, s| s.network_id != net.id);
+        c.subnets.retain(|_, s| s.network_id != net.id);
+        Ok(())
+    }
+}
+
 impl Backend for NeutronBackend {
     async fn ipam_usage(&self) -> Result<Vec<kuryr_core::PoolUsage>, BackendError> {
         self.pool_usage().await
@@ -848,6 +950,13 @@ impl Backend for NeutronBackend {
             .subnets(&[("subnetpool_id", pool_id)])
             .await
             .map_err(|e| fail(format!("release pool {pool_id}: list its subnets"), e))?;
+        for s in &subnets {
+            if self.is_swarm_network(&s.network_id).await? {
+                // A node's last task left; the manager's FreeNetwork and ReleasePool remove it.
+                tracing::info!(pool = %pool.name, network = %s.network_id, "subnet pool of a Swarm network kept for the other nodes");
+                return Ok(());
+            }
+        }
         for s in subnets
             .iter()
             .filter(|s| s.name.starts_with(names::SUBNET_NAME_PREFIX))
@@ -940,6 +1049,13 @@ impl Backend for NeutronBackend {
         if let Some(ip) = req.preferred {
             if let Some(mut port) = self.port_by_ip(&subnet.network_id, ip).await? {
                 let ours = self.is_ours(&port);
+                let in_use = !port.device_id.is_empty()
+                    || port.host_id.as_deref().is_some_and(|h| !h.is_empty());
+                if req.serial && ours && in_use {
+                    // The Swarm manager again for an address it holds, its task's endpoint
+                    // bound (after a restart or a leader change): granted, the port untouched.
+                    return with_prefix(ip, &subnet.cidr);
+                }
                 if let Some(pools) = self.pools.as_ref().filter(|_| req.mac.is_none()) {
                     // A pool port being made ready or given back: free in its pool once that
                     // work is done.
@@ -1045,11 +1161,17 @@ impl Backend for NeutronBackend {
             return Ok(());
         };
         let cached = self.cache().ports_by_ip.remove(&address);
+        let swarm = self.is_swarm_network(&subnet.network_id).await?;
         let port = match cached {
-            Some(p) => Some(p),
-            None => self.port_by_ip(&subnet.network_id, address).await?,
+            // A Swarm network's port is bound on whichever node runs the task: read it now.
+            Some(p) if !swarm => Some(p),
+            _ => self.port_by_ip(&subnet.network_id, address).await?,
         };
         let Some(port) = port else { return Ok(()) };
+        if swarm && self.kept_for_its_endpoint(&port) {
+            tracing::info!(port = %port.id, %address, endpoint = %short(&port.device_id), "release of a Swarm task's address whose endpoint was not deleted here: the port stays for that endpoint's own release");
+            return Ok(());
+        }
         let what = format!("release address {address} (port {})", port.id);
         if port.tags.iter().any(|t| t == PORT_EXISTING) {
             // Given back as it was found: unbound, no owner, no kuryr tag. Fixed values, so no
@@ -1076,21 +1198,15 @@ impl Backend for NeutronBackend {
                 .collect()
         };
         if rest(&port).is_empty() {
+            self.port_deleted(&port);
             if let Some(pools) = &self.pools {
                 if pools.give_back(port.clone()) {
                     return Ok(());
                 }
                 pools.forget(&port.id);
             }
-            match (self.client.delete_port(&port.id).await, &self.trunk) {
-                // Still a subport: its DeleteEndpoint did not come (a crash, a failed create).
-                (Err(e), Some(t)) if e.is_conflict() => {
-                    t.detach(&self.client, &port.id).await?;
-                    self.client.delete_port(&port.id).await
-                }
-                (r, _) => r,
-            }
-            .map_err(|e| fail(what, e))
+            // Still a subport: its DeleteEndpoint did not come (a crash, a failed create).
+            self.delete_any_port(&port).await.map_err(|e| fail(what, e))
         } else {
             // A dual-stack port keeps its other address until that one is released.
             let fresh = self
@@ -1236,82 +1352,27 @@ impl Backend for NeutronBackend {
         Ok(())
     }
 
+    async fn allocate_network(&self, spec: &NetworkSpec) -> Result<(), BackendError> {
+        self.allocate_swarm_network(spec).await
+    }
+
+    async fn free_network(&self, network_id: &str) -> Result<(), BackendError> {
+        let Some(net) = self.network(network_id).await? else {
+            return Ok(());
+        };
+        let n = self.delete_ports_left(&net).await?;
+        tracing::info!(network = %net.id, ports_left = n, "Swarm network freed");
+        self.remove_network(network_id, net).await
+    }
+
     async fn delete_network(&self, network_id: &str) -> Result<(), BackendError> {
         let Some(net) = self.network(network_id).await? else {
             return Ok(());
         };
-        let what = format!(
-            "delete network {} (Docker network {})",
-            net.id,
-            short(network_id)
-        );
-        if let Some(pools) = &self.pools {
-            // The network's free pool ports first: Neutron keeps a network that has ports.
-            let n = pools
-                .drain(&net.id, None)
-                .await
-                .map_err(|e| fail(format!("{what}: delete its pool ports"), e))?;
-            if n > 0 {
-                tracing::info!(network = %net.id, ports = n, "pool ports deleted with the network");
-            }
+        if swarm::is_swarm(&net) {
+            return self.leave_swarm_network(&net).await;
         }
-        let existing_tag = names::existing_network_tag(network_id);
-        if net.tags.contains(&existing_tag) {
-            // Not kuryr's: take back only kuryr's subnets and tags. Another Docker network
-            // (another host's) may use the same Neutron network: what it still uses stays.
-            let fresh = self
-                .client
-                .network(&net.id)
-                .await
-                .map_err(|e| fail(what.clone(), e))?;
-            let mut tags = names::id_tags(network_id);
-            tags.push(existing_tag);
-            let others = fresh
-                .tags
-                .iter()
-                .any(|t| t.starts_with(names::NET_EXISTING) && !tags.contains(t));
-            let subnets = self
-                .client
-                .subnets(&[("network_id", &net.id)])
-                .await
-                .map_err(|e| fail(what.clone(), e))?;
-            for s in &subnets {
-                if s.name.starts_with(names::SUBNET_NAME_PREFIX) {
-                    match self.client.delete_subnet(&s.id).await {
-                        Err(e) if e.is_conflict() => {
-                            tracing::info!(subnet = %s.id, "subnet still has ports; kept")
-                        }
-                        r => r.map_err(|e| fail(what.clone(), e))?,
-                    }
-                } else if !others {
-                    // The last Docker network on it: the pool tags kuryr added go too.
-                    let pools = self.cache().pool_tags.remove(&s.id).unwrap_or_default();
-                    for p in pools.iter().filter(|p| s.tags.contains(p)) {
-                        self.client
-                            .remove_tag("subnets", &s.id, p)
-                            .await
-                            .map_err(|e| fail(what.clone(), e))?;
-                    }
-                }
-            }
-            for t in tags.iter().filter(|t| fresh.tags.contains(t)) {
-                self.client
-                    .remove_tag("networks", &net.id, t)
-                    .await
-                    .map_err(|e| fail(what.clone(), e))?;
-            }
-        } else {
-            self.delete_unclaimed(&net.id, None).await?;
-            self.client
-                .delete_network(&net.id)
-                .await
-                .map_err(|e| fail(what, e))?;
-        }
-        let mut c = self.cache();
-        c.networks.remove(network_id);
-        c.pool_subnets.retain(|_, s| s.network_id != net.id);
-        c.subnets.retain(|_, s| s.network_id != net.id);
-        Ok(())
+        self.remove_network(network_id, net).await
     }
 
     async fn create_endpoint(&self, spec: &EndpointSpec) -> Result<Endpoint, BackendError> {
@@ -1550,6 +1611,11 @@ impl Backend for NeutronBackend {
         }
         if port.device_id != endpoint_id {
             return Ok(());
+        }
+        if self.is_swarm_network(&port.network_id).await? {
+            self.cache()
+                .released_endpoints
+                .insert(endpoint_id.to_string());
         }
         let pooled = self.pools.is_some() && port.tags.iter().any(|t| t == names::POOL_TAG);
         if let (Some(t), false) = (&self.trunk, pooled) {

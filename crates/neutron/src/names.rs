@@ -18,6 +18,9 @@ pub const SG_SUFFIX: &str = "exposed_ports";
 pub const POOL_PORT_NAME: &str = "available-port";
 /// Every port made for a pool, free or in use: given back to a pool when released.
 pub const POOL_TAG: &str = "kuryr.port.pool";
+/// A network a Swarm manager's AllocateNetwork made (kuryr's own): every node of the Swarm
+/// uses it, so only the manager's FreeNetwork removes it.
+pub const NET_SWARM: &str = "kuryr.net.swarm";
 
 /// `kuryr-net-<dockerid[:8]>`.
 pub fn network_name(docker_id: &str) -> String {

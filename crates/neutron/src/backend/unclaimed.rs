@@ -30,15 +30,9 @@ impl NeutronBackend {
                 && self.is_ours(p)
                 && subnet_id.is_none_or(|s| p.fixed_ips.iter().any(|f| f.subnet_id == s))
         }) {
-            match (self.client.delete_port(&p.id).await, &self.trunk) {
-                // Put on the VM's trunk by a CreateEndpoint that went no further.
-                (Err(e), Some(t)) if e.is_conflict() => {
-                    t.detach(&self.client, &p.id).await?;
-                    self.client.delete_port(&p.id).await
-                }
-                (r, _) => r,
-            }
-            .map_err(|e| fail(format!("{}: port {}", what(), p.id), e))?;
+            self.delete_any_port(p)
+                .await
+                .map_err(|e| fail(format!("{}: port {}", what(), p.id), e))?;
             self.cache()
                 .ports_by_ip
                 .retain(|_, cached| cached.id != p.id);
