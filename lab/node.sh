@@ -15,7 +15,11 @@
 # the node's folders in /var/lib/kuryr-lab/node-N/. Everything else (/usr, /tmp, /work, ...)
 # is the main host's. Each node runs its own ovsdb-server, ovs-vswitchd (userspace datapath),
 # ovn-controller (chassis kuryr-node-N, configured with `kuryr host init`) and dockerd (with
-# its own containerd), and, when LAB_NODES_PLUGIN holds a plugin, the kuryr managed plugin.
+# its own containerd), and, when LAB_NODES_PLUGIN holds a plugin, the kuryr managed plugin:
+# `kuryr` in the OVN mode and, when the lab's Neutron answers (`make lab-openstack`), a second
+# instance `kuryr-neutron` in the Neutron mode, which reaches the lab's Neutron (127.0.0.1:9696
+# of the main host) at the node's own 127.0.0.1:9696: a socat there forwards to a Unix socket
+# in /run/kuryr-lab, where a socat of the main host connects to Neutron.
 #
 # The underlay: a Linux bridge kuryr-nodes in a network namespace of its own (kuryr-nodes),
 # so that the main host's iptables (Docker's FORWARD policy DROP with bridge netfilter) never
@@ -57,6 +61,10 @@ readonly HOST_LEG=knodes-host
 readonly PHY=br-phy
 readonly ENCAP=geneve
 readonly PLUGIN=kuryr
+readonly NEUTRON_PLUGIN=kuryr-neutron
+readonly LAB_NEUTRON=http://127.0.0.1:9696
+readonly NEUTRON_FORWARD=$STATE_DIR/neutron-forward.pid
+readonly NEUTRON_SOCK=$STATE_DIR/neutron.sock
 
 COUNT=${LAB_NODES:-3}
 WAIT=${LAB_WAIT:-60}
@@ -489,59 +497,127 @@ print(e[0])' "$PLUGIN_DIR/config.json" 2>/dev/null) || entry=
     } | sha256sum | cut -c1-16
 }
 
-# The node's /etc/kuryr/kuryr.conf for the plugin: global scope (Swarm networks), the lab's
-# Northbound, the node's OVS.
+# write_kuryr_conf N FOLDER ARGS...: the kuryr.conf in FOLDER for a plugin of node N, by
+# `kuryr config generate ARGS`: global scope (Swarm networks), the node's OVS. Fails (status
+# 1) when the file was already so.
 write_kuryr_conf() {
     local n=$1 conf new l
-    conf=$(data "$n")/etc/kuryr/kuryr.conf
+    conf=$2/kuryr.conf
+    shift 2
     l=$(logs "$n")
-    new=$("$KURYR" config generate --nb "$NB_DB" --scope global --bridge br-int 2>"$l/kuryr-conf.log" |
+    mkdir -p "$(dirname "$conf")"
+    new=$("$KURYR" config generate "$@" --scope global --bridge br-int 2>"$l/kuryr-conf.log" |
         sed '/^\[ovs\]$/a ovsdb_connection = unix:/var/run/openvswitch/db.sock') ||
         fail "$(ns "$n")" "kuryr config generate failed" "$l/kuryr-conf.log"
-    [[ -f $conf && $(cat "$conf") == "$new" ]] && return 0
+    [[ -f $conf && $(cat "$conf") == "$new" ]] && return 1
     printf '%s\n' "$new" >"$conf"
     "$KURYR" config check "$conf" >>"$l/kuryr-conf.log" 2>&1 ||
         fail "$(ns "$n")" "kuryr config check $conf failed" "$l/kuryr-conf.log"
-    say "$(ns "$n")" "/etc/kuryr/kuryr.conf written ($conf)"
+    say "$(ns "$n")" "kuryr.conf written ($conf)"
 }
 
-plugin_enabled() { [[ $(ndocker "$1" plugin inspect --format '{{.Enabled}}' "$PLUGIN" 2>/dev/null) == true ]]; }
+# plugin_enabled N [NAME]
+plugin_enabled() { [[ $(ndocker "$1" plugin inspect --format '{{.Enabled}}' "${2:-$PLUGIN}" 2>/dev/null) == true ]]; }
 
+# up_plugin N WANT NAME CONF_FOLDER [FOLDER]: the plugin NAME from FOLDER (default PLUGIN_DIR;
+# identity WANT), its /etc/kuryr mounted from CONF_FOLDER, enabled.
 up_plugin() {
-    local n=$1 want=$2 d name l have
+    local n=$1 want=$2 pname=$3 conf_dir=$4 from=${5:-$PLUGIN_DIR} d name l have sum
     d=$(dir "$n")
     name=$(ns "$n")
     l=$(logs "$n")
-    write_kuryr_conf "$n"
-    have=$(cat "$d/plugin.sum" 2>/dev/null) || have=
-    if [[ $have == "$want" ]] && plugin_enabled "$n"; then
+    sum=$d/$pname.sum
+    have=$(cat "$sum" 2>/dev/null) || have=
+    if [[ $have == "$want" ]] && plugin_enabled "$n" "$pname"; then
         return 0
     fi
-    echo "=== $(date -Is) node.sh up: plugin $PLUGIN from $PLUGIN_DIR ($want)" >>"$l/plugin.log"
-    if ndocker "$n" plugin inspect "$PLUGIN" >/dev/null 2>&1 && [[ $have != "$want" ]]; then
-        ndocker "$n" plugin disable -f "$PLUGIN" >>"$l/plugin.log" 2>&1 || true
-        ndocker "$n" plugin rm -f "$PLUGIN" >>"$l/plugin.log" 2>&1 ||
-            fail "$name" "docker plugin rm -f $PLUGIN failed" "$l/plugin.log"
-        say "$name" "plugin $PLUGIN removed (a newer one is in $PLUGIN_DIR)"
+    echo "=== $(date -Is) node.sh up: plugin $pname from $from ($want)" >>"$l/plugin.log"
+    if ndocker "$n" plugin inspect "$pname" >/dev/null 2>&1 && [[ $have != "$want" ]]; then
+        ndocker "$n" plugin disable -f "$pname" >>"$l/plugin.log" 2>&1 || true
+        ndocker "$n" plugin rm -f "$pname" >>"$l/plugin.log" 2>&1 ||
+            fail "$name" "docker plugin rm -f $pname failed" "$l/plugin.log"
+        say "$name" "plugin $pname removed (a newer one is in $from)"
     fi
-    rm -f "$d/plugin.sum"
-    if ! ndocker "$n" plugin inspect "$PLUGIN" >/dev/null 2>&1; then
-        ndocker "$n" plugin create "$PLUGIN" "$PLUGIN_DIR" >>"$l/plugin.log" 2>&1 ||
-            fail "$name" "docker plugin create $PLUGIN $PLUGIN_DIR failed" "$l/plugin.log" "$l/dockerd.log"
+    rm -f "$sum"
+    if ! ndocker "$n" plugin inspect "$pname" >/dev/null 2>&1; then
+        ndocker "$n" plugin create "$pname" "$from" >>"$l/plugin.log" 2>&1 ||
+            fail "$name" "docker plugin create $pname $from failed" "$l/plugin.log" "$l/dockerd.log"
     fi
     # The conf mount's source is the node's own folder, not /etc/kuryr: removing a directory
     # removes the mounts on it in every mount namespace (a package purge on the host removes
     # /etc/kuryr), and a plugin whose mount source is gone fails to start with its dockerd.
-    if ! plugin_enabled "$n"; then
-        ndocker "$n" plugin set "$PLUGIN" conf.source="$(data "$n")/etc/kuryr" >>"$l/plugin.log" 2>&1 ||
-            fail "$name" "docker plugin set $PLUGIN conf.source failed" "$l/plugin.log"
+    if ! plugin_enabled "$n" "$pname"; then
+        ndocker "$n" plugin set "$pname" conf.source="$conf_dir" >>"$l/plugin.log" 2>&1 ||
+            fail "$name" "docker plugin set $pname conf.source failed" "$l/plugin.log"
     fi
-    echo "$want" >"$d/plugin.sum"
-    if ! plugin_enabled "$n"; then
-        timeout 120 "$DOCKER" -H "unix://$(docker_sock "$n")" plugin enable "$PLUGIN" >>"$l/plugin.log" 2>&1 ||
-            fail "$name" "docker plugin enable $PLUGIN failed" "$l/plugin.log" "$l/dockerd.log"
+    echo "$want" >"$sum"
+    if ! plugin_enabled "$n" "$pname"; then
+        timeout 120 "$DOCKER" -H "unix://$(docker_sock "$n")" plugin enable "$pname" >>"$l/plugin.log" 2>&1 ||
+            fail "$name" "docker plugin enable $pname failed" "$l/plugin.log" "$l/dockerd.log"
     fi
-    say "$name" "plugin $PLUGIN installed and enabled ($want)"
+    say "$name" "plugin $pname installed and enabled ($want)"
+}
+
+neutron_answers() { curl -fsS -m 5 "$LAB_NEUTRON/v2.0/networks?limit=1" >/dev/null 2>&1; }
+
+# The nodes' way to the lab's Neutron (which listens on 127.0.0.1 only), the main host's side.
+up_neutron_forward() {
+    live_pid "$NEUTRON_FORWARD" socat >/dev/null && return 0
+    (clean_exec setsid socat "UNIX-LISTEN:$NEUTRON_SOCK,fork,unlink-early,mode=600" "TCP:127.0.0.1:9696" \
+        </dev/null >>"$LOG_ROOT/neutron-forward.log" 2>&1) &
+    echo $! >"$NEUTRON_FORWARD"
+    say neutron "forward $NEUTRON_SOCK -> 127.0.0.1:9696 for the nodes"
+}
+
+# up_node_neutron N: node N's side, 127.0.0.1:9696 there (stopped with the node's processes).
+up_node_neutron() {
+    local n=$1 pidf
+    pidf=$(dir "$n")/neutron-forward.pid
+    live_pid "$pidf" socat >/dev/null && return 0
+    # shellcheck disable=SC2046
+    (clean_exec setsid $(node_prefix "$n") socat "TCP-LISTEN:9696,bind=127.0.0.1,fork,reuseaddr" \
+        "UNIX-CONNECT:$NEUTRON_SOCK" </dev/null >>"$(logs "$n")/neutron-forward.log" 2>&1) &
+    echo $! >"$pidf"
+}
+
+down_neutron_forward() {
+    local pid
+    if pid=$(live_pid "$NEUTRON_FORWARD" socat); then stop_pids 5 "$pid"; fi
+    rm -f "$NEUTRON_FORWARD" "$NEUTRON_SOCK"
+}
+
+# The plugin folder for the Neutron-mode instance: Docker refuses to create a second plugin
+# whose rootfs is one it already has, so this copy's rootfs has one file more.
+neutron_plugin_dir() {
+    local d=$DATA_ROOT/plugin-neutron
+    if [[ $(cat "$d/source.sum" 2>/dev/null) != "$1" ]]; then
+        rm -rf "$d"
+        mkdir -p "$d"
+        cp -a "$PLUGIN_DIR/config.json" "$PLUGIN_DIR/rootfs" "$d/"
+        mkdir -p "$d/rootfs/etc"
+        echo "$NEUTRON_PLUGIN" >"$d/rootfs/etc/kuryr-plugin-name"
+        echo "$1" >"$d/source.sum"
+    fi
+    echo "$d"
+}
+
+# up_plugins N WANT NEUTRON: node N's plugins, the Neutron-mode one when NEUTRON is yes.
+up_plugins() {
+    local n=$1 want=$2 neutron=$3 conf_dir
+    conf_dir=$(data "$n")/etc/kuryr
+    if write_kuryr_conf "$n" "$conf_dir" --nb "$NB_DB"; then
+        # A plugin reads its kuryr.conf when it starts.
+        ndocker "$n" plugin disable -f "$PLUGIN" >/dev/null 2>&1 || true
+    fi
+    up_plugin "$n" "$want" "$PLUGIN" "$conf_dir"
+    [[ $neutron == yes ]] || return 0
+    up_node_neutron "$n"
+    conf_dir=$(data "$n")/etc/kuryr-neutron
+    if write_kuryr_conf "$n" "$conf_dir" --backend neutron --neutron-url "$LAB_NEUTRON" --host "$(ns "$n")" \
+        --kuryr-uri http://127.0.0.1:23751; then
+        ndocker "$n" plugin disable -f "$NEUTRON_PLUGIN" >/dev/null 2>&1 || true
+    fi
+    up_plugin "$n" "$want" "$NEUTRON_PLUGIN" "$conf_dir" "$(neutron_plugin_dir "$want")"
 }
 
 ping_node() { in_node "$1" ping -c 1 -W 1 -q "$(ip_of "$2")" >/dev/null 2>&1; }
@@ -685,7 +761,7 @@ cmd_up() {
     take_lock
     resolve_kuryr
     main_ok
-    local n want=''
+    local n want='' neutron=no
     for ((n = 1; n <= COUNT; n++)); do
         mkdir -p "$(dir "$n")" "$(logs "$n")" "$(data "$n")"
     done
@@ -700,6 +776,12 @@ cmd_up() {
     done
     if [[ -f $PLUGIN_DIR/config.json ]]; then
         want=$(plugin_sum)
+        if neutron_answers; then
+            neutron=yes
+            up_neutron_forward
+        else
+            say neutron "the lab's Neutron does not answer ($LAB_NEUTRON; \`make lab-openstack\`): no $NEUTRON_PLUGIN plugin"
+        fi
     else
         say plugin "no plugin in $PLUGIN_DIR (no config.json; \`make plugin\` builds it, LAB_NODES_PLUGIN names another folder): not installed"
     fi
@@ -707,7 +789,7 @@ cmd_up() {
         wait_chassis "$n"
         wait_dockerd "$n"
         up_image "$n"
-        [[ -z $want ]] || up_plugin "$n" "$want"
+        [[ -z $want ]] || up_plugins "$n" "$want" "$neutron"
         say "$(ns "$n")" "ready ($(ip_of "$n") on $PHY, chassis $(ns "$n"), docker unix://$(docker_sock "$n"))"
     done
     check_path
@@ -732,13 +814,33 @@ cmd_down() {
     for n in $nodes; do
         down_one "$n"
     done
+    down_neutron_forward
+    rm -rf "$DATA_ROOT/plugin-neutron"
     down_switch
+}
+
+# plugin_status N WANT NAME: one line on node N's plugin NAME; fails unless it is enabled and
+# of identity WANT.
+plugin_status() {
+    local n=$1 want=$2 pname=$3 name state
+    name=$(ns "$n")
+    if ! state=$(ndocker "$n" plugin inspect --format '{{.Enabled}}' "$pname" 2>/dev/null); then
+        say "$name plugin" "$pname not installed ($PLUGIN_DIR has one: run up)"
+        return 1
+    elif [[ $state != true ]]; then
+        say "$name plugin" "$pname installed, disabled"
+        return 1
+    elif [[ $(cat "$(dir "$n")/$pname.sum" 2>/dev/null) != "$want" ]]; then
+        say "$name plugin" "$pname enabled, older than $PLUGIN_DIR (run up)"
+        return 1
+    fi
+    say "$name plugin" "$pname enabled ($want)"
 }
 
 cmd_status() {
     need_root
     check_count
-    local n rc=0 name d want='' state
+    local n rc=0 name d want=''
     if switch_ok; then
         say "$SWITCH" "wire up (Linux bridge $SWITCH in netns $SWITCH, main host $HOST_LEG $HOST_IP/24)"
     else
@@ -790,17 +892,12 @@ cmd_status() {
             fi
             if [[ -z $want ]]; then
                 say "$name plugin" "missing (no plugin in $PLUGIN_DIR)"
-            elif ! state=$(ndocker "$n" plugin inspect --format '{{.Enabled}}' "$PLUGIN" 2>/dev/null); then
-                say "$name plugin" "not installed ($PLUGIN_DIR has one: run up)"
-                rc=1
-            elif [[ $state != true ]]; then
-                say "$name plugin" "$PLUGIN installed, disabled"
-                rc=1
-            elif [[ $(cat "$d/plugin.sum" 2>/dev/null) != "$want" ]]; then
-                say "$name plugin" "$PLUGIN enabled, older than $PLUGIN_DIR (run up)"
-                rc=1
             else
-                say "$name plugin" "$PLUGIN enabled ($want)"
+                plugin_status "$n" "$want" "$PLUGIN" || rc=1
+                # The Neutron-mode one only where `up` found the lab's Neutron.
+                if ndocker "$n" plugin inspect "$NEUTRON_PLUGIN" >/dev/null 2>&1; then
+                    plugin_status "$n" "$want" "$NEUTRON_PLUGIN" || rc=1
+                fi
             fi
         else
             say "$name dockerd" "not running"

@@ -1,13 +1,15 @@
 //! A Swarm of three Docker hosts (`make lab-nodes`: each a network, mount and UTS namespace
-//! with its own dockerd, Open vSwitch and ovn-controller, and kuryr as the managed plugin
-//! `kuryr`), all managers, sharing the lab's Northbound: a dual-stack `--attachable` kuryr
+//! with its own dockerd, Open vSwitch and ovn-controller, and kuryr as the managed plugins
+//! `kuryr` and `kuryr-neutron`), all managers, sharing the lab's Northbound (and, in the
+//! Neutron mode, the lab's Neutron), in each mode: a dual-stack `--attachable` kuryr
 //! network, a service of six tasks spread over the nodes, pings and service-name lookups
 //! across nodes, `docker run --network` on another node, the leader's dockerd killed (a new
 //! leader re-requests every address: granted, none doubled), a scale-down that leaves the
-//! switch to the last node, and `docker service rm` + `docker network rm` leaving Northbound
-//! as before. Run by `make test` (which brings the nodes up).
+//! network to the last node, and `docker service rm` + `docker network rm` leaving the
+//! control plane as before. Run by `make test` (which brings the nodes up).
 mod common;
 
+use common::neutron::{id_of, neutron, neutron_get, neutron_network, neutron_network_gone};
 use common::node::*;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -153,14 +155,247 @@ impl Drop for Swarm {
     }
 }
 
+/// What a control plane shows of the Swarm network: the scenario's checks that differ.
+trait Plane {
+    /// The managed plugin serving this control plane on every node.
+    fn plugin(&self) -> &'static str;
+    fn v4(&self) -> &'static str;
+    fn v6(&self) -> &'static str;
+    /// Nothing of the test's subnets is there before it starts.
+    fn nothing_there(&self);
+    /// After `docker network create` on the manager, before any task.
+    fn allocated(&self, _docker_id: &str) {}
+    /// Every task has its address where it runs.
+    fn placed(&self, _tasks: &[Member]) {}
+    /// The ports holding the network's IPv4 addresses, one line each.
+    fn ports(&self) -> Vec<String>;
+    /// Down to one task (on `node`): the network stays, as the node left's.
+    fn one_left(&self, node: u32);
+    /// Nothing of the network is left.
+    fn gone(&self) -> bool;
+}
+
+/// The OVN mode: the plugin `kuryr`, the lab's Northbound.
+struct Ovn;
+
+impl Plane for Ovn {
+    fn plugin(&self) -> &'static str {
+        "kuryr"
+    }
+    fn v4(&self) -> &'static str {
+        "10.192.0.0/24"
+    }
+    fn v6(&self) -> &'static str {
+        "fd00:192::/64"
+    }
+    fn nothing_there(&self) {
+        let ls = nb_rows_with("Logical_Switch", self.v4());
+        assert!(
+            ls.is_empty(),
+            "a switch of {} is already there: {ls:?}",
+            self.v4()
+        );
+    }
+    fn ports(&self) -> Vec<String> {
+        nb_rows_with("Logical_Switch_Port", "10.192.0.")
+    }
+    fn one_left(&self, node: u32) {
+        let ls = nb_rows_with("Logical_Switch", self.v4());
+        assert_eq!(ls.len(), 1, "the switch went with the other nodes: {ls:?}");
+        let mark: Vec<&str> = ls[0]
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|kv| kv.starts_with("kuryr:net."))
+            .collect();
+        assert_eq!(mark.len(), 1, "one mark for the network's one id: {ls:?}");
+        assert!(
+            mark[0].ends_with(&format!("=kuryr-node-{node}")),
+            "the mark does not name only the node left: {mark:?}"
+        );
+    }
+    fn gone(&self) -> bool {
+        nb_rows_with("Logical_Switch", self.v4()).is_empty()
+            && nb_rows_with("Logical_Switch_Port", "10.192.0.").is_empty()
+            && nb_rows_with("Address_Set", "10.192.0.").is_empty()
+            && nb_rows_with("Address_Set", "fd00:192::").is_empty()
+    }
+}
+
+/// The Neutron mode: the plugin `kuryr-neutron`, the lab's Neutron (through the nodes'
+/// forward to it).
+#[derive(Default)]
+struct Neutron {
+    /// The Neutron network, once the manager allocated it.
+    network: std::sync::Mutex<String>,
+}
+
+impl Neutron {
+    fn network(&self) -> String {
+        self.network
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+    fn port_list(&self) -> Vec<serde_json::Value> {
+        neutron_get(&format!(
+            "/ports?network_id={}&device_owner=compute:kuryr",
+            self.network()
+        ))["ports"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+    fn pools(&self) -> usize {
+        [self.v4(), self.v6()]
+            .iter()
+            .map(|c| {
+                neutron_get(&format!("/subnetpools?name=kuryrPool-{c}"))["subnetpools"]
+                    .as_array()
+                    .map_or(0, Vec::len)
+            })
+            .sum()
+    }
+}
+
+impl Plane for Neutron {
+    fn plugin(&self) -> &'static str {
+        "kuryr-neutron"
+    }
+    fn v4(&self) -> &'static str {
+        "10.189.0.0/24"
+    }
+    fn v6(&self) -> &'static str {
+        "fd00:189::/64"
+    }
+    fn nothing_there(&self) {
+        assert_eq!(
+            self.pools(),
+            0,
+            "a subnet pool of {} or {} is already there",
+            self.v4(),
+            self.v6()
+        );
+    }
+    fn allocated(&self, docker_id: &str) {
+        // The manager's AllocateNetwork made it, before any node's CreateNetwork (the
+        // manager allocates once `docker network create` has stored the network).
+        let mut nets = Vec::new();
+        wait_for(
+            "the manager's Neutron network",
+            Duration::from_secs(30),
+            || {
+                nets = neutron_network(docker_id);
+                // Marked as the Swarm's right after it is made.
+                nets.len() > 1
+                    || nets.first().is_some_and(|n| {
+                        n["tags"]
+                            .as_array()
+                            .is_some_and(|t| t.iter().any(|x| x == "kuryr.net.swarm"))
+                    })
+            },
+        );
+        assert_eq!(nets.len(), 1, "{nets:?}");
+        *self.network.lock().unwrap_or_else(|e| e.into_inner()) = id_of(&nets[0]);
+    }
+    fn placed(&self, tasks: &[Member]) {
+        // Bound to the host the task runs on, and up (as ML2/OVN reports it, a moment later).
+        let wrong = || -> Vec<String> {
+            let ports = self.port_list();
+            tasks
+                .iter()
+                .filter_map(|t| {
+                    let p = ports.iter().find(|p| {
+                        p["fixed_ips"]
+                            .as_array()
+                            .is_some_and(|f| f.iter().any(|f| f["ip_address"] == t.v4.as_str()))
+                    });
+                    match p {
+                        None => Some(format!("no port holds {} (node {})", t.v4, t.node)),
+                        Some(p)
+                            if p["binding:host_id"]
+                                != format!("kuryr-node-{}", t.node).as_str()
+                                || p["status"] != "ACTIVE" =>
+                        {
+                            Some(format!("{} (node {}): {p}", t.v4, t.node))
+                        }
+                        Some(_) => None,
+                    }
+                })
+                .collect()
+        };
+        let start = Instant::now();
+        let mut left = wrong();
+        while !left.is_empty() && start.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(500));
+            left = wrong();
+        }
+        assert!(
+            left.is_empty(),
+            "ports not bound where their task runs, or not up: {left:#?}"
+        );
+    }
+    fn ports(&self) -> Vec<String> {
+        self.port_list()
+            .iter()
+            .filter(|p| {
+                p["fixed_ips"].as_array().is_some_and(|f| {
+                    f.iter().any(|f| {
+                        f["ip_address"]
+                            .as_str()
+                            .is_some_and(|a| a.starts_with("10.189.0."))
+                    })
+                })
+            })
+            .map(|p| format!("{} {} {}", id_of(p), p["binding:host_id"], p["fixed_ips"]))
+            .collect()
+    }
+    fn one_left(&self, node: u32) {
+        let ports = self.ports();
+        assert!(
+            ports[0].contains(&format!("\"kuryr-node-{node}\"")),
+            "the port left is not node {node}'s: {ports:?}"
+        );
+        let (status, _) = neutron("GET", &format!("/networks/{}", self.network()), None);
+        assert_eq!(status, 200, "the network went with the other nodes");
+    }
+    fn gone(&self) -> bool {
+        neutron_network_gone(&self.network()) && self.pools() == 0
+    }
+}
+
+/// One Swarm at a time on the nodes.
+fn one_swarm() -> std::sync::MutexGuard<'static, ()> {
+    static SWARM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SWARM.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 #[ignore = "needs root, the lab and its Docker nodes (make test)"]
 fn a_swarm_service_on_a_kuryr_network_spans_three_nodes_and_survives_a_leader_change() {
+    service_across_three_nodes(&Ovn);
+}
+
+/// The same in the Neutron mode: the manager's AllocateNetwork makes the Neutron network and
+/// subnets before it asks any task's address; the nodes bind the manager's ports.
+#[test]
+#[ignore = "needs root, the lab, its Neutron and its Docker nodes (make test)"]
+fn in_the_neutron_mode_too() {
+    service_across_three_nodes(&Neutron::default());
+}
+
+/// The scenario, on the control plane `plane`.
+fn service_across_three_nodes(plane: &dyn Plane) {
+    let _one = one_swarm();
     common::require_lab();
     require_nodes();
+    let (plugin_name, v4_net, v6_net) = (plane.plugin(), plane.v4(), plane.v6());
+    let v4_prefix = v4_net.trim_end_matches("0/24");
+    let v6_prefix = v6_net.trim_end_matches("/64");
     for n in NODES {
-        let plugin = on_ok(n, &["plugin", "inspect", "-f", "{{.Enabled}}", "kuryr"]);
-        assert_eq!(plugin, "true", "node {n}: the kuryr plugin is not enabled");
+        let plugin = on_ok(n, &["plugin", "inspect", "-f", "{{.Enabled}}", plugin_name]);
+        assert_eq!(
+            plugin, "true",
+            "node {n}: the {plugin_name} plugin is not enabled"
+        );
         // A swarm a failed run left behind.
         let _ = on(n, &["swarm", "leave", "--force"]);
     }
@@ -169,11 +404,7 @@ fn a_swarm_service_on_a_kuryr_network_spans_three_nodes_and_survives_a_leader_ch
         network: common::unique("kswarm"),
         extra: Vec::new(),
     };
-    let before_ls = nb_rows_with("Logical_Switch", "10.192.0.0/24");
-    assert!(
-        before_ls.is_empty(),
-        "a switch of 10.192.0.0/24 is already there: {before_ls:?}"
-    );
+    plane.nothing_there();
 
     on_ok(1, &["swarm", "init", "--advertise-addr", "172.31.252.11"]);
     let token = on_ok(1, &["swarm", "join-token", "-q", "manager"]);
@@ -191,7 +422,8 @@ fn a_swarm_service_on_a_kuryr_network_spans_three_nodes_and_survives_a_leader_ch
             == 3
     });
 
-    let driver = "kuryr:latest";
+    let driver = format!("{plugin_name}:latest");
+    let driver = driver.as_str();
     on_ok(
         1,
         &[
@@ -202,14 +434,16 @@ fn a_swarm_service_on_a_kuryr_network_spans_three_nodes_and_survives_a_leader_ch
             "--ipam-driver",
             driver,
             "--subnet",
-            "10.192.0.0/24",
+            v4_net,
             "--subnet",
-            "fd00:192::/64",
+            v6_net,
             "--ipv6",
             "--attachable",
             &s.network,
         ],
     );
+    let docker_id = on_ok(1, &["network", "inspect", "-f", "{{.Id}}", &s.network]);
+    plane.allocated(&docker_id);
     on_ok(
         1,
         &[
@@ -248,9 +482,10 @@ fn a_swarm_service_on_a_kuryr_network_spans_three_nodes_and_survives_a_leader_ch
     assert!(
         tasks
             .iter()
-            .all(|t| t.v4.starts_with("10.192.0.") && t.v6.starts_with("fd00:192::")),
+            .all(|t| t.v4.starts_with(v4_prefix) && t.v6.starts_with(v6_prefix)),
         "{tasks:?}"
     );
+    plane.placed(&tasks);
 
     // Across nodes, both families.
     let first = tasks
@@ -335,7 +570,7 @@ fn a_swarm_service_on_a_kuryr_network_spans_three_nodes_and_survives_a_leader_ch
     });
     let start = Instant::now();
     loop {
-        let ports = nb_rows_with("Logical_Switch_Port", "10.192.0.");
+        let ports = plane.ports();
         if ports.len() == 1 {
             break;
         }
@@ -346,17 +581,7 @@ fn a_swarm_service_on_a_kuryr_network_spans_three_nodes_and_survives_a_leader_ch
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    let ls = nb_rows_with("Logical_Switch", "10.192.0.0/24");
-    assert_eq!(ls.len(), 1, "the switch went with the other nodes: {ls:?}");
-    let mark: Vec<&str> = ls[0]
-        .split(|c: char| c.is_whitespace() || c == ',')
-        .filter(|kv| kv.starts_with("kuryr:net."))
-        .collect();
-    assert_eq!(mark.len(), 1, "one mark for the network's one id: {ls:?}");
-    assert!(
-        mark[0].ends_with(&format!("=kuryr-node-{}", one[0].node)),
-        "the mark does not name only the node left: {mark:?}"
-    );
+    plane.one_left(one[0].node);
 
     // Back to six (the leader change below re-requests these addresses).
     on_ok(
@@ -467,13 +692,8 @@ fn a_swarm_service_on_a_kuryr_network_spans_three_nodes_and_survives_a_leader_ch
     });
     on_ok(new, &["network", "rm", &s.network]);
     wait_for(
-        "no switch, pool or port of the network left",
+        "nothing of the network left in the control plane",
         Duration::from_secs(30),
-        || {
-            nb_rows_with("Logical_Switch", "10.192.0.0/24").is_empty()
-                && nb_rows_with("Logical_Switch_Port", "10.192.0.").is_empty()
-                && nb_rows_with("Address_Set", "10.192.0.").is_empty()
-                && nb_rows_with("Address_Set", "fd00:192::").is_empty()
-        },
+        || plane.gone(),
     );
 }

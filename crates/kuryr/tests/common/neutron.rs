@@ -235,13 +235,15 @@ pub fn assert_no_pool(cidr: &str) {
     );
 }
 
-/// The Neutron networks kuryr made for a Docker network, found by kuryr-libnetwork's tags.
+/// The Neutron networks kuryr made for a Docker network, found by kuryr-libnetwork's tags
+/// (a Swarm network's id, 25 characters, has only the first).
 pub fn neutron_network(docker_id: &str) -> Vec<Value> {
-    let tags = format!(
-        "kuryr.net.uuid.lh:{},kuryr.net.uuid.uh:{}",
-        &docker_id[..32],
-        &docker_id[32..]
-    );
+    let tags = match (docker_id.get(..32), docker_id.get(32..)) {
+        (Some(lh), Some(uh)) if !uh.is_empty() => {
+            format!("kuryr.net.uuid.lh:{lh},kuryr.net.uuid.uh:{uh}")
+        }
+        _ => format!("kuryr.net.uuid.lh:{docker_id}"),
+    };
     neutron_get(&format!("/networks?tags={tags}"))["networks"]
         .as_array()
         .cloned()
