@@ -391,10 +391,12 @@ fn service_across_three_nodes(plane: &dyn Plane) {
     let v4_prefix = v4_net.trim_end_matches("0/24");
     let v6_prefix = v6_net.trim_end_matches("/64");
     for n in NODES {
-        let plugin = on_ok(n, &["plugin", "inspect", "-f", "{{.Enabled}}", plugin_name]);
+        let plugin = on(n, &["plugin", "inspect", "-f", "{{.Enabled}}", plugin_name]);
         assert_eq!(
-            plugin, "true",
-            "node {n}: the {plugin_name} plugin is not enabled"
+            String::from_utf8_lossy(&plugin.stdout).trim(),
+            "true",
+            "node {n}: the {plugin_name} plugin is not enabled (kuryr-neutron needs `make lab-openstack` before `make lab-nodes`): {}",
+            String::from_utf8_lossy(&plugin.stderr)
         );
         // A swarm a failed run left behind.
         let _ = on(n, &["swarm", "leave", "--force"]);
