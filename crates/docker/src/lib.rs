@@ -24,7 +24,6 @@
 use std::future::Future;
 
 pub mod error;
-mod listen;
 pub mod reply;
 pub mod request;
 pub mod server;
@@ -33,7 +32,7 @@ pub mod types;
 pub mod wire;
 
 pub use error::{PluginError, RequestError};
-pub use listen::Limits;
+pub use kuryr_http::Limits;
 pub use reply::{
     AddressSpaces, AllocateNetworkReply, CreateEndpointReply, EndpointOperInfoReply, InterfaceName,
     IpamCapabilities, JoinReply, NetworkCapabilities, NextHop, RequestAddressReply,

@@ -26,13 +26,13 @@ use tokio::net::{TcpListener, UnixListener, UnixStream};
 use tracing::{field, info, info_span, warn, Instrument, Span};
 
 use crate::error::{chain_message, PluginError, RequestError};
-use crate::listen::{self, Limits};
 use crate::request::{
     AllocateNetwork, CreateEndpoint, CreateNetwork, DeleteNetwork, EndpointRef, FreeNetwork, Join,
     ProgramExternalConnectivity, ReleaseAddress, ReleasePool, RequestAddress, RequestPool,
 };
 use crate::wire::{self, decode, Call};
 use crate::{IpamDriver, NetworkDriver};
+use kuryr_http::{self as listen, Limits};
 
 /// Where Docker looks for a plugin named `kuryr`.
 pub const DEFAULT_SOCKET_PATH: &str = "/run/docker/plugins/kuryr.sock";

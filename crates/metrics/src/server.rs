@@ -27,10 +27,21 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
     })
 }
 
-/// Answers scrapes on `listener` until `shutdown` completes.
+/// Answers scrapes on `listener` until `shutdown` completes, with the plugin API's bounds
+/// ([`kuryr_http::Limits::DEFAULT`]).
 pub async fn serve(
     listener: TcpListener,
     refresh: Refresh,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(listener, refresh, kuryr_http::Limits::DEFAULT, shutdown).await
+}
+
+/// [`serve`] with other bounds.
+pub async fn serve_with(
+    listener: TcpListener,
+    refresh: Refresh,
+    limits: kuryr_http::Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Router::new()
@@ -57,7 +68,13 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "serving Prometheus metrics at /metrics");
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // A scraper (or anyone who can reach the address) that opens connections and sends
+    // nothing, or a byte at a time, cannot stop the scrapes.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    tokio::spawn(async move {
+        shutdown.await;
+        drop(stop_tx);
+    });
+    kuryr_http::serve(listener, app, limits, "metrics", stop_rx).await;
+    Ok(())
 }

@@ -1,13 +1,12 @@
-//! Accepting plugin connections with bounds, so that a broken or hostile client cannot stop
-//! Docker's calls from being served.
+//! Accepting HTTP connections with bounds, so that a broken or hostile client cannot stop
+//! the others from being served (Docker's plugin calls, metrics scrapes).
 //!
 //! - At most [`Limits::max_connections`] connections are open at once; one more is closed as
 //!   soon as it is accepted (logged), so the backlog never fills with them.
 //! - A request's head must arrive within [`Limits::read_timeout`] of the connection becoming
 //!   ready for one (after accept, or after the previous reply on a kept-alive connection):
 //!   connections that send nothing, or a byte a second, are closed.
-//! - Its body must arrive within the same time once the head is in (the handler enforces
-//!   that, see `server::handle`), and may be at most `MAX_BODY` bytes.
+//! - A handler that reads a body bounds its time and size itself (the plugin API's does).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,10 +21,10 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::{watch, Semaphore};
 use tracing::{debug, warn};
 
-/// Bounds on the plugin API's connections.
+/// Bounds on a listener's connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Connections open at once; Docker opens one per call under way.
+    /// Connections open at once (Docker opens one per plugin call under way).
     pub max_connections: usize,
     /// Time for a request's head, and again for its body, to arrive.
     pub read_timeout: Duration,
@@ -47,7 +46,7 @@ impl Default for Limits {
 
 /// Serves `app` on `listener` until `stop`'s sender is dropped, then lets the calls under way
 /// finish (idle kept-alive connections are closed at once).
-pub(crate) async fn serve<L>(
+pub async fn serve<L>(
     mut listener: L,
     app: Router,
     limits: Limits,
@@ -76,7 +75,7 @@ pub(crate) async fn serve<L>(
                     listener = name,
                     max_connections = limits.max_connections,
                     refused = n + 1,
-                    "too many plugin API connections open; closing new ones until some end"
+                    "too many connections open; closing new ones until some end"
                 );
             }
             drop(io);
@@ -89,7 +88,7 @@ pub(crate) async fn serve<L>(
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 // Timeouts, resets and malformed requests end here; the peer sees the close.
-                debug!(listener = %name, error = %e, "plugin API connection ended");
+                debug!(listener = %name, error = %e, "connection ended");
             }
             drop(slot);
         });
