@@ -162,7 +162,7 @@ fn requests_of_docker_25_to_29_and_of_a_swarm_manager_are_served() {
 
     // CreateEndpoint with Docker 27's sysctls and Docker 28's ifname.
     let ep = docker_id();
-    let _host = HostSideOf(ep.clone());
+    let _host = HostSide(vec![ep.clone()]);
     let bad = format!(
         "{{\"NetworkID\":\"{net}\",\"EndpointID\":\"{ep}\",\"Interface\":{{\"Address\":\"{a4}\",\"AddressIPv6\":\"{a6}\",\"MacAddress\":\"\"}},\"Options\":{{\"com.docker.network.endpoint.ifname\":\"data 0\"}}}}\n"
     );
@@ -203,19 +203,4 @@ fn requests_of_docker_25_to_29_and_of_a_swarm_manager_are_served() {
     );
     ok(&d, "/NetworkDriver.CreateNetwork", &create6);
     c.networks.push(net6.clone());
-}
-
-/// The host side of an endpoint, removed even when the test fails.
-struct HostSideOf(String);
-
-impl Drop for HostSideOf {
-    fn drop(&mut self) {
-        let ifname = format!("tap{}", &self.0[..11]);
-        let _ = std::process::Command::new("ovs-vsctl")
-            .args(["--timeout=10", "--if-exists", "del-port", "br-int", &ifname])
-            .output();
-        let _ = std::process::Command::new("ip")
-            .args(["link", "del", &ifname])
-            .output();
-    }
 }

@@ -42,12 +42,11 @@ fn ports_holding(nid: &str, ip: &str) -> Vec<Value> {
 }
 
 /// Removes the Neutron network (its ports first) and the subnet pool even when the test
-/// fails, and the host side of the endpoint.
+/// fails.
 #[derive(Default)]
 struct Cleanup {
     network: String,
     pool: String,
-    endpoint: String,
 }
 
 impl Drop for Cleanup {
@@ -66,15 +65,6 @@ impl Drop for Cleanup {
         }
         if !self.pool.is_empty() {
             let _ = neutron("DELETE", &format!("/subnetpools/{}", self.pool), None);
-        }
-        if !self.endpoint.is_empty() {
-            let ifname = format!("tap{}", &self.endpoint[..11]);
-            let _ = std::process::Command::new("ovs-vsctl")
-                .args(["--timeout=10", "--if-exists", "del-port", "br-int", &ifname])
-                .output();
-            let _ = std::process::Command::new("ip")
-                .args(["link", "del", &ifname])
-                .output();
         }
     }
 }
@@ -155,7 +145,7 @@ fn a_manager_allocates_nodes_bind_and_only_free_network_removes_the_network() {
     ));
     assert_eq!(again, task);
     let ep = docker_id();
-    c.endpoint = ep.clone();
+    let _host = HostSide(vec![ep.clone()]);
     ok(
         &d,
         "/NetworkDriver.CreateEndpoint",

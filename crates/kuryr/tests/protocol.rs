@@ -299,10 +299,6 @@ fn endpoint_ref(network_id: &str, endpoint_id: &str) -> Value {
 }
 
 /// The host side kuryr creates for an endpoint: its veth's host end, also its OVS port name.
-fn host_ifname(endpoint_id: &str) -> String {
-    format!("tap{}", &endpoint_id[..11])
-}
-
 fn link_exists(ifname: &str) -> bool {
     Command::new("ip")
         .args(["link", "show", "dev", ifname])
@@ -327,22 +323,6 @@ fn ovs_interfaces_of(endpoint_id: &str) -> Vec<String> {
         .split_whitespace()
         .map(str::to_string)
         .collect()
-}
-
-/// Removes the br-int port and veth of each endpoint a test plugged, if the test failed before
-/// DeleteEndpoint did it; only these names are touched, never another run's ports.
-struct HostSide(Vec<String>);
-
-impl Drop for HostSide {
-    fn drop(&mut self) {
-        for id in &self.0 {
-            let ifname = host_ifname(id);
-            let _ = Command::new("ovs-vsctl")
-                .args(["--timeout=10", "--if-exists", "del-port", "br-int", &ifname])
-                .output();
-            let _ = Command::new("ip").args(["link", "del", &ifname]).output();
-        }
-    }
 }
 
 // ---- discovery ------------------------------------------------------------------------------

@@ -761,6 +761,35 @@ impl NeutronBackend {
 }
 
 impl NeutronBackend {
+    /// Deletes kuryr's ports on `network_id` that match `filters` (Neutron's) and `wanted`,
+    /// and forgets them; returns their ids.
+    async fn delete_ours_where(
+        &self,
+        network_id: &str,
+        filters: &[(&str, &str)],
+        what: &str,
+        wanted: impl Fn(&Port) -> bool,
+    ) -> Result<Vec<String>, BackendError> {
+        let mut all = vec![("network_id", network_id)];
+        all.extend_from_slice(filters);
+        let ports = self
+            .client
+            .ports(&all)
+            .await
+            .map_err(|e| fail(what.to_string(), e))?;
+        let mut deleted = Vec::new();
+        for p in ports.iter().filter(|p| self.is_ours(p) && wanted(p)) {
+            self.delete_any_port(p)
+                .await
+                .map_err(|e| fail(format!("{what}: port {}", p.id), e))?;
+            self.cache()
+                .ports_by_ip
+                .retain(|_, cached| cached.id != p.id);
+            deleted.push(p.id.clone());
+        }
+        Ok(deleted)
+    }
+
     /// Deletes a port; a subport comes off the VM's trunk first.
     pub(super) async fn delete_any_port(&self, p: &Port) -> Result<(), NeutronError> {
         match (self.client.delete_port(&p.id).await, &self.trunk) {

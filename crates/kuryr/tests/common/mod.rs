@@ -497,3 +497,24 @@ pub fn assert_no_failed_calls(log: &str) {
         failed.join("\n")
     );
 }
+
+/// The host-side veth name of an endpoint (kuryr's `tap<id[:11]>`).
+pub fn host_ifname(endpoint_id: &str) -> String {
+    format!("tap{}", &endpoint_id[..11])
+}
+
+/// Removes the br-int port and veth of each endpoint a test plugged, if the test failed before
+/// DeleteEndpoint did it; only these names are touched, never another run's ports.
+pub struct HostSide(pub Vec<String>);
+
+impl Drop for HostSide {
+    fn drop(&mut self) {
+        for id in &self.0 {
+            let ifname = host_ifname(id);
+            let _ = Command::new("ovs-vsctl")
+                .args(["--timeout=10", "--if-exists", "del-port", "br-int", &ifname])
+                .output();
+            let _ = Command::new("ip").args(["link", "del", &ifname]).output();
+        }
+    }
+}

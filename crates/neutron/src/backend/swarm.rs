@@ -63,23 +63,11 @@ impl NeutronBackend {
     /// FreeNetwork: every port of kuryr's left on the network (no task is left in the Swarm,
     /// so these are of nodes that died or of addresses never used), before the network goes.
     pub(super) async fn delete_ports_left(&self, net: &Network) -> Result<usize, BackendError> {
-        let what = || format!("delete the ports left on Swarm network {}", net.id);
-        let ports = self
-            .client
-            .ports(&[("network_id", net.id.as_str())])
-            .await
-            .map_err(|e| fail(what(), e))?;
-        let mut n = 0;
-        for p in ports.iter().filter(|p| self.is_ours(p)) {
-            self.delete_any_port(p)
-                .await
-                .map_err(|e| fail(format!("{}: port {}", what(), p.id), e))?;
-            self.cache()
-                .ports_by_ip
-                .retain(|_, cached| cached.id != p.id);
-            n += 1;
-        }
-        Ok(n)
+        let what = format!("delete the ports left on Swarm network {}", net.id);
+        let ids = self
+            .delete_ours_where(&net.id, &[], &what, |_| true)
+            .await?;
+        Ok(ids.len())
     }
 
     /// Whether the network of `network_id` (Neutron's id) is a Swarm's: from memory, else

@@ -3,7 +3,7 @@
 //! Neutron keeps a subnet or network while it has ports. Docker removes a network only
 //! once it has no endpoint on it, so when the pool or the network goes these go too.
 
-use super::{fail, short, NeutronBackend};
+use super::{short, NeutronBackend};
 use crate::names;
 use kuryr_core::BackendError;
 
@@ -15,30 +15,21 @@ impl NeutronBackend {
         network_id: &str,
         subnet_id: Option<&str>,
     ) -> Result<usize, BackendError> {
-        let what = || format!("delete the unclaimed ports of network {network_id}");
-        let ports = self
-            .client
-            .ports(&[
-                ("network_id", network_id),
-                ("name", names::UNBOUND_PORT_NAME),
-            ])
-            .await
-            .map_err(|e| fail(what(), e))?;
-        let mut n = 0;
-        for p in ports.iter().filter(|p| {
-            p.device_id.is_empty()
-                && self.is_ours(p)
-                && subnet_id.is_none_or(|s| p.fixed_ips.iter().any(|f| f.subnet_id == s))
-        }) {
-            self.delete_any_port(p)
-                .await
-                .map_err(|e| fail(format!("{}: port {}", what(), p.id), e))?;
-            self.cache()
-                .ports_by_ip
-                .retain(|_, cached| cached.id != p.id);
-            tracing::info!(port = %p.id, network = %short(network_id), "deleted a port no endpoint claimed");
-            n += 1;
+        let what = format!("delete the unclaimed ports of network {network_id}");
+        let ids = self
+            .delete_ours_where(
+                network_id,
+                &[("name", names::UNBOUND_PORT_NAME)],
+                &what,
+                |p| {
+                    p.device_id.is_empty()
+                        && subnet_id.is_none_or(|s| p.fixed_ips.iter().any(|f| f.subnet_id == s))
+                },
+            )
+            .await?;
+        for id in &ids {
+            tracing::info!(port = %id, network = %short(network_id), "deleted a port no endpoint claimed");
         }
-        Ok(n)
+        Ok(ids.len())
     }
 }
