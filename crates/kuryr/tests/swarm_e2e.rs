@@ -362,6 +362,31 @@ impl Plane for Neutron {
     }
 }
 
+/// Docker 20.10's dockerd sometimes keeps its network database's port 7946 bound after
+/// `docker swarm leave`; joining a Swarm again, it cannot start the database ("bind: address
+/// already in use"), so service names of other nodes' tasks never resolve there. Such a
+/// node's dockerd is restarted (`lab/node.sh up` starts it again).
+fn fresh_network_db() {
+    let mut restarted = false;
+    for n in NODES {
+        let held = on_node(n, &["ss", "-Hltn", "sport = :7946"]);
+        if held.stdout.iter().any(|b| !b.is_ascii_whitespace()) {
+            let pid = std::fs::read_to_string(format!("/run/kuryr-lab/node-{n}/run/docker.pid"))
+                .unwrap_or_default();
+            let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+            restarted = true;
+        }
+    }
+    if restarted {
+        let up = node_sh_run("up");
+        assert!(
+            up.status.success(),
+            "{}",
+            String::from_utf8_lossy(&up.stderr)
+        );
+    }
+}
+
 /// One Swarm at a time on the nodes.
 fn one_swarm() -> std::sync::MutexGuard<'static, ()> {
     static SWARM: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -401,6 +426,7 @@ fn service_across_three_nodes(plane: &dyn Plane) {
         // A swarm a failed run left behind.
         let _ = on(n, &["swarm", "leave", "--force"]);
     }
+    fresh_network_db();
     let s = Swarm {
         service: common::unique("ksvc"),
         network: common::unique("kswarm"),
@@ -513,11 +539,26 @@ fn service_across_three_nodes(plane: &dyn Plane) {
         .iter()
         .find(|t| t.node == 2)
         .expect("a task on node 2");
-    let lookup = on_ok(2, &["exec", &on2.id, "nslookup", &s.service]);
+    // Other nodes' tasks reach the node's DNS through Docker's gossip, a moment after they
+    // run: asked again until every task is there.
+    let mut lookup = String::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        let out = on(2, &["exec", &on2.id, "nslookup", &s.service]);
+        lookup = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if tasks.iter().all(|t| lookup.contains(&t.v4)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
     for t in &tasks {
         assert!(
             lookup.contains(&t.v4),
-            "{} not in the lookup of {}:\n{lookup}",
+            "{} not in the lookup of {} within 30 s:\n{lookup}",
             t.v4,
             s.service
         );
