@@ -1078,8 +1078,8 @@ impl Backend for NeutronBackend {
         if let Some(ip) = req.preferred {
             if let Some(mut port) = self.port_by_ip(&subnet.network_id, ip).await? {
                 let ours = self.is_ours(&port);
-                let in_use = !port.device_id.is_empty()
-                    || port.host_id.as_deref().is_some_and(|h| !h.is_empty());
+                let bound = port.host_id.as_deref().is_some_and(|h| !h.is_empty());
+                let in_use = !port.device_id.is_empty() || bound;
                 if req.serial && ours && in_use {
                     // The Swarm manager again for an address it holds, its task's endpoint
                     // bound (after a restart or a leader change): granted, the port untouched.
@@ -1095,8 +1095,7 @@ impl Backend for NeutronBackend {
                         }
                     }
                 }
-                let bound = port.host_id.as_deref().is_some_and(|h| !h.is_empty());
-                if !port.device_id.is_empty() || bound {
+                if in_use {
                     let user = if ours && port.device_id.is_empty() {
                         "handed out by kuryr and not yet released".to_string()
                     } else if ours {
@@ -1389,8 +1388,13 @@ impl Backend for NeutronBackend {
         let Some(net) = self.network(network_id).await? else {
             return Ok(());
         };
-        let n = self.delete_ports_left(&net).await?;
-        tracing::info!(network = %net.id, ports_left = n, "Swarm network freed");
+        // Every port of kuryr's left on it: no task is left in the Swarm, so these are of
+        // nodes that died or of addresses never used.
+        let what = format!("delete the ports left on Swarm network {}", net.id);
+        let left = self
+            .delete_ours_where(&net.id, &[], &what, |_| true)
+            .await?;
+        tracing::info!(network = %net.id, ports_left = left.len(), "Swarm network freed");
         self.remove_network(network_id, net).await
     }
 

@@ -36,6 +36,22 @@ pub fn id_tags(docker_id: &str) -> Vec<String> {
     tags
 }
 
+/// The Docker network id [`id_tags`] wrote into `tags`; none when the tags name no Docker
+/// network, or several (a Neutron network several Docker networks use).
+pub fn docker_id_of(tags: &[String]) -> Option<String> {
+    let half = |key: &str| -> Option<Option<&str>> {
+        let mut found = tags
+            .iter()
+            .filter_map(|t| t.strip_prefix(key)?.strip_prefix(':'));
+        match (found.next(), found.next()) {
+            (first, None) => Some(first),
+            _ => None,
+        }
+    };
+    let (lh, uh) = (half(LH)??, half(UH)?);
+    Some(format!("{lh}{}", uh.unwrap_or_default()))
+}
+
 /// `kuryr.net.existing:<dockerid[:12]>`.
 pub fn existing_network_tag(docker_id: &str) -> String {
     format!("{NET_EXISTING}:{}", prefix(docker_id, 12))
@@ -94,5 +110,18 @@ mod tests {
             id_tags("short"),
             vec!["kuryr.net.uuid.lh:short".to_string()]
         );
+    }
+
+    #[test]
+    fn the_docker_id_comes_back_from_its_tags() {
+        let mut tags = id_tags(ID);
+        tags.push(NET_SWARM.to_string());
+        assert_eq!(docker_id_of(&tags).as_deref(), Some(ID));
+        let swarm = "xt8ufuhcfeqpq9q2qlhcokada";
+        assert_eq!(docker_id_of(&id_tags(swarm)).as_deref(), Some(swarm));
+        assert_eq!(docker_id_of(&[NET_SWARM.to_string()]), None);
+        // Two Docker networks on one Neutron network: neither.
+        tags.extend(id_tags(swarm));
+        assert_eq!(docker_id_of(&tags), None);
     }
 }

@@ -60,18 +60,8 @@ impl NeutronBackend {
         Ok(())
     }
 
-    /// FreeNetwork: every port of kuryr's left on the network (no task is left in the Swarm,
-    /// so these are of nodes that died or of addresses never used), before the network goes.
-    pub(super) async fn delete_ports_left(&self, net: &Network) -> Result<usize, BackendError> {
-        let what = format!("delete the ports left on Swarm network {}", net.id);
-        let ids = self
-            .delete_ours_where(&net.id, &[], &what, |_| true)
-            .await?;
-        Ok(ids.len())
-    }
-
     /// Whether the network of `network_id` (Neutron's id) is a Swarm's: from memory, else
-    /// asked (a network that is gone is not).
+    /// asked once and remembered as its Docker network's (a network that is gone is not).
     pub(super) async fn is_swarm_network(&self, network_id: &str) -> Result<bool, BackendError> {
         let cached = self
             .cache()
@@ -83,7 +73,13 @@ impl NeutronBackend {
             return Ok(s);
         }
         match self.client.network(network_id).await {
-            Ok(n) => Ok(is_swarm(&n)),
+            Ok(n) => {
+                let swarm = is_swarm(&n);
+                if let Some(id) = names::docker_id_of(&n.tags) {
+                    self.cache().networks.entry(id).or_insert(n);
+                }
+                Ok(swarm)
+            }
             Err(e) if e.is_not_found() => Ok(false),
             Err(e) => Err(fail(format!("read network {network_id}"), e)),
         }
