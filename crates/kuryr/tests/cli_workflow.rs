@@ -13,14 +13,7 @@ fn kuryr(args: &[&str]) -> Output {
 }
 
 fn kuryr_ok(args: &[&str]) -> String {
-    let out = kuryr(args);
-    assert!(
-        out.status.success(),
-        "kuryr {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    succeeded(kuryr(args), format!("kuryr {}", args.join(" ")))
 }
 
 fn kuryr_err(args: &[&str]) -> String {

@@ -321,14 +321,10 @@ fn kill_9_during_twenty_runs_in_a_vm_leaks_nothing_after_a_restart() {
 fn kuryr_in_vm(n: u8, args: &[&str]) -> String {
     let mut full = vec![KURYR];
     full.extend_from_slice(args);
-    let out = run(&mut in_vm(n, &full));
-    assert!(
-        out.status.success(),
-        "VM {n}: kuryr {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    succeeded(
+        run(&mut in_vm(n, &full)),
+        format!("VM {n}: kuryr {}", args.join(" ")),
+    )
 }
 
 /// Removes what the workflow made with the command line, even when the test fails.

@@ -2,8 +2,8 @@
 //! node running a task send them (see SWARM.md: the manager asks every address before any
 //! node creates the network, each task address is asked and released twice, every node
 //! creates and deletes the network, only the manager frees it), against the lab's Neutron and
-//! br-int. One daemon plays both parts. Run by `make test` (root, the lab and its Neutron);
-//! `swarm_e2e` runs the same with real Docker hosts.
+//! br-int. One daemon plays both parts, with port pools on. Run by `make test` (root, the lab
+//! and its Neutron); `swarm_e2e` runs the same with real Docker hosts.
 mod common;
 
 use common::neutron::*;
@@ -14,7 +14,7 @@ const V4: &str = "10.190.0.0/24";
 
 fn conf() -> String {
     format!(
-        "[DEFAULT]\ncapability_scope = global\n[neutron]\nauth_type = none\nendpoint = {NEUTRON}\n"
+        "[DEFAULT]\ncapability_scope = global\n[neutron]\nauth_type = none\nendpoint = {NEUTRON}\n[vif_pool]\nports_pool_min = 2\nports_pool_batch = 2\nports_pool_update_frequency = 2\n"
     )
 }
 
@@ -30,6 +30,16 @@ fn address(reply: &Value) -> String {
         .and_then(|a| a.split('/').next())
         .unwrap_or_default()
         .to_string()
+}
+
+/// The network's free pool ports, made ready (tagged, which is the last step before their
+/// pool holds them).
+fn pool_ports(nid: &str) -> usize {
+    neutron_get(&format!(
+        "/ports?network_id={nid}&name=available-port&tags=kuryr.port.pool"
+    ))["ports"]
+        .as_array()
+        .map_or(0, Vec::len)
 }
 
 fn ports_holding(nid: &str, ip: &str) -> Vec<Value> {
@@ -72,6 +82,8 @@ impl Drop for Cleanup {
 #[test]
 #[ignore = "needs root, the lab and its Neutron (make test)"]
 fn a_manager_allocates_nodes_bind_and_only_free_network_removes_the_network() {
+    // Dropped after the daemon has stopped: its pool refills no more.
+    let mut c = Cleanup::default();
     let mut d = Daemon::start_with_conf(&conf(), &[]);
     let serial = json!({"com.docker.network.ipam.serial": "true"});
     // The manager: its pool and gateway.
@@ -84,7 +96,6 @@ fn a_manager_allocates_nodes_bind_and_only_free_network_removes_the_network() {
         .unwrap_or_default()
         .to_string();
     let net = docker_id();
-    let mut c = Cleanup::default();
     c.pool = pool.clone();
     let gw = ok(
         &d,
@@ -115,7 +126,13 @@ fn a_manager_allocates_nodes_bind_and_only_free_network_removes_the_network() {
     ok(&d, "/NetworkDriver.AllocateNetwork", &alloc);
     assert_eq!(neutron_network(&net).len(), 1);
 
-    // The manager's address for a task: a port nobody has bound yet.
+    // The manager's address for a task: a port nobody has bound yet, not one of the pool
+    // ready on this host.
+    wait_until(
+        "two free pool ports on the network",
+        std::time::Duration::from_secs(60),
+        || pool_ports(&nid) >= 2,
+    );
     let task = address(&ok(
         &d,
         "/IpamDriver.RequestAddress",
@@ -124,6 +141,7 @@ fn a_manager_allocates_nodes_bind_and_only_free_network_removes_the_network() {
     let held = ports_holding(&nid, &task);
     assert_eq!(held.len(), 1, "{held:?}");
     assert_eq!(held[0]["binding:host_id"], "", "{}", held[0]);
+    assert_eq!(held[0]["name"], "kuryr-unbound-port", "{}", held[0]);
 
     // The node running the task: the network again, the manager's address as preference.
     let create = json!({"NetworkID": net, "Options": {"com.docker.network.generic": {}}, "IPv4Data": [{"AddressSpace": "LocalDefault", "Pool": V4, "Gateway": gw}], "IPv6Data": []});
@@ -225,6 +243,7 @@ fn a_manager_allocates_nodes_bind_and_only_free_network_removes_the_network() {
         !neutron_network_gone(&nid),
         "a node's DeleteNetwork removed it"
     );
+    assert_eq!(pool_ports(&nid), 0, "this host's pool ports stayed");
     let pools = neutron_get(&format!("/subnetpools/{pool}"));
     assert_eq!(pools["subnetpool"]["id"], pool.as_str(), "{pools}");
 
@@ -246,6 +265,5 @@ fn a_manager_allocates_nodes_bind_and_only_free_network_removes_the_network() {
     );
     ok(&d, "/IpamDriver.ReleasePool", &json!({"PoolID": pool}));
     assert_no_pool(V4);
-    drop(c);
     assert_no_failed_calls(&d.log_text());
 }

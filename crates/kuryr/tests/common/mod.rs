@@ -98,16 +98,20 @@ pub fn docker(args: &[&str]) -> Output {
     run(Command::new(DOCKER).args(args))
 }
 
-/// Runs docker and returns its trimmed stdout, failing the test with stderr on error.
-pub fn docker_ok(args: &[&str]) -> String {
-    let out = docker(args);
+/// The trimmed stdout of a command that must have succeeded; else the test fails with
+/// `what` and its stderr.
+pub fn succeeded(out: Output, what: impl std::fmt::Display) -> String {
     assert!(
         out.status.success(),
-        "docker {}: {}",
-        args.join(" "),
+        "{what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Runs docker and returns its trimmed stdout, failing the test with stderr on error.
+pub fn docker_ok(args: &[&str]) -> String {
+    succeeded(docker(args), format!("docker {}", args.join(" ")))
 }
 
 /// Runs docker expecting failure; returns stderr.

@@ -17,14 +17,7 @@ pub fn on_node(n: u32, cmd: &[&str]) -> Output {
 
 /// `CMD...` on node N, which must succeed: its standard output, trimmed.
 pub fn on_node_ok(n: u32, cmd: &[&str]) -> String {
-    let out = on_node(n, cmd);
-    assert!(
-        out.status.success(),
-        "node {n}: {}: {}",
-        cmd.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    super::succeeded(on_node(n, cmd), format!("node {n}: {}", cmd.join(" ")))
 }
 
 /// `lab/node.sh ARG` (`up`, `status`, ...).

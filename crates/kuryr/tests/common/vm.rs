@@ -89,14 +89,10 @@ pub fn vm_docker(n: u8, args: &[&str]) -> Output {
 }
 
 pub fn vm_docker_ok(n: u8, args: &[&str]) -> String {
-    let out = vm_docker(n, args);
-    assert!(
-        out.status.success(),
-        "VM {n}: docker {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    succeeded(
+        vm_docker(n, args),
+        format!("VM {n}: docker {}", args.join(" ")),
+    )
 }
 
 /// The VM's plugin socket as the host sees it.
