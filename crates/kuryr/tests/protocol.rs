@@ -764,10 +764,11 @@ fn northbound_down_fails_fast_and_kuryr_recovers_when_it_returns() {
     let took = start.elapsed();
     assert_eq!(status, 500, "{reply}");
     let err = reply["Err"].as_str().unwrap_or_default();
-    assert!(
-        err.contains("OVN_Northbound is not reachable") && err.contains(&nb.remote()),
-        "{err}"
-    );
+    // A call racing the kill may find the connection already down or lose it while waiting
+    // for its reply: either way the error names the database and where it was.
+    let down = err.contains("OVN_Northbound is not reachable")
+        || err.contains("connection to OVN_Northbound at");
+    assert!(down && err.contains(&nb.remote()), "{err}");
     assert!(took < Duration::from_secs(1), "the error took {took:?}");
 
     nb.server.start();

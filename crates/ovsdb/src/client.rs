@@ -233,6 +233,9 @@ impl Client {
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(Error::Disconnected {
+                database: self.inner.shared.config.database.clone(),
+                remote: (self.inner.shared.state.borrow().remote.clone())
+                    .unwrap_or_else(|| self.inner.shared.config.remotes_text()),
                 method: method.to_string(),
             }),
             Err(_) => Err(Error::Timeout {
@@ -378,9 +381,11 @@ async fn supervise(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Request>
         }
         // Fail what was queued for the dead connection, so callers learn it now.
         while let Ok(req) = rx.try_recv() {
-            let _ = req
-                .reply
-                .send(Err(Error::Disconnected { method: req.method }));
+            let _ = req.reply.send(Err(Error::Disconnected {
+                database: shared.config.database.clone(),
+                remote: remote.to_string(),
+                method: req.method,
+            }));
         }
         // Try every remote once before sleeping; a lost connection starts a new round at once.
         if was_connected || failures_in_round < remotes.len() {
@@ -704,8 +709,13 @@ impl Session {
     }
 
     fn fail_pending(&mut self) {
+        let database = self.database().to_string();
         for (_, (method, tx)) in self.pending.drain() {
-            let _ = tx.send(Err(Error::Disconnected { method }));
+            let _ = tx.send(Err(Error::Disconnected {
+                database: database.clone(),
+                remote: self.remote.to_string(),
+                method,
+            }));
         }
     }
 

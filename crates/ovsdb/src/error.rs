@@ -33,8 +33,12 @@ pub enum Error {
         last_error: String,
     },
 
-    #[error("connection lost while waiting for the reply to {method}; the request may or may not have taken effect")]
-    Disconnected { method: String },
+    #[error("connection to {database} at {remote} lost while waiting for the reply to {method}; the request may or may not have taken effect")]
+    Disconnected {
+        database: String,
+        remote: String,
+        method: String,
+    },
 
     #[error("{what}: no answer within {seconds:.1} s")]
     Timeout { what: String, seconds: f64 },
