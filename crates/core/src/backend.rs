@@ -262,6 +262,13 @@ pub trait Backend: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Gives back what this host reserved for Docker and Docker will never claim nor release
+    /// (an address reserved just before kuryr was killed). The daemon calls it every few
+    /// seconds, so it must be cheap when there is nothing to do; the default does nothing.
+    fn reclaim(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     /// The IPAM pools kuryr manages in this control plane and how full they are (read at
     /// every metrics scrape, so it must be cheap).
     fn ipam_usage(&self) -> impl Future<Output = Result<Vec<PoolUsage>, BackendError>> + Send {

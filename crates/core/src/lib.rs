@@ -1,6 +1,7 @@
 //! The boundary between the Docker driver and a control plane: the [`Backend`] trait that the
 //! OVN and Neutron backends implement, the domain types it speaks, and kuryr's `-o` options.
 mod backend;
+pub mod journal;
 pub mod options;
 pub mod subnets;
 

@@ -100,6 +100,7 @@ pub async fn ovn_driver(config: &Config) -> Result<Driver<OvnBackend, HostBindin
     settings.default_pool_v6 = config.ovn.default_pool_v6;
     settings.default_prefix_v6 = config.ovn.default_pool_v6_prefix;
     settings.write_timeout = config.ovn.write_timeout;
+    settings.reservation_journal = Some(run_file(&config.plugin_socket, "address-journal"));
     let bridge = match &binding {
         HostBinding::Nested(n) => n.ovs().bridge().to_string(),
         HostBinding::Macvlan(m) => m.link().0.to_string(),
@@ -318,7 +319,7 @@ pub async fn neutron_driver(
             max: pool.max,
             batch: pool.batch,
             update_frequency: pool.update_frequency,
-            journal: Some(pool_journal(&config.plugin_socket)),
+            journal: Some(run_file(&config.plugin_socket, "pool-journal")),
         });
         match backend.recover_pools().await {
             Ok(n) => tracing::info!(
@@ -339,14 +340,16 @@ pub async fn neutron_driver(
     Ok(Driver::new(backend, binding, config, mtu))
 }
 
-/// Where the pools note the ports they handed out: `/run/kuryr/<socket name>.pool-journal`,
-/// one per daemon (several may serve one host under different driver names).
-fn pool_journal(socket: &std::path::Path) -> std::path::PathBuf {
+/// Where a daemon notes what it handed out to Docker and Docker has not settled yet:
+/// `/run/kuryr/<socket name>.<what>` (the Neutron pools' `pool-journal`, the OVN mode's
+/// `address-journal`), one per daemon (several may serve one host under different driver
+/// names).
+fn run_file(socket: &std::path::Path, what: &str) -> std::path::PathBuf {
     let name = socket
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "kuryr.sock".into());
-    std::path::Path::new("/run/kuryr").join(format!("{name}.pool-journal"))
+    std::path::Path::new("/run/kuryr").join(format!("{name}.{what}"))
 }
 
 fn hostname() -> String {
@@ -416,6 +419,17 @@ fn spawn_helpers<Bk: kuryr_core::Backend>(
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
+    {
+        let driver = driver.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RECLAIM_CHECK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                driver.backend.reclaim().await;
+            }
+        }));
+    }
     // ovs-vswitchd re-creates the management port without its address when it restarts,
     // and the kernel drops the routes through it: put them back within seconds.
     if let Some(g) = driver.host_gateway() {
@@ -536,6 +550,9 @@ where
     }
     Ok(served?)
 }
+
+/// How often the daemon gives back what Docker will never claim (see `Backend::reclaim`).
+const RECLAIM_CHECK: Duration = Duration::from_secs(5);
 
 /// How often the daemon checks that the management port still holds its address.
 const GATEWAY_CHECK: Duration = Duration::from_secs(5);

@@ -10,13 +10,13 @@
 //! again. A restart finds the free ones by name and host. A subnet's pool never holds more
 //! than a quarter of the subnet's addresses (other hosts share the subnet), nor more than
 //! `ports_pool_max`; `docker network rm` deletes the network's free ports first.
-mod journal;
 
 use crate::client::NeutronClient;
 use crate::names::{self, DEVICE_OWNER, POOL_PORT_NAME, POOL_TAG};
 use crate::trunk::Trunk;
 use crate::types::{Port, Subnet};
 use ipnet::IpNet;
+use kuryr_core::journal::Journal;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -34,7 +34,7 @@ pub struct PoolSettings {
     /// Ports made in one request.
     pub batch: usize,
     pub update_frequency: Duration,
-    /// Where the ports handed out and not yet claimed are written (see `journal`); none:
+    /// Where the ports handed out and not yet claimed are written (see `kuryr_core::journal`); none:
     /// not written (a restart may then hand such a port out again).
     pub journal: Option<std::path::PathBuf>,
 }
@@ -70,7 +70,7 @@ pub(crate) struct Pools {
     /// Held (shared) by every refill and return under way; a drain takes it alone, so that
     /// no port of a network being removed is still being made or given back.
     work: Arc<RwLock<()>>,
-    journal: Option<journal::Journal>,
+    journal: Option<Journal>,
 }
 
 fn short(id: &str) -> &str {
@@ -109,7 +109,7 @@ fn share(cidr: &str, max: usize) -> usize {
 impl Pools {
     pub(crate) fn new(client: Arc<NeutronClient>, scope: Scope, settings: PoolSettings) -> Pools {
         let journal = settings.journal.clone().and_then(|path| {
-            journal::Journal::open(path.clone())
+            Journal::open(path.clone(), "pool journal")
                 .map_err(|e| {
                     tracing::warn!(path = %path.display(), error = %e, "cannot keep the pool journal: a restart may find a port handed out as free");
                 })
@@ -432,7 +432,7 @@ impl Pools {
         let pending = self
             .journal
             .as_ref()
-            .map(journal::Journal::pending)
+            .map(Journal::pending)
             .unwrap_or_default();
         let mut n = 0;
         let mut subnets: HashMap<String, Subnet> = HashMap::new();

@@ -7,6 +7,7 @@
 use crate::error::{OvnError, Result};
 use crate::ipam::{self, PoolId};
 use crate::keys;
+use crate::reservations::Reservations;
 use crate::routing::{self, RouterChoice};
 use ipnet::IpNet;
 use kuryr_ovsdb::datum::{self, Row};
@@ -22,7 +23,7 @@ use uuid::Uuid;
 pub(crate) const NB: &str = "OVN_Northbound";
 pub(crate) const LS: &str = "Logical_Switch";
 pub(crate) const LSP: &str = "Logical_Switch_Port";
-const AS: &str = "Address_Set";
+pub(crate) const AS: &str = "Address_Set";
 
 /// The Northbound tables the backend keeps in its replica.
 pub const TABLES: &[&str] = &[
@@ -54,6 +55,9 @@ pub struct OvnSettings {
     /// Inside a VM with the macvlan driver: the VM's own port, which carries the containers'
     /// addresses (see `macvlan.rs`).
     pub macvlan_parent: Option<String>,
+    /// Where the addresses reserved and not yet settled by Docker are written (see
+    /// `reservations.rs`); none: only this run's unknown outcomes are reclaimed.
+    pub reservation_journal: Option<std::path::PathBuf>,
 }
 
 impl OvnSettings {
@@ -70,6 +74,7 @@ impl OvnSettings {
             parent_port: None,
             nested_port_limit: 4094,
             macvlan_parent: None,
+            reservation_journal: None,
         }
     }
 }
@@ -159,6 +164,8 @@ pub struct OvnBackend {
     cursors: Mutex<HashMap<String, IpAddr>>,
     /// Pools this process got Swarm-manager (serial) requests for: a release does not rewind.
     serial_pools: Mutex<HashSet<String>>,
+    /// Addresses reserved for Docker and not settled yet, and those no one will settle.
+    reservations: Reservations,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -254,11 +261,12 @@ impl OvnBackend {
     pub fn new(nb: Client, settings: OvnSettings) -> OvnBackend {
         OvnBackend {
             nb,
-            settings,
             pending: Mutex::new(HashMap::new()),
             offered: Mutex::new(Vec::new()),
             cursors: Mutex::new(HashMap::new()),
             serial_pools: Mutex::new(HashSet::new()),
+            reservations: Reservations::open(settings.reservation_journal.clone()),
+            settings,
         }
     }
 
@@ -268,6 +276,10 @@ impl OvnBackend {
 
     pub fn settings(&self) -> &OvnSettings {
         &self.settings
+    }
+
+    pub(crate) fn reservations(&self) -> &Reservations {
+        &self.reservations
     }
 
     /// Fails at once, with the reason, when Northbound is unreachable.
@@ -453,11 +465,14 @@ impl OvnBackend {
             self.gc_pool(&pid.set, false).await?;
             // Kept, maybe for an address another host released a moment ago.
             let kept = self.nb.replica().table(AS).one_by_name(&pid.set).is_some();
-            if !kept
-                || self
-                    .decision_stands(&pid, &what, &mut verified, deadline, &mut changes)
-                    .await?
+            if !kept {
+                return Ok(());
+            }
+            if self
+                .decision_stands(&pid, &what, &mut verified, deadline, &mut changes)
+                .await?
             {
+                self.reservations.pool_kept(&pid.set);
                 return Ok(());
             }
         }
@@ -468,7 +483,7 @@ impl OvnBackend {
     /// cluster-wide) goes with whatever addresses it still holds once no node has its
     /// network: the manager keeps its own record, and what is left are addresses a node
     /// reserved for itself before its dockerd died, which no one will ever release.
-    async fn gc_pool(&self, set: &str, orphans_too: bool) -> Result<()> {
+    pub(crate) async fn gc_pool(&self, set: &str, orphans_too: bool) -> Result<()> {
         self.write(&format!("delete unused pool {set}"), |rep| {
             let Some(row) = rep.table(AS).one_by_name(set) else {
                 return Ok(None);
@@ -525,6 +540,7 @@ impl OvnBackend {
                 )));
             }
         }
+        self.reservations.pool_in_use(&pid.set);
         let deadline = Instant::now() + self.settings.write_timeout;
         let mut changes = self.nb.watch_changes();
         let mut verified = false;
@@ -549,12 +565,20 @@ impl OvnBackend {
             let Some(t) = t else {
                 return Ok(with_prefix(ip, &pid.cidr));
             };
+            // Docker settles an endpoint's address (CreateEndpoint or ReleaseAddress); a
+            // Swarm manager's and a gateway are not Docker's to settle here.
+            let recorded = !gateway && !serial;
             let res = self.nb.transact(&t).await;
             if let Some(p) = lock(&self.pending).get_mut(&pid.set) {
                 p.remove(&ip);
             }
             let err = match res {
-                Ok(_) => return Ok(with_prefix(ip, &pid.cidr)),
+                Ok(_) => {
+                    if recorded {
+                        self.handed_out(&pid.set, [ip]);
+                    }
+                    return Ok(with_prefix(ip, &pid.cidr));
+                }
                 Err(e) => e,
             };
             if Instant::now() >= deadline {
@@ -585,6 +609,9 @@ impl OvnBackend {
                         .one_by_name(&pid.set)
                         .is_some_and(|r| parse_ips(&r).contains(&ip))
                     {
+                        if recorded {
+                            self.handed_out(&pid.set, [ip]);
+                        }
                         return Ok(with_prefix(ip, &pid.cidr));
                     }
                 }
@@ -794,31 +821,11 @@ impl OvnBackend {
     /// pool exists (other networks and hosts may share it).
     pub async fn release_address(&self, pool_id: &str, ip: IpAddr) -> Result<()> {
         let pid: PoolId = pool_id.parse()?;
-        self.write(
-            &format!("release address {ip} in pool {}", pid.cidr),
-            |_| {
-                // Decided on the server, not on this replica: the address may have been
-                // reserved by another host a moment ago and not be in this replica yet.
-                // Deleting an absent element is no change; the gateway is left alone.
-                let mut t = Txn::new(NB);
-                t.mutate(
-                    AS,
-                    vec![
-                        txn::eq("name", pid.set.as_str()),
-                        txn::excludes(
-                            "external_ids",
-                            datum::map([(keys::POOL_GATEWAY, ip.to_string())]),
-                        ),
-                    ],
-                    vec![txn::mutate_delete(
-                        "addresses",
-                        datum::set([json!(ip.to_string())]),
-                    )],
-                );
-                Ok(Some(t))
-            },
-        )
-        .await?;
+        // Decided on the server, not on this replica: the address may have been reserved by
+        // another host a moment ago and not be in this replica yet.
+        self.release_in_set(&pid.set, ip, &pid.cidr.to_string())
+            .await?;
+        self.reservations.settled(&pid.set, ip);
         // The next search starts at the lowest address this process gave back, so a freed
         // address is handed out again first, as Docker's own IPAM does; a Swarm manager's
         // pool goes on in order (an address freed there may still be on its old task's node).
@@ -921,6 +928,11 @@ impl OvnBackend {
             Ok(Some(txn))
         })
         .await?;
+        // What Docker reserved in the pools before creating the network (`--aux-address`)
+        // is the network's: no endpoint will ever claim it.
+        for set in self.pool_sets(&spec.network_id).into_iter().flatten() {
+            self.reservations.settle_pool(&set);
+        }
         if let Some(router) = spec.router.name() {
             if let Err(e) = self.attach_router(&spec.network_id, router).await {
                 // Leave nothing half made: the network goes again.
@@ -1129,10 +1141,22 @@ impl OvnBackend {
 
     /// CreateEndpoint: one Logical_Switch_Port with the endpoint's MAC and addresses in
     /// `addresses` and `port_security`. Creating the same endpoint again returns it.
+    /// The addresses it holds are settled (see `reservations.rs`).
     pub async fn create_endpoint(&self, spec: &EndpointSpec) -> Result<Endpoint> {
-        if let Some(parent) = &self.settings.macvlan_parent {
-            return self.create_macvlan_endpoint(parent, spec).await;
+        let ep = match &self.settings.macvlan_parent {
+            Some(parent) => self.create_macvlan_endpoint(parent, spec).await?,
+            None => self.create_port_endpoint(spec).await?,
+        };
+        let [v4, v6] = self.pool_sets(&spec.network_id);
+        for (set, ip) in [(v4, spec.ipv4), (v6, spec.ipv6)] {
+            if let (Some(set), Some(ip)) = (set, ip) {
+                self.reservations.settled(&set, ip.addr());
+            }
         }
+        Ok(ep)
+    }
+
+    async fn create_port_endpoint(&self, spec: &EndpointSpec) -> Result<Endpoint> {
         let key = keys::net_key(&spec.network_id);
         let ep_short = short(&spec.endpoint_id).to_string();
         self.write(&format!("create logical switch port for endpoint {ep_short}"), |rep| {
@@ -1239,11 +1263,26 @@ impl OvnBackend {
             .collect()
     }
 
-    /// DeleteEndpoint: removes the port; a port already gone is success.
+    /// DeleteEndpoint: removes the port; a port already gone is success. Its addresses are
+    /// Docker's to release next (see `reservations.rs`).
     pub async fn delete_endpoint(&self, endpoint_id: &str) -> Result<()> {
-        if let Some(parent) = &self.settings.macvlan_parent {
-            return self.delete_macvlan_endpoint(parent, endpoint_id).await;
+        let ep = self.endpoint(endpoint_id);
+        match &self.settings.macvlan_parent {
+            Some(parent) => self.delete_macvlan_endpoint(parent, endpoint_id).await?,
+            None => self.delete_port_endpoint(endpoint_id).await?,
         }
+        if let Some(ep) = ep {
+            let [v4, v6] = self.pool_sets(&ep.network_id);
+            for (set, ip) in [(v4, ep.ipv4), (v6, ep.ipv6)] {
+                if let (Some(set), Some(ip)) = (set, ip) {
+                    self.handed_out(&set, [ip.addr()]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_port_endpoint(&self, endpoint_id: &str) -> Result<()> {
         self.write(
             &format!(
                 "delete logical switch port of endpoint {}",

@@ -102,6 +102,10 @@ impl Backend for OvnBackend {
         Ok(OvnBackend::release_address(self, pool_id, address).await?)
     }
 
+    async fn reclaim(&self) {
+        OvnBackend::reclaim(self).await
+    }
+
     async fn create_network(&self, spec: &NetworkSpec) -> Result<(), BackendError> {
         no_pool_uuid(&spec.options)?;
         let subnet = |s: &Option<kuryr_core::SubnetSpec>, v6: bool| {

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod macvlan;
 mod named;
 pub mod nested;
+pub mod reservations;
 pub mod routing;
 
 pub use backend::{
