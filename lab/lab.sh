@@ -4,6 +4,10 @@
 #   lab/lab.sh up      install what is missing, start what is not running (idempotent)
 #   lab/lab.sh down    stop only what `up` started, newest first
 #   lab/lab.sh status  one line per component; exit 1 if any is not running
+#   lab/lab.sh restart NAME
+#                      restart one daemon `up` started (NAME as `status` prints it):
+#                      dockerd is stopped with SIGTERM, as an upgrade does, the others
+#                      are killed (SIGKILL), as a crash does; then `up` starts it again
 #
 # Components: dockerd, ovsdb-server + ovs-vswitchd with the integration bridge br-int
 # (userspace datapath: the kernels we run on have no openvswitch module), the OVN
@@ -15,7 +19,8 @@
 # one whose daemons were killed but whose disk still has the old databases, Docker state,
 # pid files and sockets. Environment knobs: LAB_SYSTEM_ID (default: hostname),
 # LAB_ENCAP_IP (default 127.0.0.1, only used if none is set yet), LAB_WAIT (seconds to
-# wait for a daemon to answer, default 60).
+# wait for a daemon to answer, default 60), LAB_LIVE_RESTORE (default yes; no: dockerd
+# starts without --live-restore, so the next stop stops its containers).
 set -euo pipefail
 # shellcheck source=lab/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -212,7 +217,9 @@ up_dockerd() {
     # holding the lock behind as dockerd's parent.
     # --live-restore: containers keep running, with their addresses and connectivity,
     # while dockerd restarts (what production hosts run, and what the tests check).
-    setsid "$DOCKERD" --live-restore </dev/null >>"$log" 2>&1 9>&- &
+    local args=(--live-restore)
+    [[ ${LAB_LIVE_RESTORE:-yes} == no ]] && args=()
+    setsid "$DOCKERD" "${args[@]}" </dev/null >>"$log" 2>&1 9>&- &
     local pid=$! deadline=$((SECONDS + WAIT))
     until is_running dockerd; do
         kill -0 "$pid" 2>/dev/null || fail dockerd "dockerd exited while starting" "$log"
@@ -405,6 +412,10 @@ build_image() {
 cmd_up() {
     need_root
     take_lock
+    up_all
+}
+
+up_all() {
     install_packages
     prune_state
     up_dockerd
@@ -512,18 +523,49 @@ cmd_status() {
     return "$rc"
 }
 
+# ---------------------------------------------------------------------------------------
+# restart
+
+cmd_restart() {
+    local name=$1 pid
+    need_root
+    is_alive "$name" || (($? != 2)) || fail "$name" "no such component (one of: ${DAEMONS[*]})"
+    take_lock
+    recorded "$name" || fail "$name" "not started by lab.sh: restart it yourself"
+    if [[ $name == dockerd ]]; then
+        stop_dockerd
+    else
+        case $name in
+            ovsdb-server | ovs-vswitchd) pid=$(alive_pid "$OVS_RUNDIR/$name.pid" "$name") || true ;;
+            ovn-nb) pid=$(alive_pid "$OVN_RUNDIR/ovnnb_db.pid" ovsdb-server) || true ;;
+            ovn-sb) pid=$(alive_pid "$OVN_RUNDIR/ovnsb_db.pid" ovsdb-server) || true ;;
+            *) pid=$(alive_pid "$OVN_RUNDIR/$name.pid" "$name") || true ;;
+        esac
+        if [[ -n $pid ]]; then
+            kill -KILL "$pid"
+            wait_for "$WAIT" pid_gone "$pid" || fail "$name" "pid $pid survived SIGKILL"
+        fi
+    fi
+    say "$name" stopped
+    up_all
+}
+
 usage() {
-    echo "usage: $0 up|down|status" >&2
+    echo "usage: $0 up|down|status|restart NAME" >&2
     exit 2
 }
 
 main() {
-    (($# == 1)) || usage
+    case ${1:-} in
+        up | down | status) (($# == 1)) || usage ;;
+        restart) (($# == 2)) || usage ;;
+        *) usage ;;
+    esac
     case $1 in
         up) cmd_up ;;
         down) cmd_down ;;
         status) cmd_status ;;
-        *) usage ;;
+        restart) cmd_restart "$2" ;;
     esac
 }
 

@@ -1,12 +1,13 @@
 //! A churn soak with leak accounting, in the OVN mode: container lifecycles of mixed shapes
 //! (parallel `docker run`s, `--ip`, connect/disconnect, dual stack, network create/rm) with
-//! `kill -9` of kuryr at random moments, then everything removed and compared with a baseline
-//! taken before: Northbound rows, OVS ports and veths (the daemon's open files and memory are
-//! printed, not compared).
+//! faults at random moments (`kill -9` of kuryr; dockerd restarted with and without
+//! live-restore; ovs-vswitchd, ovn-controller and the Northbound killed and started again),
+//! then everything removed and compared with a baseline
+//! taken before: Northbound rows, OVS ports and veths; the daemon's open files and memory
+//! must not grow with the lifecycles.
 //!
-//! Built with the `soak` feature only (`make soak`, 400 lifecycles; `SOAK_LIFECYCLES` sets the
-//! size, default 40): it is not in `make test` while longer runs still end with an address
-//! left reserved (see the README's Reliability section). `SOAK_SEED` replays a run.
+//! `make test` runs 40 lifecycles (`SOAK_LIFECYCLES` sets the size); `make soak` runs 400.
+//! `SOAK_SEED` replays a run.
 mod common;
 
 use common::*;
@@ -111,18 +112,133 @@ fn lock(d: &Mutex<Daemon>) -> std::sync::MutexGuard<'_, Daemon> {
     d.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What a fault does to the host; each is injected several times, in an order the seed
+/// shuffles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Fault {
+    /// `kill -9` of kuryr, started again 200 ms later.
+    KillKuryr,
+    /// dockerd stopped (SIGTERM) and started again; live-restore keeps the containers.
+    Dockerd,
+    /// dockerd without live-restore stopped: its containers stop (Docker takes their
+    /// endpoints and addresses back), then the soak removes them.
+    DockerdNoLiveRestore,
+    /// ovs-vswitchd killed and started again (the data path is down meanwhile).
+    OvsVswitchd,
+    /// ovn-controller killed and started again.
+    OvnController,
+    /// The Northbound ovsdb-server killed and started again (calls meanwhile fail).
+    Northbound,
+}
+
+const FAULTS: [Fault; 6] = [
+    Fault::KillKuryr,
+    Fault::Dockerd,
+    Fault::DockerdNoLiveRestore,
+    Fault::OvsVswitchd,
+    Fault::OvnController,
+    Fault::Northbound,
+];
+
+fn lab_restart(name: &str, env: &[(&str, &str)]) {
+    let lab = concat!(env!("CARGO_MANIFEST_DIR"), "/../../lab/lab.sh");
+    let out = run(std::process::Command::new("bash")
+        .args([lab, "restart", name])
+        .envs(env.iter().copied())
+        // Docker looks for the plugin of every network it knows at start.
+        .env("LAB_WAIT", "300"));
+    succeeded(out, format!("lab.sh restart {name}"));
+}
+
+impl Fault {
+    fn inject(self, d: &Mutex<Daemon>) {
+        match self {
+            Fault::KillKuryr => {
+                let mut d = lock(d);
+                d.kill9();
+                std::thread::sleep(Duration::from_millis(200));
+                d.spawn();
+            }
+            Fault::Dockerd => lab_restart("dockerd", &[]),
+            Fault::DockerdNoLiveRestore => {
+                // The running dockerd has live-restore: first one without it, whose stop
+                // then stops the containers, then the lab's again.
+                lab_restart("dockerd", &[("LAB_LIVE_RESTORE", "no")]);
+                lab_restart("dockerd", &[]);
+            }
+            Fault::OvsVswitchd => lab_restart("ovs-vswitchd", &[]),
+            Fault::OvnController => lab_restart("ovn-controller", &[]),
+            Fault::Northbound => lab_restart("ovn-nb", &[]),
+        }
+    }
+}
+
+/// A fault under way in another thread, from a random moment of a lifecycle on.
+struct Injected {
+    fault: Fault,
+    thread: std::thread::JoinHandle<()>,
+}
+
+fn inject(fault: Fault, delay: Duration, d: &Arc<Mutex<Daemon>>) -> Injected {
+    let d = Arc::clone(d);
+    let thread = std::thread::spawn(move || {
+        std::thread::sleep(delay);
+        fault.inject(&d);
+    });
+    Injected { fault, thread }
+}
+
 #[derive(Default, Debug)]
 struct Report {
     lifecycles: u64,
     containers: u64,
-    kills: u64,
+    faults: BTreeMap<Fault, u64>,
     failed_runs: BTreeMap<String, u64>,
+    /// The longest time running containers took to reach each other again after a fault.
+    longest_recovery: BTreeMap<Fault, Duration>,
 }
 
-/// A `docker run` that may fail while kuryr is down: the error is counted, then it is retried
-/// until kuryr is back (a container that never starts is a failure of the soak).
+/// A `docker` command retried while a fault keeps it from succeeding (kuryr, dockerd or the
+/// Northbound away), for at most two minutes; its stdout.
+fn docker_retried(args: &[&str], at: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let out = docker(args);
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        }
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        assert!(
+            Instant::now() < deadline,
+            "{at}: docker {args:?} kept failing for 2 minutes: {err}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Removes a container for good (`docker rm -f` retried while dockerd restarts).
+fn remove(c: Container, at: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let out = docker(&["rm", "-f", &c.name]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() || err.contains("No such container") {
+            std::mem::forget(c);
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{at}: docker rm -f {} kept failing: {err}",
+            c.name
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// A `docker run` that may fail while a fault lasts: the error is counted, then it is
+/// retried (a container that never starts within two minutes is a failure of the soak).
 fn run_counted(net: &Network, extra: &[&str], report: &mut Report) -> Container {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let name = unique("ksoak");
         let mut args = vec!["run", "-d", "--name", &name, "--net", &net.name];
@@ -148,18 +264,68 @@ fn run_counted(net: &Network, extra: &[&str], report: &mut Report) -> Container 
             })
             .collect();
         *report.failed_runs.entry(reason).or_default() += 1;
-        drop(c);
+        remove(c, "a failed docker run");
         assert!(
             Instant::now() < deadline,
-            "docker run kept failing for 60 s: {err}"
+            "docker run kept failing for 2 minutes: {err}"
         );
         std::thread::sleep(Duration::from_millis(300));
     }
 }
 
+/// Waits for a fault to end; then two running containers must reach each other within
+/// 30 s (the time it took is recorded). After a dockerd stop without live-restore the
+/// running containers are stopped: they are removed.
+fn settle(
+    fault: &mut Option<Injected>,
+    net: &Network,
+    running: &mut Vec<Container>,
+    report: &mut Report,
+    at: &str,
+) {
+    let Some(Injected { fault, thread }) = fault.take() else {
+        return;
+    };
+    thread.join().expect("the fault's thread");
+    *report.faults.entry(fault).or_default() += 1;
+    if fault == Fault::DockerdNoLiveRestore {
+        for c in running.drain(..) {
+            remove(c, at);
+        }
+        return;
+    }
+    if running.len() < 2 {
+        return;
+    }
+    let (a, b) = (&running[0], &running[running.len() - 1]);
+    let ip = docker_retried(
+        &[
+            "inspect",
+            "-f",
+            &format!(
+                "{{{{(index .NetworkSettings.Networks \"{}\").IPAddress}}}}",
+                net.name
+            ),
+            &b.name,
+        ],
+        at,
+    );
+    let start = Instant::now();
+    while !a.pings(&ip) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{at}: {} and {} have not reached each other for 30 s after {fault:?}",
+            a.name,
+            b.name
+        );
+    }
+    let took = report.longest_recovery.entry(fault).or_default();
+    *took = (*took).max(start.elapsed());
+}
+
 #[test]
 #[ignore = "needs root and the lab (make test)"]
-fn churn_with_kills_leaks_nothing_and_never_doubles_an_address() {
+fn churn_with_faults_leaks_nothing_and_never_doubles_an_address() {
     let lifecycles: u64 = std::env::var("SOAK_LIFECYCLES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -174,8 +340,22 @@ fn churn_with_kills_leaks_nothing_and_never_doubles_an_address() {
                 .unwrap_or(0x9e37_79b9)
         });
     println!("soak: {lifecycles} lifecycles, SOAK_SEED={seed}");
+    let started_by_lab = std::fs::read_to_string("/run/kuryr-lab/started").unwrap_or_default();
+    for name in ["dockerd", "ovs-vswitchd", "ovn-controller", "ovn-nb"] {
+        assert!(
+            started_by_lab.lines().any(|l| l.trim() == name),
+            "the soak restarts {name}, so it must be the lab's: run `make lab`"
+        );
+    }
     let mut rng = Rng(seed);
     let mut report = Report::default();
+    // One fault in three lifecycles, the kinds in turn (shuffled by the seed), so that a
+    // short run still injects each several times.
+    let mut order = FAULTS.to_vec();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    let mut next_fault = order.iter().copied().cycle();
 
     // The baseline is taken with the daemon running: its start makes the host's management
     // port and default router, which stay.
@@ -191,22 +371,16 @@ fn churn_with_kills_leaks_nothing_and_never_doubles_an_address() {
         let mut warm: Option<(usize, u64)> = None;
         for i in 0..lifecycles {
             let at = format!("lifecycle {i}");
-            // A kill at a random moment of one lifecycle in eight, from another thread, and a
-            // restart right after (Docker's calls meanwhile fail or wait).
-            let killer = (rng.below(8) == 0).then(|| {
-                let delay = Duration::from_millis(rng.below(1500));
-                let d = Arc::clone(&d);
-                std::thread::spawn(move || {
-                    std::thread::sleep(delay);
-                    let mut d = lock(&d);
-                    d.kill9();
-                    std::thread::sleep(Duration::from_millis(200));
-                    d.spawn();
-                })
-            });
+            let planned = (rng.below(3) == 0).then(|| next_fault.next()).flatten();
+            let delay = Duration::from_millis(rng.below(1500));
+            let mut fault = None;
+            let start_fault = |fault: &mut Option<Injected>| {
+                *fault = planned.map(|f| inject(f, delay, &d));
+            };
             match rng.below(5) {
                 // Three at once, one pair pinging.
                 0 => {
+                    start_fault(&mut fault);
                     let mut three: Vec<Container> = Vec::new();
                     std::thread::scope(|s| {
                         let handles: Vec<_> = (0..3)
@@ -227,49 +401,48 @@ fn churn_with_kills_leaks_nothing_and_never_doubles_an_address() {
                             three.push(c);
                         }
                     });
-                    let ip = three[1].ip(&net);
-                    assert!(
-                        three[0].pings(&ip),
-                        "{at}: no traffic between new containers"
-                    );
                     running.extend(three);
+                    settle(&mut fault, &net, &mut running, &mut report, &at);
+                    if running.len() >= 3 {
+                        let n = running.len();
+                        let ip = running[n - 2].ip(&net);
+                        assert!(
+                            running[n - 1].pings(&ip),
+                            "{at}: no traffic between new containers"
+                        );
+                    }
                 }
                 // A chosen address, free by construction (.200 + i % 50 is never handed out
                 // by the soak otherwise: running containers stay below 60).
                 1 => {
                     let ip = format!("10.197.0.{}", 200 + i % 50);
                     if running.iter().all(|c| c.ip(&net) != ip) {
+                        start_fault(&mut fault);
                         let c = run_counted(&net, &["--ip", &ip], &mut report);
-                        assert_eq!(c.ip(&net), ip, "{at}: --ip not honoured");
                         running.push(c);
+                        settle(&mut fault, &net, &mut running, &mut report, &at);
+                        if let Some(c) = running.last() {
+                            assert_eq!(c.ip(&net), ip, "{at}: --ip not honoured");
+                        }
                     }
                 }
                 // Connect to the other network and disconnect again.
                 2 if !running.is_empty() => {
-                    let c = &running[rng.below(running.len() as u64) as usize];
-                    let deadline = Instant::now() + Duration::from_secs(60);
-                    loop {
-                        let out = docker(&["network", "connect", &other.name, &c.name]);
-                        if out.status.success() {
-                            break;
-                        }
-                        let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-                        assert!(
-                            Instant::now() < deadline,
-                            "{at}: network connect kept failing: {err}"
-                        );
-                        std::thread::sleep(Duration::from_millis(300));
-                    }
-                    docker_ok(&["network", "disconnect", &other.name, &c.name]);
+                    let c = running[rng.below(running.len() as u64) as usize]
+                        .name
+                        .clone();
+                    start_fault(&mut fault);
+                    docker_retried(&["network", "connect", &other.name, &c], &at);
+                    docker_retried(&["network", "disconnect", &other.name, &c], &at);
                 }
                 // A dual-stack network of its own, used and removed.
                 3 => {
+                    start_fault(&mut fault);
                     let v4 = format!("10.199.{}.0/24", i % 250);
                     let v6 = format!("fd00:199:{:x}::/64", i);
-                    let deadline = Instant::now() + Duration::from_secs(60);
-                    let dual = loop {
-                        let name = unique("ksoakds");
-                        let out = docker(&[
+                    let name = unique("ksoakds");
+                    let id = docker_retried(
+                        &[
                             "network",
                             "create",
                             "-d",
@@ -282,46 +455,38 @@ fn churn_with_kills_leaks_nothing_and_never_doubles_an_address() {
                             "--subnet",
                             &v6,
                             &name,
-                        ]);
-                        if out.status.success() {
-                            break Network {
-                                name,
-                                id: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-                            };
-                        }
-                        assert!(
-                            Instant::now() < deadline,
-                            "{at}: network create kept failing: {}",
-                            String::from_utf8_lossy(&out.stderr)
-                        );
-                        std::thread::sleep(Duration::from_millis(300));
-                    };
+                        ],
+                        &at,
+                    );
+                    let dual = Network { name, id };
                     let a = run_counted(&dual, &[], &mut report);
                     let b = run_counted(&dual, &[], &mut report);
-                    assert!(a.pings(&b.ipv6(&dual)), "{at}: no IPv6 traffic");
-                    drop((a, b));
-                    let deadline = Instant::now() + Duration::from_secs(60);
-                    while !docker(&["network", "rm", &dual.name]).status.success() {
-                        assert!(Instant::now() < deadline, "{at}: network rm kept failing");
-                        std::thread::sleep(Duration::from_millis(300));
+                    settle(&mut fault, &net, &mut running, &mut report, &at);
+                    let up = docker_retried(
+                        &["inspect", "-f", "{{.State.Running}}", &a.name, &b.name],
+                        &at,
+                    );
+                    if up == "true\ntrue" {
+                        assert!(a.pings(&b.ipv6(&dual)), "{at}: no IPv6 traffic");
                     }
-                    drop(dual);
+                    remove(a, &at);
+                    remove(b, &at);
+                    docker_retried(&["network", "rm", &dual.name], &at);
+                    std::mem::forget(dual);
                 }
                 // Remove some running containers.
                 _ => {
+                    start_fault(&mut fault);
                     let n = rng.below(running.len() as u64 + 1) as usize;
                     for _ in 0..n {
                         let k = rng.below(running.len() as u64) as usize;
-                        drop(running.swap_remove(k));
+                        remove(running.swap_remove(k), &at);
                     }
                 }
             }
-            if let Some(t) = killer {
-                t.join().expect("the killer thread");
-                report.kills += 1;
-            }
+            settle(&mut fault, &net, &mut running, &mut report, &at);
             while running.len() > 40 {
-                drop(running.swap_remove(0));
+                remove(running.swap_remove(0), &at);
             }
             assert_distinct(&net, &running, &at);
             report.lifecycles += 1;
@@ -331,17 +496,37 @@ fn churn_with_kills_leaks_nothing_and_never_doubles_an_address() {
         }
         let end = pid(&d).map(fds_and_rss);
         println!("soak: daemon fds/RSS(kB) after warm-up {warm:?}, at the end {end:?}");
-        drop(running);
-        drop(other);
-        drop(net);
+        if let (Some((fds0, rss0)), Some((fds1, rss1))) = (warm, end) {
+            // A restarted daemon starts afresh; one that ran the whole soak must not grow
+            // with it (a leaked connection, task or cache entry per container would).
+            assert!(fds1 <= fds0 + 8, "open files grew from {fds0} to {fds1}");
+            assert!(
+                rss1 <= rss0 * 3 / 2 + 8 * 1024,
+                "resident memory grew from {rss0} kB to {rss1} kB"
+            );
+        }
+        for c in running.drain(..) {
+            remove(c, "the end");
+        }
+        docker_retried(&["network", "rm", &other.name], "the end");
+        docker_retried(&["network", "rm", &net.name], "the end");
+        std::mem::forget((other, net));
     }
-    let after = footprint();
+    // An address reserved just before a kill is released once Docker can no longer claim it
+    // (a minute after the restart), and a pool Docker released meanwhile with it.
+    let deadline = Instant::now() + kuryr_ovn::reservations::GRACE + Duration::from_secs(20);
+    let mut after = footprint();
+    while after != before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(1));
+        after = footprint();
+    }
     println!(
-        "soak: {} lifecycles, {} containers, {} kills of kuryr in {:?}; failed docker runs (retried): {:?}",
+        "soak: {} lifecycles, {} containers, faults {:?} in {:?}; longest recovery of running containers' traffic after a fault {:?}; failed docker runs (retried): {:?}",
         report.lifecycles,
         report.containers,
-        report.kills,
+        report.faults,
         started.elapsed(),
+        report.longest_recovery,
         report.failed_runs
     );
     assert_eq!(after, before, "leaked (SOAK_SEED={seed})");
