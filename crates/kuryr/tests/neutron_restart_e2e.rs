@@ -84,3 +84,62 @@ fn a_port_made_for_an_address_docker_never_got_does_not_keep_the_network() {
     );
     assert_no_failed_calls(&d.log_text());
 }
+
+/// kuryr made the Neutron network of a `docker network create` and was killed before Docker
+/// got the answer: Docker's retry is refused, so Docker gives the network up, releases its
+/// gateway and pool and never sends DeleteNetwork. The pool's release takes the network too.
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn a_network_docker_gave_up_on_goes_with_its_pool() {
+    const V4: &str = "10.89.0.0/24";
+    let d = Daemon::start_with_conf(&conf(), &[]);
+    let ok = |path: &str, body: serde_json::Value| {
+        let (status, reply) = d.call(path, &format!("{body}\n"));
+        assert_eq!(status, 200, "{path} {body}: {reply}\n{}", d.log_text());
+        reply
+    };
+    let net_id = format!("{:064x}", std::process::id() as u128 * 0x1_0000_0001);
+    let pool = ok(
+        "/IpamDriver.RequestPool",
+        serde_json::json!({"AddressSpace": "LocalDefault", "Pool": V4, "SubPool": "", "Options": {}, "V6": false}),
+    )["PoolID"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let gw = ok(
+        "/IpamDriver.RequestAddress",
+        serde_json::json!({"PoolID": pool, "Address": "", "Options": {"RequestAddressType": "com.docker.network.gateway"}}),
+    )["Address"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    ok(
+        "/NetworkDriver.CreateNetwork",
+        serde_json::json!({"NetworkID": net_id, "Options": {"com.docker.network.generic": {}}, "IPv4Data": [{"AddressSpace": "LocalDefault", "Pool": V4, "Gateway": gw}], "IPv6Data": []}),
+    );
+    let nets = neutron_network(&net_id);
+    assert_eq!(nets.len(), 1, "{nets:?}");
+    let nid = id_of(&nets[0]);
+
+    // What Docker sends after its CreateNetwork failed: no DeleteNetwork.
+    ok(
+        "/IpamDriver.ReleaseAddress",
+        serde_json::json!({"PoolID": pool, "Address": gw.split('/').next().unwrap_or_default()}),
+    );
+    ok(
+        "/IpamDriver.ReleasePool",
+        serde_json::json!({"PoolID": pool}),
+    );
+    assert!(
+        neutron_network_gone(&nid),
+        "the Neutron network stayed\n{}",
+        d.log_text()
+    );
+    assert_no_pool(V4);
+    // Docker 29 sends ReleasePool before DeleteNetwork: that one then finds nothing to do.
+    ok(
+        "/NetworkDriver.DeleteNetwork",
+        serde_json::json!({"NetworkID": net_id}),
+    );
+    assert_no_failed_calls(&d.log_text());
+}

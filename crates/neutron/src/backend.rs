@@ -1015,6 +1015,14 @@ impl Backend for NeutronBackend {
             })?;
             self.cache().subnets.remove(&s.id);
         }
+        let networks: std::collections::BTreeSet<&str> = subnets
+            .iter()
+            .filter(|s| s.name.starts_with(names::SUBNET_NAME_PREFIX))
+            .map(|s| s.network_id.as_str())
+            .collect();
+        for net_id in networks {
+            self.delete_if_emptied(net_id).await?;
+        }
         if pool
             .name
             .starts_with(&format!("{}-", self.settings.pool_prefix))
