@@ -1,17 +1,19 @@
-//! A churn soak with leak accounting, in the OVN mode: container lifecycles of mixed shapes
-//! (parallel `docker run`s, `--ip`, connect/disconnect, dual stack, network create/rm) with
-//! faults at random moments (`kill -9` of kuryr; dockerd restarted with and without
-//! live-restore; ovs-vswitchd, ovn-controller and the Northbound killed and started again),
-//! then everything removed and compared with a baseline
-//! taken before: Northbound rows, OVS ports and veths; the daemon's open files and memory
-//! must not grow with the lifecycles.
+//! A churn soak with leak accounting, in the OVN mode and in the Neutron mode: container
+//! lifecycles of mixed shapes (parallel `docker run`s, `--ip`, connect/disconnect, dual stack,
+//! network create/rm) with faults at random moments (`kill -9` of kuryr; dockerd restarted
+//! with and without live-restore; ovs-vswitchd and ovn-controller killed and started again;
+//! the Northbound (OVN mode) killed and started again, or Neutron unreachable for a while
+//! (Neutron mode)), then everything removed and compared with a baseline taken before: the
+//! control plane's objects, OVS ports and veths; the daemon's open files and memory must not
+//! grow with the lifecycles.
 //!
-//! `make test` runs 40 lifecycles (`SOAK_LIFECYCLES` sets the size); `make soak` runs 400.
-//! `SOAK_SEED` replays a run.
+//! `make test` runs 40 lifecycles per mode (`SOAK_LIFECYCLES` sets the size); `make soak`
+//! runs 400. `SOAK_SEED` replays a run.
 mod common;
 
+use common::neutron::{neutron_get, NeutronDaemon, Proxy};
 use common::*;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,32 +39,135 @@ fn kuryr_rows(table: &str) -> Vec<String> {
         .collect()
 }
 
-fn veths() -> BTreeSet<String> {
+fn veths() -> Vec<String> {
     let out = run(std::process::Command::new("ip").args(["-o", "link", "show", "type", "veth"]));
-    String::from_utf8_lossy(&out.stdout)
+    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split(':').nth(1))
         .map(|n| n.trim().split('@').next().unwrap_or("").to_owned())
-        .collect()
+        .collect();
+    v.sort();
+    v
 }
 
-/// What must be back to its baseline once the soak has removed everything it made.
-#[derive(Debug, PartialEq, Eq)]
-struct Footprint {
-    switches: Vec<String>,
-    ports: Vec<String>,
-    address_sets: Vec<String>,
-    ovs_ports: Vec<String>,
-    veths: BTreeSet<String>,
+/// What must be back to its baseline once the soak has removed everything it made, by kind.
+type Footprint = BTreeMap<&'static str, Vec<String>>;
+
+/// The ids of every Neutron object of a kind (`networks`, `ports`, ...).
+fn neutron_ids(kind: &str) -> Vec<String> {
+    let mut ids: Vec<String> = neutron_get(&format!("/{kind}?fields=id"))[kind]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|o| o["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
 }
 
-fn footprint() -> Footprint {
-    Footprint {
-        switches: kuryr_rows("Logical_Switch"),
-        ports: kuryr_rows("Logical_Switch_Port"),
-        address_sets: kuryr_rows("Address_Set"),
-        ovs_ports: ovs_ports(),
-        veths: veths(),
+/// A control plane the soak runs against: its daemon, what it leaves, its own faults.
+trait Plane: Send + Sync {
+    fn driver(&self) -> String;
+    fn pid(&self) -> Option<u32>;
+    /// `kill -9` of kuryr, started again 200 ms later.
+    fn kill_and_restart(&self);
+    fn footprint(&self) -> Footprint;
+    /// The faults injected, in turn.
+    fn faults(&self) -> Vec<Fault>;
+    /// The soak's networks are 10.B.0.0/24, 10.(B+1).0.0/24 and 10.(B+2).x.0/24.
+    fn second_octet(&self) -> u8;
+    /// Neutron unreachable for `d` (the Neutron mode's own fault).
+    fn unreachable_for(&self, _d: Duration) {}
+}
+
+struct Ovn(Mutex<Daemon>);
+
+impl Plane for Ovn {
+    fn driver(&self) -> String {
+        lock(&self.0).name.clone()
+    }
+    fn pid(&self) -> Option<u32> {
+        lock(&self.0).pid()
+    }
+    fn kill_and_restart(&self) {
+        let mut d = lock(&self.0);
+        d.kill9();
+        std::thread::sleep(Duration::from_millis(200));
+        d.spawn();
+    }
+    fn footprint(&self) -> Footprint {
+        Footprint::from([
+            ("switches", kuryr_rows("Logical_Switch")),
+            ("ports", kuryr_rows("Logical_Switch_Port")),
+            ("address sets", kuryr_rows("Address_Set")),
+            ("OVS ports", ovs_ports()),
+            ("veths", veths()),
+        ])
+    }
+    fn faults(&self) -> Vec<Fault> {
+        vec![
+            Fault::KillKuryr,
+            Fault::Dockerd,
+            Fault::DockerdNoLiveRestore,
+            Fault::OvsVswitchd,
+            Fault::OvnController,
+            Fault::Northbound,
+        ]
+    }
+    fn second_octet(&self) -> u8 {
+        197
+    }
+}
+
+/// The Neutron mode, reaching the lab's Neutron through a proxy the soak can switch off.
+struct Neutron {
+    d: Mutex<NeutronDaemon>,
+    proxy: Proxy,
+}
+
+impl Plane for Neutron {
+    fn driver(&self) -> String {
+        lock(&self.d).name.clone()
+    }
+    fn pid(&self) -> Option<u32> {
+        lock(&self.d).pid()
+    }
+    fn kill_and_restart(&self) {
+        let mut d = lock(&self.d);
+        d.kill9();
+        std::thread::sleep(Duration::from_millis(200));
+        d.spawn();
+    }
+    fn footprint(&self) -> Footprint {
+        Footprint::from([
+            ("networks", neutron_ids("networks")),
+            ("subnets", neutron_ids("subnets")),
+            ("subnet pools", neutron_ids("subnetpools")),
+            ("ports", neutron_ids("ports")),
+            ("security groups", neutron_ids("security-groups")),
+            ("OVS ports", ovs_ports()),
+            ("veths", veths()),
+        ])
+    }
+    fn faults(&self) -> Vec<Fault> {
+        vec![
+            Fault::KillKuryr,
+            Fault::Dockerd,
+            Fault::DockerdNoLiveRestore,
+            Fault::OvsVswitchd,
+            Fault::OvnController,
+            Fault::NeutronUnreachable,
+        ]
+    }
+    fn second_octet(&self) -> u8 {
+        211
+    }
+    fn unreachable_for(&self, d: Duration) {
+        self.proxy.down();
+        std::thread::sleep(d);
+        self.proxy.up();
     }
 }
 
@@ -108,8 +213,8 @@ fn assert_distinct(net: &Network, containers: &[Container], at: &str) {
     }
 }
 
-fn lock(d: &Mutex<Daemon>) -> std::sync::MutexGuard<'_, Daemon> {
-    d.lock().unwrap_or_else(|e| e.into_inner())
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What a fault does to the host; each is injected several times, in an order the seed
@@ -129,16 +234,9 @@ enum Fault {
     OvnController,
     /// The Northbound ovsdb-server killed and started again (calls meanwhile fail).
     Northbound,
+    /// Neutron unreachable for 3 s: connections cut, new ones refused.
+    NeutronUnreachable,
 }
-
-const FAULTS: [Fault; 6] = [
-    Fault::KillKuryr,
-    Fault::Dockerd,
-    Fault::DockerdNoLiveRestore,
-    Fault::OvsVswitchd,
-    Fault::OvnController,
-    Fault::Northbound,
-];
 
 fn lab_restart(name: &str, env: &[(&str, &str)]) {
     let lab = concat!(env!("CARGO_MANIFEST_DIR"), "/../../lab/lab.sh");
@@ -151,14 +249,10 @@ fn lab_restart(name: &str, env: &[(&str, &str)]) {
 }
 
 impl Fault {
-    fn inject(self, d: &Mutex<Daemon>) {
+    fn inject(self, plane: &dyn Plane) {
         match self {
-            Fault::KillKuryr => {
-                let mut d = lock(d);
-                d.kill9();
-                std::thread::sleep(Duration::from_millis(200));
-                d.spawn();
-            }
+            Fault::KillKuryr => plane.kill_and_restart(),
+            Fault::NeutronUnreachable => plane.unreachable_for(Duration::from_secs(3)),
             Fault::Dockerd => lab_restart("dockerd", &[]),
             Fault::DockerdNoLiveRestore => {
                 // The running dockerd has live-restore: first one without it, whose stop
@@ -179,11 +273,11 @@ struct Injected {
     thread: std::thread::JoinHandle<()>,
 }
 
-fn inject(fault: Fault, delay: Duration, d: &Arc<Mutex<Daemon>>) -> Injected {
-    let d = Arc::clone(d);
+fn inject(fault: Fault, delay: Duration, plane: &Arc<dyn Plane>) -> Injected {
+    let plane = Arc::clone(plane);
     let thread = std::thread::spawn(move || {
         std::thread::sleep(delay);
-        fault.inject(&d);
+        fault.inject(plane.as_ref());
     });
     Injected { fault, thread }
 }
@@ -251,7 +345,13 @@ fn run_counted(net: &Network, extra: &[&str], report: &mut Report) -> Container 
             return c;
         }
         let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-        // The reason with ids and addresses blanked, so that alike failures count together.
+        // The reason with the client's timestamped lines, ids and addresses left out, so
+        // that alike failures count together.
+        let err: String = err
+            .lines()
+            .filter(|l| !l.starts_with("time=") && !l.starts_with("See '"))
+            .collect::<Vec<_>>()
+            .join(" ");
         let reason: String = err
             .split_inclusive(|c: char| !c.is_ascii_hexdigit() && c != '.')
             .map(|w| {
@@ -323,9 +423,29 @@ fn settle(
     *took = (*took).max(start.elapsed());
 }
 
+/// The soaks restart the lab's daemons: one at a time.
+static ONE_SOAK: Mutex<()> = Mutex::new(());
+
 #[test]
 #[ignore = "needs root and the lab (make test)"]
 fn churn_with_faults_leaks_nothing_and_never_doubles_an_address() {
+    let _one = lock(&ONE_SOAK);
+    soak(Arc::new(Ovn(Mutex::new(Daemon::start(&[])))));
+}
+
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn churn_with_faults_in_the_neutron_mode_leaks_nothing_and_never_doubles_an_address() {
+    let _one = lock(&ONE_SOAK);
+    let proxy = Proxy::start();
+    let d = NeutronDaemon::start_via("", &proxy.url());
+    soak(Arc::new(Neutron {
+        d: Mutex::new(d),
+        proxy,
+    }));
+}
+
+fn soak(plane: Arc<dyn Plane>) {
     let lifecycles: u64 = std::env::var("SOAK_LIFECYCLES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -351,7 +471,7 @@ fn churn_with_faults_leaks_nothing_and_never_doubles_an_address() {
     let mut report = Report::default();
     // One fault in three lifecycles, the kinds in turn (shuffled by the seed), so that a
     // short run still injects each several times.
-    let mut order = FAULTS.to_vec();
+    let mut order = plane.faults();
     for i in (1..order.len()).rev() {
         order.swap(i, rng.below(i as u64 + 1) as usize);
     }
@@ -359,14 +479,17 @@ fn churn_with_faults_leaks_nothing_and_never_doubles_an_address() {
 
     // The baseline is taken with the daemon running: its start makes the host's management
     // port and default router, which stay.
-    let d = Arc::new(Mutex::new(Daemon::start(&[])));
-    let driver = lock(&d).name.clone();
-    let pid = |d: &Arc<Mutex<Daemon>>| lock(d).pid();
-    let before = footprint();
+    let driver = plane.driver();
+    let before = plane.footprint();
+    let b = plane.second_octet();
     let started = Instant::now();
     {
-        let net = create_network(&driver, "ksoak", &["--subnet", "10.197.0.0/24"]);
-        let other = create_network(&driver, "ksoak", &["--subnet", "10.198.0.0/24"]);
+        let net = create_network(&driver, "ksoak", &["--subnet", &format!("10.{b}.0.0/24")]);
+        let other = create_network(
+            &driver,
+            "ksoak",
+            &["--subnet", &format!("10.{}.0.0/24", b + 1)],
+        );
         let mut running: Vec<Container> = Vec::new();
         let mut warm: Option<(usize, u64)> = None;
         for i in 0..lifecycles {
@@ -375,7 +498,7 @@ fn churn_with_faults_leaks_nothing_and_never_doubles_an_address() {
             let delay = Duration::from_millis(rng.below(1500));
             let mut fault = None;
             let start_fault = |fault: &mut Option<Injected>| {
-                *fault = planned.map(|f| inject(f, delay, &d));
+                *fault = planned.map(|f| inject(f, delay, &plane));
             };
             match rng.below(5) {
                 // Three at once, one pair pinging.
@@ -415,7 +538,7 @@ fn churn_with_faults_leaks_nothing_and_never_doubles_an_address() {
                 // A chosen address, free by construction (.200 + i % 50 is never handed out
                 // by the soak otherwise: running containers stay below 60).
                 1 => {
-                    let ip = format!("10.197.0.{}", 200 + i % 50);
+                    let ip = format!("10.{b}.0.{}", 200 + i % 50);
                     if running.iter().all(|c| c.ip(&net) != ip) {
                         start_fault(&mut fault);
                         let c = run_counted(&net, &["--ip", &ip], &mut report);
@@ -438,8 +561,8 @@ fn churn_with_faults_leaks_nothing_and_never_doubles_an_address() {
                 // A dual-stack network of its own, used and removed.
                 3 => {
                     start_fault(&mut fault);
-                    let v4 = format!("10.199.{}.0/24", i % 250);
-                    let v6 = format!("fd00:199:{:x}::/64", i);
+                    let v4 = format!("10.{}.{}.0/24", b + 2, i % 250);
+                    let v6 = format!("fd00:{}:{:x}::/64", b + 2, i);
                     let name = unique("ksoakds");
                     let id = docker_retried(
                         &[
@@ -491,10 +614,10 @@ fn churn_with_faults_leaks_nothing_and_never_doubles_an_address() {
             assert_distinct(&net, &running, &at);
             report.lifecycles += 1;
             if i == 4 {
-                warm = pid(&d).map(fds_and_rss);
+                warm = plane.pid().map(fds_and_rss);
             }
         }
-        let end = pid(&d).map(fds_and_rss);
+        let end = plane.pid().map(fds_and_rss);
         println!("soak: daemon fds/RSS(kB) after warm-up {warm:?}, at the end {end:?}");
         if let (Some((fds0, rss0)), Some((fds1, rss1))) = (warm, end) {
             // A restarted daemon starts afresh; one that ran the whole soak must not grow
@@ -515,10 +638,10 @@ fn churn_with_faults_leaks_nothing_and_never_doubles_an_address() {
     // An address reserved just before a kill is released once Docker can no longer claim it
     // (a minute after the restart), and a pool Docker released meanwhile with it.
     let deadline = Instant::now() + kuryr_ovn::reservations::GRACE + Duration::from_secs(20);
-    let mut after = footprint();
+    let mut after = plane.footprint();
     while after != before && Instant::now() < deadline {
         std::thread::sleep(Duration::from_secs(1));
-        after = footprint();
+        after = plane.footprint();
     }
     println!(
         "soak: {} lifecycles, {} containers, faults {:?} in {:?}; longest recovery of running containers' traffic after a fault {:?}; failed docker runs (retried): {:?}",

@@ -126,6 +126,8 @@ pub struct NeutronDaemon {
     pub name: String,
     pub socket: PathBuf,
     pub log: PathBuf,
+    conf: PathBuf,
+    rust_log: String,
     _dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -160,43 +162,67 @@ impl NeutronDaemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let conf = dir.path().join("kuryr.conf");
         std::fs::write(&conf, conf_text).expect("write kuryr.conf");
-        let socket = PathBuf::from(format!("/run/docker/plugins/{name}.sock"));
-        let log = dir.path().join("kuryr.log");
-        let logf = std::fs::File::create(&log).expect("log file");
+        let mut d = NeutronDaemon {
+            socket: PathBuf::from(format!("/run/docker/plugins/{name}.sock")),
+            log: dir.path().join("kuryr.log"),
+            name,
+            conf,
+            rust_log: rust_log.to_string(),
+            _dir: dir,
+            child: None,
+        };
+        d.spawn();
+        d
+    }
+
+    /// Starts the daemon (again) and waits until it answers.
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none());
+        let logf = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_kuryr"))
             .arg("daemon")
             .arg("--config")
-            .arg(&conf)
+            .arg(&self.conf)
             .arg("--socket")
-            .arg(&socket)
-            .env("RUST_LOG", rust_log)
+            .arg(&self.socket)
+            .env("RUST_LOG", &self.rust_log)
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(logf)
             .spawn()
             .expect("start kuryr daemon");
-        let mut d = NeutronDaemon {
-            name,
-            socket,
-            log,
-            _dir: dir,
-            child: Some(child),
-        };
+        self.child = Some(child);
         let start = Instant::now();
-        while !(d.socket.exists()
-            && post(&d.socket, "/Plugin.Activate", "").is_ok_and(|(s, _)| s == 200))
+        while !(self.socket.exists()
+            && post(&self.socket, "/Plugin.Activate", "").is_ok_and(|(s, _)| s == 200))
         {
-            if let Some(Ok(Some(status))) = d.child.as_mut().map(|c| c.try_wait()) {
-                panic!("kuryr daemon exited with {status}:\n{}", d.log_text());
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("kuryr daemon exited with {status}:\n{}", self.log_text());
             }
             assert!(
                 start.elapsed() < Duration::from_secs(30),
                 "kuryr daemon did not answer:\n{}",
-                d.log_text()
+                self.log_text()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        d
+    }
+
+    /// `kill -9`, as a crash.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The daemon's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn log_text(&self) -> String {
@@ -271,4 +297,134 @@ pub fn wait_pool_gone(cidr: &str) {
 pub fn neutron_network_gone(nid: &str) -> bool {
     let (status, _) = neutron("GET", &format!("/networks/{nid}"), None);
     status == 404
+}
+
+/// A TCP proxy in front of the lab's Neutron that the test can switch off and on (Neutron
+/// "down" for this daemon only: other tests keep theirs) and that counts how many
+/// connections were open at once.
+pub struct Proxy {
+    port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    most: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Proxy {
+    pub fn start() -> Proxy {
+        use std::sync::atomic::{AtomicBool, AtomicUsize};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let p = Proxy {
+            port,
+            up: Arc::new(AtomicBool::new(true)),
+            open: Arc::new(AtomicUsize::new(0)),
+            most: Arc::new(AtomicUsize::new(0)),
+            conns: Arc::new(Mutex::new(Vec::new())),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let (up, open, most, conns, stop) = (
+            p.up.clone(),
+            p.open.clone(),
+            p.most.clone(),
+            p.conns.clone(),
+            p.stop.clone(),
+        );
+        std::thread::spawn(move || {
+            use std::sync::atomic::Ordering::SeqCst;
+            let mut listener = Some(listener);
+            while !stop.load(SeqCst) {
+                if !up.load(SeqCst) {
+                    // Down: nobody listens, so connecting is refused.
+                    listener = None;
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+                let l = match &listener {
+                    Some(l) => l,
+                    None => match std::net::TcpListener::bind(("127.0.0.1", port)) {
+                        Ok(l) => listener.insert(l),
+                        Err(_) => {
+                            std::thread::sleep(Duration::from_millis(20));
+                            continue;
+                        }
+                    },
+                };
+                let _ = l.set_nonblocking(true);
+                let client = match l.accept() {
+                    Ok((c, _)) => c,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                };
+                let _ = client.set_nonblocking(false);
+                let Ok(server) = std::net::TcpStream::connect("127.0.0.1:9696") else {
+                    continue;
+                };
+                let now = open.fetch_add(1, SeqCst) + 1;
+                most.fetch_max(now, SeqCst);
+                if let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) {
+                    if let Ok(mut v) = conns.lock() {
+                        v.push(c2);
+                        v.push(s2);
+                    }
+                }
+                let (mut c_in, mut s_out) = match (client.try_clone(), server.try_clone()) {
+                    (Ok(c), Ok(s)) => (c, s),
+                    _ => continue,
+                };
+                let (mut s_in, mut c_out) = (server, client);
+                let open = open.clone();
+                std::thread::spawn(move || {
+                    let back = std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut s_in, &mut c_out);
+                        let _ = c_out.shutdown(std::net::Shutdown::Both);
+                    });
+                    let _ = std::io::copy(&mut c_in, &mut s_out);
+                    let _ = s_out.shutdown(std::net::Shutdown::Both);
+                    let _ = back.join();
+                    open.fetch_sub(1, SeqCst);
+                });
+            }
+        });
+        p
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Neutron "goes down": connections in flight are cut, new ones refused.
+    pub fn down(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut v) = self.conns.lock() {
+            for c in v.drain(..) {
+                let _ = c.shutdown(std::net::Shutdown::Both);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    pub fn up(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn reset_most(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.most.store(self.open.load(SeqCst), SeqCst);
+    }
+
+    pub fn most(&self) -> usize {
+        self.most.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.up();
+    }
 }
