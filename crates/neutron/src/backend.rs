@@ -870,6 +870,7 @@ impl NeutronBackend {
             }
         } else {
             self.delete_unclaimed(&net.id, None).await?;
+            self.delete_left_behind(&net.id, None).await?;
             self.client
                 .delete_network(&net.id)
                 .await
@@ -991,6 +992,19 @@ impl Backend for NeutronBackend {
             .filter(|s| s.name.starts_with(names::SUBNET_NAME_PREFIX))
         {
             self.delete_unclaimed(&s.network_id, Some(&s.id)).await?;
+            match self.client.network(&s.network_id).await {
+                Ok(net) if unclaimed::made_by_kuryr(&net) => {
+                    self.delete_left_behind(&net.id, Some(&s.id)).await?
+                }
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => {
+                    return Err(fail(
+                        format!("release pool {pool_id}: look up network {}", s.network_id),
+                        e,
+                    ))
+                }
+            }
             if let Some(pools) = &self.pools {
                 // Docker may release the pool before it deletes the network: the subnet's
                 // free pool ports go first (Neutron keeps a subnet with ports).

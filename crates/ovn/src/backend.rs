@@ -582,6 +582,9 @@ impl OvnBackend {
                 Err(e) => e,
             };
             if Instant::now() >= deadline {
+                if recorded && err.is_connection() {
+                    self.reservations.unknown(&pid.set, ip);
+                }
                 return Err(OvnError::db(what)(err));
             }
             if err.is_conflict() {
@@ -589,7 +592,8 @@ impl OvnBackend {
                 let _ = tokio::time::timeout(Duration::from_millis(500), changes.changed()).await;
             } else if err.is_connection() {
                 // The outcome is unknown. Never report an address we cannot prove is ours: if
-                // the reservation did commit, it stays reserved (logged) rather than doubled.
+                // the reservation did commit, it stays reserved until it is reclaimed
+                // (`reservations.rs`) rather than doubled.
                 tracing::warn!(pool = %pid.cidr, %ip, error = %err, "Northbound connection lost while reserving an address; choosing again");
                 let epoch = self.nb.state().epoch;
                 let mut st = self.nb.watch_state();
@@ -598,22 +602,28 @@ impl OvnBackend {
                     .await
                     .is_err()
                 {
+                    if recorded {
+                        self.reservations.unknown(&pid.set, ip);
+                    }
                     return Err(OvnError::db(what)(err));
                 }
-                if gateway || preferred.is_some() {
-                    // Ours or not, the address is taken now if it committed; ask the replica.
-                    if self
-                        .nb
-                        .replica()
-                        .table(AS)
-                        .one_by_name(&pid.set)
-                        .is_some_and(|r| parse_ips(&r).contains(&ip))
-                    {
-                        if recorded {
-                            self.handed_out(&pid.set, [ip]);
-                        }
-                        return Ok(with_prefix(ip, &pid.cidr));
+                // Ours or not, the address is taken now if it committed; ask the replica.
+                let taken = self
+                    .nb
+                    .replica()
+                    .table(AS)
+                    .one_by_name(&pid.set)
+                    .is_some_and(|r| parse_ips(&r).contains(&ip));
+                if taken && (gateway || preferred.is_some()) {
+                    if recorded {
+                        self.handed_out(&pid.set, [ip]);
                     }
+                    return Ok(with_prefix(ip, &pid.cidr));
+                }
+                if taken && recorded {
+                    // Another address goes to Docker; this one is released later if it
+                    // stays unclaimed (see `reservations.rs`).
+                    self.reservations.unknown(&pid.set, ip);
                 }
             } else {
                 return Err(OvnError::db(what)(err));

@@ -13,7 +13,9 @@
 //! CreateNetwork settles what was reserved in its pools before it (`--aux-address`, which no
 //! endpoint ever claims).
 //!
-//! What a killed run left in the journal is *stale*. Docker's follow-up calls settle a stale
+//! What a killed run left in the journal is *stale*, and so is an address whose reservation
+//! lost its Northbound connection (a Raft leader change) and that is reserved once the
+//! connection is back: the commit may have been this one, and Docker gets another address. Docker's follow-up calls settle a stale
 //! entry as usual; once [`GRACE`] has passed (longer than Docker retries a call) none can
 //! come, and [`crate::OvnBackend::reclaim`] releases each stale address that is still
 //! reserved and that no port of the pool's networks holds, seen so twice [`CONFIRM`] apart
@@ -112,6 +114,20 @@ impl Reservations {
         if let Some(j) = &self.journal {
             j.taken(&entry(set, ip));
         }
+    }
+
+    /// The reservation of `ip` lost its connection and the address is reserved now: it may
+    /// be this one, which Docker never gets. Stale from now (released after [`GRACE`] if it
+    /// stays unheld), and noted, so a restart does not forget it.
+    pub(crate) fn unknown(&self, set: &str, ip: IpAddr) {
+        if let Some(j) = &self.journal {
+            j.taken(&entry(set, ip));
+        }
+        let s = Stale {
+            since: Instant::now(),
+            unheld_since: None,
+        };
+        lock(&self.stale).insert((set.to_string(), ip), s);
     }
 
     /// Docker settled the address: an endpoint holds it, or it was released.

@@ -3,6 +3,9 @@
 //! - ports that RequestAddress made before Docker got their address: Neutron keeps a subnet
 //!   or network while it has ports, and Docker removes a network only once it has no
 //!   endpoint on it, so when the pool or the network goes these go too;
+//! - a port a failed CreateEndpoint left bound (Neutron applied the binding, the answer was
+//!   lost) whose ReleaseAddress failed too (Neutron unreachable): Docker forgets it; it goes
+//!   with the network, which Docker removes only once it has no endpoint;
 //! - a network CreateNetwork made before Docker got the answer: Docker never sends its
 //!   DeleteNetwork, only the ReleasePool of the failed `docker network create`, after which
 //!   the network has no subnet of kuryr's left; it goes then.
@@ -47,9 +50,7 @@ impl NeutronBackend {
             Err(e) if e.is_not_found() => return Ok(()),
             Err(e) => return Err(fail(format!("look up network {net_id}"), e)),
         };
-        let made_by_kuryr = net.name.starts_with(names::NET_NAME_PREFIX)
-            && !net.tags.iter().any(|t| t.starts_with(names::NET_EXISTING));
-        if !made_by_kuryr || swarm::is_swarm(&net) || !net.subnets.is_empty() {
+        if !made_by_kuryr(&net) || !net.subnets.is_empty() {
             return Ok(());
         }
         let Some(docker_id) = names::docker_id_of(&net.tags) else {
@@ -58,4 +59,37 @@ impl NeutronBackend {
         tracing::info!(network = %net.id, docker_network = %short(&docker_id), "deleting a network its pools left without subnets (a network create Docker gave up on, or Docker 29 releasing the pool first)");
         self.remove_network(&docker_id, net).await
     }
+
+    /// At DeleteNetwork or ReleasePool of a network kuryr made for one Docker network:
+    /// deletes kuryr's ports on it (in `subnet_id`, when given) that are bound to this host
+    /// or to none. Docker deletes a network, and releases its pool, only once no endpoint of
+    /// this host is on it, so these are what failed calls left; another host's stay.
+    pub(super) async fn delete_left_behind(
+        &self,
+        net_id: &str,
+        subnet_id: Option<&str>,
+    ) -> Result<(), BackendError> {
+        let host = self.settings.host.as_str();
+        let what = format!("delete the ports failed calls left on network {net_id}");
+        let ids = self
+            .delete_ours_where(net_id, &[], &what, |p| {
+                p.host_id
+                    .as_deref()
+                    .is_none_or(|h| h.is_empty() || h == host)
+                    && subnet_id.is_none_or(|s| p.fixed_ips.iter().any(|f| f.subnet_id == s))
+            })
+            .await?;
+        for id in &ids {
+            tracing::info!(port = %id, network = %net_id, "deleted a port a failed call left");
+        }
+        Ok(())
+    }
+}
+
+/// A network kuryr made for one Docker network: named and tagged so, not an existing network
+/// kuryr adopted, not a Swarm network (whose ports are every node's).
+pub(super) fn made_by_kuryr(net: &crate::types::Network) -> bool {
+    net.name.starts_with(names::NET_NAME_PREFIX)
+        && !net.tags.iter().any(|t| t.starts_with(names::NET_EXISTING))
+        && !swarm::is_swarm(net)
 }
