@@ -5,6 +5,9 @@
 #   lab/node.sh down               stop and remove everything `up` made (every node there is)
 #   lab/node.sh status             one line per node and part; exit 1 if any part is down
 #   lab/node.sh exec N -- CMD...   run CMD on node N (its network, mount and UTS namespaces)
+#   lab/node.sh add N              bring up node N alone, for another lab script (OWNER below)
+#   lab/node.sh remove N           stop and remove node N alone (whoever made it)
+#   lab/node.sh status N           node N's lines only
 #
 # Node N (1, 2, ...) is the network namespace kuryr-node-N, a UTS namespace (hostname
 # kuryr-node-N) and a mount namespace of its own, both pinned in /run/kuryr-lab/node-N/. In
@@ -35,6 +38,13 @@
 # default 60), KURYR (the kuryr binary; default `kuryr` on PATH, else target/debug/kuryr),
 # LAB_NODES_PLUGIN (the managed plugin folder with config.json and rootfs/; default
 # target/plugin/kuryr of this repository).
+#
+# `add N` is how another lab script gets a Docker host of its own (lab/cluster.sh: node 9, on
+# a clustered OVN): LAB_NODE_SB and LAB_NODE_NB name its OVN remotes (default the lab's
+# central sockets; they must be reachable from inside the node, e.g. unix sockets under
+# /run/kuryr-lab), LAB_NODE_OWNER the script it belongs to. It never gets the plugin. The
+# choices are kept in the node's folder (remotes, owner): `up`, `down` and `status` leave an
+# owned node alone (its owner removes it with `remove N`), and `up` refuses to take its number.
 set -euo pipefail
 # shellcheck source=lab/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -94,6 +104,11 @@ mac_of() { printf '02:6b:6e:fc:00:%02x\n' "$((10 + $1))"; }
 wire_sw() { echo "kn$1-sw"; }
 wire_phy() { echo "kn$1-phy"; }
 db() { echo "unix:$(ovs_dir "$1")/db.sock"; }
+# The node's OVN remotes (what `add` was given, else the lab's central ones) and its owner
+# (empty: lab/node.sh's own).
+sb_of() { sed -n 's/^sb=//p' "$(dir "$1")/remotes" 2>/dev/null | grep . || echo "$SB_DB"; }
+nb_of() { sed -n 's/^nb=//p' "$(dir "$1")/remotes" 2>/dev/null | grep . || echo "$NB_DB"; }
+owner_of() { cat "$(dir "$1")/owner" 2>/dev/null || true; }
 docker_sock() { echo "$(run_dir "$1")/docker.sock"; }
 vsctl() {
     local n=$1
@@ -225,7 +240,7 @@ controller_running() {
     local ctl
     ctl=$(controller_ctl "$1") && ovn-appctl -T 5 -t "$ctl" version >/dev/null 2>&1
 }
-chassis_row() { ovn-sbctl --timeout=5 --db="$SB_DB" --bare --columns=_uuid find Chassis "name=\"$(ns "$1")\"" 2>/dev/null; }
+chassis_row() { ovn-sbctl --timeout=5 --db="$(sb_of "$1")" --bare --columns=_uuid find Chassis "name=\"$(ns "$1")\"" 2>/dev/null; }
 chassis_ready() {
     local ctl
     ctl=$(controller_ctl "$1") &&
@@ -389,7 +404,7 @@ host_ok() {
     local n=$1 ext
     ext=$(vsctl "$n" get Open_vSwitch . external_ids 2>/dev/null) || return 1
     [[ $ext == *"system-id=$(ns "$n")"* && $ext == *"ovn-encap-ip=\"$(ip_of "$n")\""* &&
-        $ext == *"ovn-remote=\"$SB_DB\""* && $ext == *"ovn-encap-type=$ENCAP"* ]] &&
+        $ext == *"ovn-remote=\"$(sb_of "$n")\""* && $ext == *"ovn-encap-type=$ENCAP"* ]] &&
         vsctl "$n" br-exists br-int
 }
 
@@ -400,7 +415,7 @@ up_chassis() {
     l=$(logs "$n")
     if ! host_ok "$n"; then
         "$KURYR" host init --ovsdb "$(db "$n")" --bridge br-int --overlay --tep "$(ip_of "$n")" \
-            --encap "$ENCAP" --sb "$SB_DB" --nb "$NB_DB" --datapath netdev \
+            --encap "$ENCAP" --sb "$(sb_of "$n")" --nb "$(nb_of "$n")" --datapath netdev \
             --system-id "$name" >"$l/host-init.log" 2>&1 ||
             fail "$name" "kuryr host init failed" "$l/host-init.log"
         host_ok "$n" || fail "$name" "the Open_vSwitch settings are not what \`kuryr host init\` was asked for: see \`lab/node.sh exec $n -- ovs-vsctl list Open_vSwitch\`" "$l/host-init.log"
@@ -725,7 +740,7 @@ down_one() {
     kill_rest "$n"
     # A Chassis row left behind (controller killed) would keep tunnels to nowhere.
     if [[ -n $(chassis_row "$n") ]]; then
-        ovn-sbctl --timeout=5 --db="$SB_DB" chassis-del "$name" || true
+        ovn-sbctl --timeout=5 --db="$(sb_of "$n")" chassis-del "$name" || true
     fi
     # The containers' cgroups (children first).
     for cg in /sys/fs/cgroup/*/"$name"; do
@@ -763,6 +778,10 @@ cmd_up() {
     main_ok
     local n want='' neutron=no
     for ((n = 1; n <= COUNT; n++)); do
+        [[ -z $(owner_of "$n") ]] ||
+            fail "$(ns "$n")" "node $n belongs to $(owner_of "$n") (\`$(owner_of "$n") down\` removes it): give a smaller LAB_NODES"
+    done
+    for ((n = 1; n <= COUNT; n++)); do
         mkdir -p "$(dir "$n")" "$(logs "$n")" "$(data "$n")"
     done
     up_switch
@@ -798,13 +817,20 @@ cmd_up() {
 cmd_down() {
     need_root
     take_lock
-    local d n nodes=" "
-    # Every node there is, whatever LAB_NODES says now.
+    local d n nodes=" " kept=" "
+    # Every node there is, whatever LAB_NODES says now, but those another script owns.
     for d in "$STATE_DIR"/node-[1-9]; do
-        [[ -d $d ]] && nodes+="${d##*-} "
+        [[ -d $d ]] || continue
+        n=${d##*-}
+        if [[ -n $(owner_of "$n") ]]; then
+            kept+="$n "
+            say "$(ns "$n")" "left alone: it belongs to $(owner_of "$n")"
+        else
+            nodes+="$n "
+        fi
     done
     for n in 1 2 3 4 5 6 7 8 9; do
-        [[ $nodes == *" $n "* ]] && continue
+        [[ $nodes == *" $n "* || $kept == *" $n "* ]] && continue
         if [[ -e /var/run/netns/$(ns "$n") || -d $(data "$n") ]] || [[ -n $(chassis_row "$n") ]]; then
             nodes+="$n "
         fi
@@ -816,6 +842,58 @@ cmd_down() {
     done
     down_neutron_forward
     rm -rf "$DATA_ROOT/plugin-neutron"
+    # The wire goes with the last node.
+    [[ $kept != " " ]] || down_switch
+}
+
+# add N: node N alone, for the script LAB_NODE_OWNER, on the OVN remotes LAB_NODE_SB and
+# LAB_NODE_NB; no plugin. Idempotent: a second `add` only repairs what is missing.
+cmd_add() {
+    need_root
+    local n=${1:-} owner=${LAB_NODE_OWNER:-} d have
+    [[ $n =~ ^[1-9]$ ]] || {
+        echo "usage: LAB_NODE_OWNER=SCRIPT [LAB_NODE_SB=REMOTES] [LAB_NODE_NB=REMOTES] $0 add N" >&2
+        exit 2
+    }
+    [[ -n $owner ]] || fail "$(ns "$n")" "LAB_NODE_OWNER is not set: name the lab script the node belongs to"
+    take_lock
+    resolve_kuryr
+    main_ok
+    d=$(dir "$n")
+    have=$(owner_of "$n")
+    if [[ -e /var/run/netns/$(ns "$n") && $have != "$owner" ]]; then
+        fail "$(ns "$n")" "node $n is already there and belongs to ${have:-lab/node.sh up}"
+    fi
+    mkdir -p "$d" "$(logs "$n")" "$(data "$n")"
+    echo "$owner" >"$d/owner"
+    printf 'sb=%s\nnb=%s\n' "${LAB_NODE_SB:-$SB_DB}" "${LAB_NODE_NB:-$NB_DB}" >"$d/remotes"
+    up_switch
+    up_namespaces "$n"
+    up_ovs "$n"
+    up_underlay "$n"
+    up_chassis "$n"
+    start_dockerd "$n"
+    wait_chassis "$n"
+    wait_dockerd "$n"
+    up_image "$n"
+    say "$(ns "$n")" "ready ($(ip_of "$n") on $PHY, chassis $(ns "$n") on $(sb_of "$n"), docker unix://$(docker_sock "$n"))"
+}
+
+# remove N: node N alone; the wire too when no other node is left.
+cmd_remove() {
+    need_root
+    local n=${1:-} d
+    [[ $n =~ ^[1-9]$ ]] || {
+        echo "usage: $0 remove N" >&2
+        exit 2
+    }
+    take_lock
+    if [[ -d $(dir "$n") || -e /var/run/netns/$(ns "$n") || -d $(data "$n") ]]; then
+        down_one "$n"
+    fi
+    for d in "$STATE_DIR"/node-[1-9]; do
+        [[ -d $d ]] && return 0
+    done
     down_switch
 }
 
@@ -839,8 +917,16 @@ plugin_status() {
 
 cmd_status() {
     need_root
-    check_count
-    local n rc=0 name d want=''
+    local n rc=0 name d want='' only=${1:-} first=1 last=$COUNT
+    if [[ -n $only ]]; then
+        [[ $only =~ ^[1-9]$ ]] || {
+            echo "usage: $0 status [N]" >&2
+            exit 2
+        }
+        first=$only last=$only
+    else
+        check_count
+    fi
     if switch_ok; then
         say "$SWITCH" "wire up (Linux bridge $SWITCH in netns $SWITCH, main host $HOST_LEG $HOST_IP/24)"
     else
@@ -848,9 +934,14 @@ cmd_status() {
         rc=1
     fi
     [[ ! -f $PLUGIN_DIR/config.json ]] || want=$(plugin_sum)
-    for ((n = 1; n <= COUNT; n++)); do
+    for ((n = first; n <= last; n++)); do
         name=$(ns "$n")
         d=$(dir "$n")
+        if [[ -z $only && -n $(owner_of "$n") ]]; then
+            say "$name" "belongs to $(owner_of "$n"), not counted here (\`lab/node.sh status $n\`)"
+            rc=1
+            continue
+        fi
         if [[ ! -e /var/run/netns/$name ]]; then
             say "$name" absent
             rc=1
@@ -890,7 +981,9 @@ cmd_status() {
                 say "$name dockerd" "running (unix://$(docker_sock "$n")), $IMAGE missing"
                 rc=1
             fi
-            if [[ -z $want ]]; then
+            if [[ -n $(owner_of "$n") ]]; then
+                say "$name plugin" "none (the node belongs to $(owner_of "$n"), which runs kuryr itself)"
+            elif [[ -z $want ]]; then
                 say "$name plugin" "missing (no plugin in $PLUGIN_DIR)"
             else
                 plugin_status "$n" "$want" "$PLUGIN" || rc=1
@@ -904,7 +997,7 @@ cmd_status() {
             rc=1
         fi
     done
-    if ((rc == 0 && COUNT >= 2)); then
+    if [[ -z $only ]] && ((rc == 0 && COUNT >= 2)); then
         if ping_node 1 2; then
             say "data path" "node 1 ($(ip_of 1)) pings node 2 ($(ip_of 2))"
         else
@@ -940,14 +1033,19 @@ cmd_exec() {
 case ${1:-} in
     up) cmd_up ;;
     down) cmd_down ;;
-    status) cmd_status ;;
+    status)
+        shift
+        cmd_status "$@"
+        ;;
+    add) cmd_add "${2:-}" ;;
+    remove) cmd_remove "${2:-}" ;;
     exec)
         shift
         cmd_exec "$@"
         ;;
     _setup-ns) setup_ns "$2" ;;
     *)
-        echo "usage: $0 up|down|status|exec N -- CMD..." >&2
+        echo "usage: $0 up|down|status [N]|exec N -- CMD...|add N|remove N" >&2
         exit 2
         ;;
 esac
