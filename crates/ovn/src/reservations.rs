@@ -71,7 +71,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Reservations {
     /// Opens the journal at `path`; what it still has pending is the previous run's, stale
-    /// from now. Without a path (or when the file cannot be kept) nothing is recorded.
+    /// from now. Without a path (or when the file cannot be kept) nothing outlives the
+    /// process: only this run's unknown outcomes are reclaimed.
     pub(crate) fn open(path: Option<PathBuf>) -> Reservations {
         let journal = path.and_then(|p| match Journal::open(p.clone(), "address journal") {
             Ok(j) => Some(j),
