@@ -290,6 +290,8 @@ struct Report {
     failed_runs: BTreeMap<String, u64>,
     /// The longest time running containers took to reach each other again after a fault.
     longest_recovery: BTreeMap<Fault, Duration>,
+    /// Containers whose start raced a dockerd stop, which stopped them.
+    stopped_by_dockerd: u64,
 }
 
 /// A `docker` command retried while a fault keeps it from succeeding (kuryr, dockerd or the
@@ -394,6 +396,35 @@ fn settle(
         }
         return;
     }
+    // A container whose start raced dockerd's stop is stopped by it, live-restore or not;
+    // any other fault must leave every container running.
+    let mut args = vec!["inspect", "-f", "{{.State.Running}}"];
+    args.extend(running.iter().map(|c| c.name.as_str()));
+    let states: Vec<bool> = if running.is_empty() {
+        Vec::new()
+    } else {
+        docker_retried(&args, at)
+            .lines()
+            .map(|l| l.trim() == "true")
+            .collect()
+    };
+    assert_eq!(states.len(), running.len(), "{at}: docker inspect {args:?}");
+    let mut kept = Vec::new();
+    for (c, up) in running.drain(..).zip(states) {
+        if up {
+            kept.push(c);
+        } else {
+            assert_eq!(
+                fault,
+                Fault::Dockerd,
+                "{at}: container {} stopped during {fault:?}",
+                c.name
+            );
+            report.stopped_by_dockerd += 1;
+            remove(c, at);
+        }
+    }
+    *running = kept;
     if running.len() < 2 {
         return;
     }
@@ -411,13 +442,37 @@ fn settle(
         at,
     );
     let start = Instant::now();
-    while !a.pings(&ip) {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{at}: {} and {} have not reached each other for 30 s after {fault:?}",
-            a.name,
-            b.name
-        );
+    loop {
+        let ping = a.exec(&["ping", "-c", "1", "-W", "2", &ip]);
+        if ping.status.success() {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let state = |c: &Container| {
+                let out = docker(&[
+                    "inspect",
+                    "-f",
+                    "{{.State.Status}} {{.State.Error}}",
+                    &c.name,
+                ]);
+                let addr = c.exec(&["ip", "-o", "addr"]);
+                format!(
+                    "{}: {} {}",
+                    c.name,
+                    String::from_utf8_lossy(&out.stdout).trim(),
+                    String::from_utf8_lossy(&addr.stdout).trim()
+                )
+            };
+            panic!(
+                "{at}: {} and {} ({ip}) have not reached each other for 30 s after {fault:?}: {} {}\n{}\n{}",
+                a.name,
+                b.name,
+                String::from_utf8_lossy(&ping.stdout).trim(),
+                String::from_utf8_lossy(&ping.stderr).trim(),
+                state(a),
+                state(b)
+            );
+        }
     }
     let took = report.longest_recovery.entry(fault).or_default();
     *took = (*took).max(start.elapsed());
@@ -542,9 +597,10 @@ fn soak(plane: Arc<dyn Plane>) {
                     if running.iter().all(|c| c.ip(&net) != ip) {
                         start_fault(&mut fault);
                         let c = run_counted(&net, &["--ip", &ip], &mut report);
+                        let name = c.name.clone();
                         running.push(c);
                         settle(&mut fault, &net, &mut running, &mut report, &at);
-                        if let Some(c) = running.last() {
+                        if let Some(c) = running.iter().find(|c| c.name == name) {
                             assert_eq!(c.ip(&net), ip, "{at}: --ip not honoured");
                         }
                     }
@@ -644,12 +700,13 @@ fn soak(plane: Arc<dyn Plane>) {
         after = plane.footprint();
     }
     println!(
-        "soak: {} lifecycles, {} containers, faults {:?} in {:?}; longest recovery of running containers' traffic after a fault {:?}; failed docker runs (retried): {:?}",
+        "soak: {} lifecycles, {} containers, faults {:?} in {:?}; longest recovery of running containers' traffic after a fault {:?}; containers whose start raced a dockerd stop (stopped by it): {}; failed docker runs (retried): {:?}",
         report.lifecycles,
         report.containers,
         report.faults,
         started.elapsed(),
         report.longest_recovery,
+        report.stopped_by_dockerd,
         report.failed_runs
     );
     assert_eq!(after, before, "leaked (SOAK_SEED={seed})");
