@@ -302,11 +302,14 @@ pub fn shut_down(child: Option<Child>, socket: &Path, name: &str, log: &Path) {
         stop(&mut c);
     }
     let _ = std::fs::remove_file(socket);
-    // The port pools' journal of a Neutron-mode daemon (named after its socket).
+    // The journals a daemon keeps, named after its socket: the Neutron pools' and the OVN
+    // mode's addresses (left when the test ends with addresses Docker never settled).
     if let Some(name) = socket.file_name() {
-        let journal =
-            Path::new("/run/kuryr").join(format!("{}.pool-journal", name.to_string_lossy()));
-        let _ = std::fs::remove_file(journal);
+        for what in ["pool-journal", "address-journal"] {
+            let journal =
+                Path::new("/run/kuryr").join(format!("{}.{what}", name.to_string_lossy()));
+            let _ = std::fs::remove_file(journal);
+        }
     }
     if std::thread::panicking() {
         eprintln!(
