@@ -762,14 +762,14 @@ impl NeutronBackend {
 
 impl NeutronBackend {
     /// Deletes kuryr's ports on `network_id` that match `filters` (Neutron's) and `wanted`,
-    /// and forgets them; returns their ids.
+    /// and forgets them; returns them.
     async fn delete_ours_where(
         &self,
         network_id: &str,
         filters: &[(&str, &str)],
         what: &str,
         wanted: impl Fn(&Port) -> bool,
-    ) -> Result<Vec<String>, BackendError> {
+    ) -> Result<Vec<Port>, BackendError> {
         let mut all = vec![("network_id", network_id)];
         all.extend_from_slice(filters);
         let ports = self
@@ -785,7 +785,7 @@ impl NeutronBackend {
             self.cache()
                 .ports_by_ip
                 .retain(|_, cached| cached.id != p.id);
-            deleted.push(p.id.clone());
+            deleted.push(p.clone());
         }
         Ok(deleted)
     }
@@ -869,7 +869,8 @@ impl NeutronBackend {
                     .map_err(|e| fail(what.clone(), e))?;
             }
         } else {
-            self.delete_unclaimed(&net.id, None).await?;
+            // Kuryr made it (not an adopted network): every port of kuryr's left on it that is
+            // this host's or no host's, the unclaimed ones among them.
             self.delete_left_behind(&net.id, None).await?;
             self.client
                 .delete_network(&net.id)
@@ -991,19 +992,22 @@ impl Backend for NeutronBackend {
             .iter()
             .filter(|s| s.name.starts_with(names::SUBNET_NAME_PREFIX))
         {
-            self.delete_unclaimed(&s.network_id, Some(&s.id)).await?;
-            match self.client.network(&s.network_id).await {
-                Ok(net) if unclaimed::made_by_kuryr(&net) => {
-                    self.delete_left_behind(&net.id, Some(&s.id)).await?
-                }
-                Ok(_) => {}
-                Err(e) if e.is_not_found() => {}
+            // On a network kuryr made, every port of kuryr's this host or no host has left
+            // (the unclaimed ones among them); on an adopted one, only the unclaimed ones.
+            let made = match self.client.network(&s.network_id).await {
+                Ok(net) => unclaimed::made_by_kuryr(&net),
+                Err(e) if e.is_not_found() => false,
                 Err(e) => {
                     return Err(fail(
                         format!("release pool {pool_id}: look up network {}", s.network_id),
                         e,
                     ))
                 }
+            };
+            if made {
+                self.delete_left_behind(&s.network_id, Some(&s.id)).await?;
+            } else {
+                self.delete_unclaimed(&s.network_id, Some(&s.id)).await?;
             }
             if let Some(pools) = &self.pools {
                 // Docker may release the pool before it deletes the network: the subnet's

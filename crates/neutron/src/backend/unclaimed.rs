@@ -12,6 +12,7 @@
 
 use super::{fail, short, swarm, NeutronBackend};
 use crate::names;
+use crate::types::Port;
 use kuryr_core::BackendError;
 
 impl NeutronBackend {
@@ -23,21 +24,16 @@ impl NeutronBackend {
         subnet_id: Option<&str>,
     ) -> Result<usize, BackendError> {
         let what = format!("delete the unclaimed ports of network {network_id}");
-        let ids = self
+        let deleted = self
             .delete_ours_where(
                 network_id,
                 &[("name", names::UNBOUND_PORT_NAME)],
                 &what,
-                |p| {
-                    p.device_id.is_empty()
-                        && subnet_id.is_none_or(|s| p.fixed_ips.iter().any(|f| f.subnet_id == s))
-                },
+                |p| unclaimed(p) && in_subnet(p, subnet_id),
             )
             .await?;
-        for id in &ids {
-            tracing::info!(port = %id, network = %short(network_id), "deleted a port no endpoint claimed");
-        }
-        Ok(ids.len())
+        log_deleted(&deleted, network_id);
+        Ok(deleted.len())
     }
 
     /// After ReleasePool deleted its subnets: deletes Neutron network `net_id` if kuryr made
@@ -71,18 +67,35 @@ impl NeutronBackend {
     ) -> Result<(), BackendError> {
         let host = self.settings.host.as_str();
         let what = format!("delete the ports failed calls left on network {net_id}");
-        let ids = self
+        let deleted = self
             .delete_ours_where(net_id, &[], &what, |p| {
                 p.host_id
                     .as_deref()
                     .is_none_or(|h| h.is_empty() || h == host)
-                    && subnet_id.is_none_or(|s| p.fixed_ips.iter().any(|f| f.subnet_id == s))
+                    && in_subnet(p, subnet_id)
             })
             .await?;
-        for id in &ids {
-            tracing::info!(port = %id, network = %net_id, "deleted a port a failed call left");
-        }
+        log_deleted(&deleted, net_id);
         Ok(())
+    }
+}
+
+/// A port RequestAddress made that no endpoint claimed.
+fn unclaimed(p: &Port) -> bool {
+    p.name == names::UNBOUND_PORT_NAME && p.device_id.is_empty()
+}
+
+fn in_subnet(p: &Port, subnet_id: Option<&str>) -> bool {
+    subnet_id.is_none_or(|s| p.fixed_ips.iter().any(|f| f.subnet_id == s))
+}
+
+fn log_deleted(ports: &[Port], network_id: &str) {
+    for p in ports {
+        if unclaimed(p) {
+            tracing::info!(port = %p.id, network = %short(network_id), "deleted a port no endpoint claimed");
+        } else {
+            tracing::info!(port = %p.id, network = %short(network_id), "deleted a port a failed call left");
+        }
     }
 }
 
