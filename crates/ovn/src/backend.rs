@@ -549,7 +549,7 @@ impl OvnBackend {
         }
         loop {
             changes.borrow_and_update();
-            let (t, ip) = match self.build_allocation(&pid, preferred, gateway, serial) {
+            let (t, ip, swarm) = match self.build_allocation(&pid, preferred, gateway, serial) {
                 // Full, or the address taken, maybe by what another host released a moment ago.
                 Err(e @ (OvnError::Exhausted(_) | OvnError::Conflict(_))) => {
                     if self
@@ -566,8 +566,8 @@ impl OvnBackend {
                 return Ok(with_prefix(ip, &pid.cidr));
             };
             // Docker settles an endpoint's address (CreateEndpoint or ReleaseAddress); a
-            // Swarm manager's and a gateway are not Docker's to settle here.
-            let recorded = !gateway && !serial;
+            // Swarm manager's pool and a gateway are not Docker's to settle here.
+            let recorded = !gateway && !serial && !swarm;
             let res = self.nb.transact(&t).await;
             if let Some(p) = lock(&self.pending).get_mut(&pid.set) {
                 p.remove(&ip);
@@ -575,7 +575,7 @@ impl OvnBackend {
             let err = match res {
                 Ok(_) => {
                     if recorded {
-                        self.handed_out(&pid.set, [ip]);
+                        self.reservations.handed_out(&pid.set, ip);
                     }
                     return Ok(with_prefix(ip, &pid.cidr));
                 }
@@ -616,7 +616,7 @@ impl OvnBackend {
                     .is_some_and(|r| parse_ips(&r).contains(&ip));
                 if taken && (gateway || preferred.is_some()) {
                     if recorded {
-                        self.handed_out(&pid.set, [ip]);
+                        self.reservations.handed_out(&pid.set, ip);
                     }
                     return Ok(with_prefix(ip, &pid.cidr));
                 }
@@ -673,15 +673,16 @@ impl OvnBackend {
         }
     }
 
-    /// The transaction reserving one address, and the address; no transaction when the
-    /// address is already reserved for this purpose (the pool's gateway asked for again).
+    /// The transaction reserving one address, the address, and whether the pool is a Swarm
+    /// manager's; no transaction when the address is already reserved for this purpose (the
+    /// pool's gateway asked for again).
     fn build_allocation(
         &self,
         pid: &PoolId,
         preferred: Option<IpAddr>,
         gateway: bool,
         serial: bool,
-    ) -> Result<(Option<Txn>, IpAddr)> {
+    ) -> Result<(Option<Txn>, IpAddr, bool)> {
         let rep = self.nb.replica();
         let row = rep.table(AS).one_by_name(&pid.set);
         let swarm = row
@@ -701,7 +702,7 @@ impl OvnBackend {
                         pid.cidr
                     )))
                 }
-                (_, Some(g)) => return Ok((None, g)),
+                (_, Some(g)) => return Ok((None, g, swarm)),
                 (Some(p), None) => p,
                 (None, None) => ipam::host_range(&pid.cidr).0,
             };
@@ -732,7 +733,7 @@ impl OvnBackend {
                 // The Swarm manager's reservation, asked for by the node running the task or
                 // by the manager itself after a restart or a leader change.
                 Some(ip) if (swarm || serial) && in_set(&ip) && !excluded.contains(&ip) => {
-                    return Ok((None, ip));
+                    return Ok((None, ip, swarm));
                 }
                 Some(ip) if in_set(&ip) || excluded.contains(&ip) => {
                     return Err(OvnError::Conflict(format!(
@@ -801,7 +802,7 @@ impl OvnBackend {
                 t.insert(AS, json!({"name": pid.set, "addresses": datum::set([json!(ip.to_string())]), "external_ids": datum::map(ext)}), None);
             }
         }
-        Ok((Some(t), ip))
+        Ok((Some(t), ip, swarm))
     }
 
     /// The next free address after the pool's cursor: a few membership tests when the pool is
@@ -1285,7 +1286,7 @@ impl OvnBackend {
             let [v4, v6] = self.pool_sets(&ep.network_id);
             for (set, ip) in [(v4, ep.ipv4), (v6, ep.ipv6)] {
                 if let (Some(set), Some(ip)) = (set, ip) {
-                    self.handed_out(&set, [ip.addr()]);
+                    self.endpoint_deleted(&set, ip.addr());
                 }
             }
         }

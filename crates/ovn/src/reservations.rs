@@ -205,8 +205,9 @@ fn held_in_pool(rep: &Replica, set: &str, ip: IpAddr) -> bool {
 }
 
 impl OvnBackend {
-    /// The addresses of pool `set` are Docker's to settle, unless it is a Swarm manager's.
-    pub(crate) fn handed_out(&self, set: &str, ips: impl IntoIterator<Item = IpAddr>) {
+    /// DeleteEndpoint removed the port holding `ip` in pool `set`: Docker's ReleaseAddress
+    /// comes next, unless the pool is a Swarm manager's (the manager releases its own).
+    pub(crate) fn endpoint_deleted(&self, set: &str, ip: IpAddr) {
         let swarm = self
             .client()
             .replica()
@@ -214,9 +215,7 @@ impl OvnBackend {
             .one_by_name(set)
             .is_some_and(|r| r.external_id(keys::POOL_SWARM) == Some("true"));
         if !swarm {
-            for ip in ips {
-                self.reservations().handed_out(set, ip);
-            }
+            self.reservations().handed_out(set, ip);
         }
     }
 
