@@ -14,8 +14,8 @@
 //! run` during the failover and the median outside it. Run by `make test`.
 mod common;
 
-use common::node::node_sh;
-use common::{post, shut_down, unique, DOCKER, IMAGE};
+use common::node::{node_sh, on_node, on_node_ok};
+use common::{post, shut_down, unique, IMAGE};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -83,25 +83,17 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// `docker ARGS` against the node's dockerd.
+/// `docker ARGS` on the node (its own dockerd), through `lab/node.sh exec`.
 fn node_docker(node: u32, args: &[&str]) -> Output {
-    Command::new(DOCKER)
-        .arg("-H")
-        .arg(format!("unix:///run/kuryr-lab/node-{node}/run/docker.sock"))
-        .args(args)
-        .output()
-        .expect("run docker")
+    let mut cmd = vec!["docker"];
+    cmd.extend_from_slice(args);
+    on_node(node, &cmd)
 }
 
 fn node_docker_ok(node: u32, args: &[&str]) -> String {
-    let out = node_docker(node, args);
-    assert!(
-        out.status.success(),
-        "node {node}: docker {}: {}",
-        args.join(" "),
-        text(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    let mut cmd = vec!["docker"];
+    cmd.extend_from_slice(args);
+    on_node_ok(node, &cmd)
 }
 
 /// `ovn-nbctl --bare --columns=COLUMNS list TABLE` on the NB cluster: one Vec per row, one
@@ -485,14 +477,13 @@ fn run_one(node: u32, net: &str, containers: &Mutex<Vec<String>>, t0: Instant) -
     let at = t0.elapsed();
     let start = Instant::now();
     // `timeout`: a run that hangs is a failure of its own, not a stuck test.
-    let out = Command::new("timeout")
-        .args(["120", DOCKER, "-H"])
-        .arg(format!("unix:///run/kuryr-lab/node-{node}/run/docker.sock"))
-        .args([
-            "run", "-d", "--name", &name, "--net", net, IMAGE, "sleep", "900",
-        ])
-        .output()
-        .expect("run docker run");
+    let out = on_node(
+        node,
+        &[
+            "timeout", "120", "docker", "run", "-d", "--name", &name, "--net", net, IMAGE, "sleep",
+            "900",
+        ],
+    );
     let took = start.elapsed();
     let outcome = if out.status.success() {
         let fmt = format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}");

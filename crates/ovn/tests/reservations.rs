@@ -7,7 +7,6 @@ mod common;
 
 use common::*;
 use kuryr_ovn::{EndpointSpec, NetworkSpec, OvnBackend, OvnSettings, PoolRequest, SubnetSpec};
-use kuryr_ovsdb::{parse_remotes, Client, Config};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
@@ -16,15 +15,9 @@ const AS: &str = "Address_Set";
 
 /// A backend of host `host` that keeps its address journal at `journal`, as the daemon does.
 async fn journaled(lab: &Lab, host: &str, journal: &Path) -> OvnBackend {
-    let mut cfg = Config::new(
-        parse_remotes(&lab.server.unix_remote()).expect("remote"),
-        "OVN_Northbound",
-        kuryr_ovn::TABLES,
-    );
-    cfg.connect_timeout = Duration::from_secs(2);
     let mut settings = OvnSettings::new(host);
     settings.reservation_journal = Some(journal.to_path_buf());
-    OvnBackend::new(Client::connect(cfg).await.expect("connect"), settings)
+    backend_with(lab, settings).await
 }
 
 /// The addresses of the pool's Address_Set in `b`'s replica (`None`: no set).
@@ -234,4 +227,73 @@ async fn reserve(b: &OvnBackend, pool_id: &str) -> ipnet::IpNet {
     b.request_address(pool_id, None, false, false)
         .await
         .expect("an address")
+}
+
+/// A Swarm network's addresses are the manager's: a node's reservation of the manager's
+/// address, its endpoint and the endpoint's deletion note nothing, so a restart releases
+/// nothing there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ovsdb-server and the OVN schemas (make test)"]
+async fn a_swarm_pool_is_left_to_its_manager() {
+    let lab = lab();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = dir.path().join("kuryr.sock.address-journal");
+    let network_id = format!("{:064x}", 0x5a5a_u64);
+    let cidr: ipnet::IpNet = "10.166.0.0/24".parse().expect("cidr");
+    let manager = backend(&lab, "manager").await;
+    let grant = manager
+        .request_pool(&PoolRequest {
+            pool: Some(cidr),
+            ..Default::default()
+        })
+        .expect("RequestPool");
+    let set = grant.pool_id.split('@').next().expect("a set").to_string();
+    let gw = manager
+        .request_address(&grant.pool_id, None, true, true)
+        .await
+        .expect("the manager's gateway");
+    let task = manager
+        .request_address(&grant.pool_id, None, false, true)
+        .await
+        .expect("the manager's task address");
+
+    let node = journaled(&lab, "node-1", &journal).await;
+    until(&node, &set, "the manager's pool seen by the node", |r| {
+        r.is_some_and(|r| r.contains(&task.addr().to_string()))
+    })
+    .await;
+    assert_eq!(
+        node.request_address(&grant.pool_id, Some(task.addr()), false, false)
+            .await
+            .expect("the node asks for the task's address"),
+        task
+    );
+    node.create_network(&NetworkSpec {
+        network_id: network_id.clone(),
+        ipv4: Some(SubnetSpec {
+            cidr,
+            gateway: Some(gw.addr()),
+            pool_name: None,
+        }),
+        ipv6: None,
+        attach: None,
+        router: kuryr_ovn::RouterChoice::None,
+    })
+    .await
+    .expect("CreateNetwork");
+    node.create_endpoint(&endpoint(&network_id, 7, task))
+        .await
+        .expect("CreateEndpoint");
+    node.delete_endpoint(&format!("{:064x}", 7))
+        .await
+        .expect("DeleteEndpoint");
+    drop(node);
+    assert!(!journal.exists(), "a Swarm pool's address was noted");
+
+    let node = journaled(&lab, "node-1", &journal).await;
+    assert_eq!(node.reclaim_with(Duration::ZERO, Duration::ZERO).await, 0);
+    until(&node, &set, "the task's address still the manager's", |r| {
+        r.is_some_and(|r| r.contains(&task.addr().to_string()))
+    })
+    .await;
 }

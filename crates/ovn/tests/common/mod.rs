@@ -20,13 +20,18 @@ pub fn lab() -> Lab {
 
 /// A backend of host `host` on the lab's Northbound.
 pub async fn backend(lab: &Lab, host: &str) -> OvnBackend {
+    backend_with(lab, OvnSettings::new(host)).await
+}
+
+/// A backend with these settings on the lab's Northbound.
+pub async fn backend_with(lab: &Lab, settings: OvnSettings) -> OvnBackend {
     let mut cfg = Config::new(
         parse_remotes(&lab.server.unix_remote()).unwrap(),
         "OVN_Northbound",
         TABLES,
     );
     cfg.connect_timeout = Duration::from_secs(2);
-    OvnBackend::new(Client::connect(cfg).await.unwrap(), OvnSettings::new(host))
+    OvnBackend::new(Client::connect(cfg).await.unwrap(), settings)
 }
 
 /// How many rows of `table` this backend's replica holds.
