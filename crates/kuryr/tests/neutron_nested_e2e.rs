@@ -354,13 +354,23 @@ fn a_vms_containers_are_trunk_subports_under_a_members_credentials() {
         "another network's container reached the host's"
     );
 
-    // A spoofed source address is dropped by the subport's port security.
-    let fake = format!("{prefix}250");
+    // A spoofed source address is dropped by the subport's port security. Neutron hands out
+    // addresses at random, so the spoofed one is one no port on the network holds: were it the
+    // host container's, the ping would never leave the VM's container.
+    let taken = addresses_on(&shared);
+    let fake = (200..=254)
+        .rev()
+        .map(|i| format!("{prefix}{i}"))
+        .find(|ip| !taken.contains(ip))
+        .expect("a free address on the shared network");
     assert!(a
         .exec(&["ip", "addr", "add", &format!("{fake}/24"), "dev", "eth0"])
         .status
         .success());
-    assert!(!a.pings_from(&fake, &ih), "a spoofed address got through");
+    assert!(
+        !a.pings_from(&fake, &ih),
+        "a spoofed address ({fake}) got through to {ih}; the network's addresses: {taken:?}"
+    );
     assert!(a.pings_from(&ia, &ih), "the real address must still work");
 
     // docker rm: subports off the trunk, ports deleted, nothing left in the VM.
@@ -388,6 +398,17 @@ fn a_vms_containers_are_trunk_subports_under_a_members_credentials() {
     let mut parents = vec![vm.parent.clone(), vm2.parent.clone()];
     parents.sort();
     assert_eq!(left, parents, "ports left");
+}
+
+/// The fixed addresses of the Neutron ports on a network.
+fn addresses_on(network: &str) -> Vec<String> {
+    let ports = neutron_get(&format!("/ports?network_id={network}"))["ports"].clone();
+    let ports = ports.as_array().cloned().unwrap_or_default();
+    ports
+        .iter()
+        .flat_map(|p| p["fixed_ips"].as_array().cloned().unwrap_or_default())
+        .filter_map(|ip| ip["ip_address"].as_str().map(str::to_string))
+        .collect()
 }
 
 /// Neutron ports left on a network.

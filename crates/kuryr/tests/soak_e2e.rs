@@ -590,8 +590,8 @@ fn soak(plane: Arc<dyn Plane>) {
                         );
                     }
                 }
-                // A chosen address, free by construction (.200 + i % 50 is never handed out
-                // by the soak otherwise: running containers stay below 60).
+                // A chosen address, when no running container holds it (the OVN mode hands
+                // out the lowest free address, Neutron one at random anywhere in the subnet).
                 1 => {
                     let ip = format!("10.{b}.0.{}", 200 + i % 50);
                     if running.iter().all(|c| c.ip(&net) != ip) {
