@@ -305,7 +305,8 @@ pub async fn neutron_driver(
         auth = %n.auth_type,
         "Neutron mode"
     );
-    let mut backend = kuryr_neutron::NeutronBackend::new(std::sync::Arc::new(client), settings);
+    let mut backend = kuryr_neutron::NeutronBackend::new(std::sync::Arc::new(client), settings)
+        .with_network_journal(run_file(&config.plugin_socket, "network-journal"));
     if let Some(t) = trunk {
         backend = backend.with_trunk(t);
     }
@@ -341,8 +342,8 @@ pub async fn neutron_driver(
 }
 
 /// Where a daemon notes what it handed out to Docker and Docker has not settled yet:
-/// `/run/kuryr/<socket name>.<what>` (the Neutron pools' `pool-journal`, the OVN mode's
-/// `address-journal`), one per daemon (several may serve one host under different driver
+/// `/run/kuryr/<socket name>.<what>` (the Neutron pools' `pool-journal` and network creates'
+/// `network-journal`, the OVN mode's `address-journal`), one per daemon (several may serve one host under different driver
 /// names).
 fn run_file(socket: &std::path::Path, what: &str) -> std::path::PathBuf {
     let name = socket

@@ -25,8 +25,11 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod creates;
 mod swarm;
 mod unclaimed;
+
+pub use creates::SETTLE as CREATE_SETTLE;
 
 /// What the Neutron backend needs besides the client (kuryr.conf's `[neutron]` and `[DEFAULT]`).
 #[derive(Debug, Clone)]
@@ -94,6 +97,8 @@ pub struct NeutronBackend {
     macvlan: Option<VmPort>,
     /// `[vif_pool]`: ports made ahead of time on this host (see [`crate::pool`]).
     pools: Option<Arc<Pools>>,
+    /// Network creates that may have left a network Docker does not know (see [`creates`]).
+    creates: creates::Creates,
 }
 
 fn short(id: &str) -> &str {
@@ -190,7 +195,15 @@ impl NeutronBackend {
             trunk: None,
             macvlan: None,
             pools: None,
+            creates: creates::Creates::default(),
         }
+    }
+
+    /// Notes each network create in `path` until it succeeds, so that a restart finds the
+    /// networks of creates a kill cut short (see [`creates`]).
+    pub fn with_network_journal(mut self, path: std::path::PathBuf) -> NeutronBackend {
+        self.creates = creates::Creates::open(Some(path));
+        self
     }
 
     /// Keeps pools of ready ports on this host, or inside a VM on its trunk (see
@@ -890,6 +903,10 @@ impl Backend for NeutronBackend {
         self.pool_usage().await
     }
 
+    async fn reclaim(&self) {
+        self.reclaim_failed_creates().await;
+    }
+
     fn name(&self) -> &'static str {
         "neutron"
     }
@@ -1333,6 +1350,7 @@ impl Backend for NeutronBackend {
             },
         };
         let tags = names::id_tags(id);
+        let mut create = None;
         let (net, reused) = match existing {
             Some(mut net) => {
                 let mut want = tags.clone();
@@ -1354,6 +1372,7 @@ impl Backend for NeutronBackend {
                     let shared = o
                         .get("kuryr.net.shared")
                         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+                    create = Some(self.creates.begin(id));
                     let mut net = self
                         .client
                         .create_network(json!({
@@ -1402,6 +1421,9 @@ impl Backend for NeutronBackend {
                     return Err(e);
                 }
             }
+        }
+        if let Some(c) = create {
+            c.succeeded();
         }
         Ok(())
     }

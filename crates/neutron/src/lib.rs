@@ -15,7 +15,7 @@ pub mod types;
 mod usage;
 
 pub use auth::{AuthSettings, Credentials};
-pub use backend::{NeutronBackend, NeutronSettings};
+pub use backend::{NeutronBackend, NeutronSettings, CREATE_SETTLE};
 pub use client::{HttpSettings, NeutronClient};
 pub use error::NeutronError;
 pub use macvlan::VmPort;

@@ -302,10 +302,11 @@ pub fn shut_down(child: Option<Child>, socket: &Path, name: &str, log: &Path) {
         stop(&mut c);
     }
     let _ = std::fs::remove_file(socket);
-    // The journals a daemon keeps, named after its socket: the Neutron pools' and the OVN
-    // mode's addresses (left when the test ends with addresses Docker never settled).
+    // The journals a daemon keeps, named after its socket: the Neutron pools' and network
+    // creates', the OVN mode's addresses (left when the test ends with what Docker never
+    // settled).
     if let Some(name) = socket.file_name() {
-        for what in ["pool-journal", "address-journal"] {
+        for what in ["pool-journal", "network-journal", "address-journal"] {
             let journal =
                 Path::new("/run/kuryr").join(format!("{}.{what}", name.to_string_lossy()));
             let _ = std::fs::remove_file(journal);

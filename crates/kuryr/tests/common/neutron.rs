@@ -309,6 +309,61 @@ pub struct Proxy {
     most: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The start of the next request whose answer is lost (see [`Proxy::lose_answer_to`]).
+    lose: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+/// Copies a request stream to Neutron; the first request starting with the awaited `lose`
+/// prefix still goes to Neutron, but marks the connection so that its answer never comes back.
+fn copy_requests(
+    from: &mut std::net::TcpStream,
+    to: &mut std::net::TcpStream,
+    lose: &std::sync::Mutex<Option<String>>,
+    losing: &std::sync::atomic::AtomicBool,
+) {
+    use std::io::{Read, Write};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if let Ok(mut l) = lose.lock() {
+            if l.as_ref()
+                .is_some_and(|p| buf[..n].starts_with(p.as_bytes()))
+            {
+                *l = None;
+                losing.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            return;
+        }
+    }
+}
+
+/// Copies Neutron's answers back, unless the connection is losing them: then the first
+/// answer is dropped and the connection cut, as when Neutron goes away right after replying.
+fn copy_answers(
+    from: &mut std::net::TcpStream,
+    to: &mut std::net::TcpStream,
+    losing: &std::sync::atomic::AtomicBool,
+) {
+    use std::io::{Read, Write};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if losing.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = from.shutdown(std::net::Shutdown::Both);
+            return;
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            return;
+        }
+    }
 }
 
 impl Proxy {
@@ -324,13 +379,15 @@ impl Proxy {
             most: Arc::new(AtomicUsize::new(0)),
             conns: Arc::new(Mutex::new(Vec::new())),
             stop: Arc::new(AtomicBool::new(false)),
+            lose: Arc::new(Mutex::new(None)),
         };
-        let (up, open, most, conns, stop) = (
+        let (up, open, most, conns, stop, lose) = (
             p.up.clone(),
             p.open.clone(),
             p.most.clone(),
             p.conns.clone(),
             p.stop.clone(),
+            p.lose.clone(),
         );
         std::thread::spawn(move || {
             use std::sync::atomic::Ordering::SeqCst;
@@ -378,12 +435,15 @@ impl Proxy {
                 };
                 let (mut s_in, mut c_out) = (server, client);
                 let open = open.clone();
+                let lose = lose.clone();
+                let losing = Arc::new(AtomicBool::new(false));
                 std::thread::spawn(move || {
+                    let losing_back = losing.clone();
                     let back = std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut s_in, &mut c_out);
+                        copy_answers(&mut s_in, &mut c_out, &losing_back);
                         let _ = c_out.shutdown(std::net::Shutdown::Both);
                     });
-                    let _ = std::io::copy(&mut c_in, &mut s_out);
+                    copy_requests(&mut c_in, &mut s_out, &lose, &losing);
                     let _ = s_out.shutdown(std::net::Shutdown::Both);
                     let _ = back.join();
                     open.fetch_sub(1, SeqCst);
@@ -406,6 +466,19 @@ impl Proxy {
             }
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+
+    /// The next request whose first line starts with `request` (`"POST /v2.0/networks "`)
+    /// reaches Neutron, which acts on it, but its answer is lost: the connection is cut.
+    pub fn lose_answer_to(&self, request: &str) {
+        if let Ok(mut l) = self.lose.lock() {
+            *l = Some(request.to_string());
+        }
+    }
+
+    /// Whether the answer [`Proxy::lose_answer_to`] awaits has been lost.
+    pub fn answer_lost(&self) -> bool {
+        self.lose.lock().map(|l| l.is_none()).unwrap_or(false)
     }
 
     pub fn up(&self) {
