@@ -41,6 +41,21 @@ impl Journal {
         Ok(j)
     }
 
+    /// [`Journal::open`] at `path` when there is one; a journal that cannot be kept is
+    /// logged with what that costs (`without`) and taken as none.
+    pub fn open_or_warn(
+        path: Option<PathBuf>,
+        what: &'static str,
+        without: &str,
+    ) -> Option<Journal> {
+        let path = path?;
+        Journal::open(path.clone(), what)
+            .map_err(|e| {
+                tracing::warn!(path = %path.display(), error = %e, "cannot keep the {what}: {without}");
+            })
+            .ok()
+    }
+
     /// The entries taken and still pending (those of the previous run, right after `open`).
     pub fn pending(&self) -> HashSet<String> {
         self.lock().clone()

@@ -108,13 +108,11 @@ fn share(cidr: &str, max: usize) -> usize {
 
 impl Pools {
     pub(crate) fn new(client: Arc<NeutronClient>, scope: Scope, settings: PoolSettings) -> Pools {
-        let journal = settings.journal.clone().and_then(|path| {
-            Journal::open(path.clone(), "pool journal")
-                .map_err(|e| {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot keep the pool journal: a restart may find a port handed out as free");
-                })
-                .ok()
-        });
+        let journal = Journal::open_or_warn(
+            settings.journal.clone(),
+            "pool journal",
+            "a restart may find a port handed out as free",
+        );
         Pools {
             journal,
             client,

@@ -74,13 +74,11 @@ impl Reservations {
     /// from now. Without a path (or when the file cannot be kept) nothing outlives the
     /// process: only this run's unknown outcomes are reclaimed.
     pub(crate) fn open(path: Option<PathBuf>) -> Reservations {
-        let journal = path.and_then(|p| match Journal::open(p.clone(), "address journal") {
-            Ok(j) => Some(j),
-            Err(e) => {
-                tracing::warn!(path = %p.display(), error = %e, "cannot keep the address journal: an address whose call a kill cut short stays reserved");
-                None
-            }
-        });
+        let journal = Journal::open_or_warn(
+            path,
+            "address journal",
+            "an address whose call a kill cut short stays reserved",
+        );
         let now = Instant::now();
         let stale: HashMap<_, _> = journal
             .iter()

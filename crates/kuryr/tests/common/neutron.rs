@@ -313,13 +313,11 @@ pub struct Proxy {
     lose: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
-/// Copies a request stream to Neutron; the first request starting with the awaited `lose`
-/// prefix still goes to Neutron, but marks the connection so that its answer never comes back.
-fn copy_requests(
+/// Copies `from` to `to` a chunk at a time, while `pass` lets each chunk through.
+fn pump(
     from: &mut std::net::TcpStream,
     to: &mut std::net::TcpStream,
-    lose: &std::sync::Mutex<Option<String>>,
-    losing: &std::sync::atomic::AtomicBool,
+    mut pass: impl FnMut(&[u8]) -> bool,
 ) {
     use std::io::{Read, Write};
     let mut buf = vec![0u8; 64 * 1024];
@@ -328,39 +326,7 @@ fn copy_requests(
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        if let Ok(mut l) = lose.lock() {
-            if l.as_ref()
-                .is_some_and(|p| buf[..n].starts_with(p.as_bytes()))
-            {
-                *l = None;
-                losing.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-        }
-        if to.write_all(&buf[..n]).is_err() {
-            return;
-        }
-    }
-}
-
-/// Copies Neutron's answers back, unless the connection is losing them: then the first
-/// answer is dropped and the connection cut, as when Neutron goes away right after replying.
-fn copy_answers(
-    from: &mut std::net::TcpStream,
-    to: &mut std::net::TcpStream,
-    losing: &std::sync::atomic::AtomicBool,
-) {
-    use std::io::{Read, Write};
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        if losing.load(std::sync::atomic::Ordering::SeqCst) {
-            let _ = from.shutdown(std::net::Shutdown::Both);
-            return;
-        }
-        if to.write_all(&buf[..n]).is_err() {
+        if !pass(&buf[..n]) || to.write_all(&buf[..n]).is_err() {
             return;
         }
     }
@@ -439,11 +405,25 @@ impl Proxy {
                 let losing = Arc::new(AtomicBool::new(false));
                 std::thread::spawn(move || {
                     let losing_back = losing.clone();
+                    // Neutron's answers go back unless the connection is losing them:
+                    // then the first is dropped and the connection cut, as when Neutron
+                    // goes away right after replying.
                     let back = std::thread::spawn(move || {
-                        copy_answers(&mut s_in, &mut c_out, &losing_back);
+                        pump(&mut s_in, &mut c_out, |_| !losing_back.load(SeqCst));
+                        let _ = s_in.shutdown(std::net::Shutdown::Both);
                         let _ = c_out.shutdown(std::net::Shutdown::Both);
                     });
-                    copy_requests(&mut c_in, &mut s_out, &lose, &losing);
+                    // The request awaited by `lose` still reaches Neutron, and marks the
+                    // connection as losing its answer.
+                    pump(&mut c_in, &mut s_out, |chunk| {
+                        if let Ok(mut l) = lose.lock() {
+                            if l.as_ref().is_some_and(|p| chunk.starts_with(p.as_bytes())) {
+                                *l = None;
+                                losing.store(true, SeqCst);
+                            }
+                        }
+                        true
+                    });
                     let _ = s_out.shutdown(std::net::Shutdown::Both);
                     let _ = back.join();
                     open.fetch_sub(1, SeqCst);

@@ -39,13 +39,11 @@ impl Creates {
     /// Opens the journal at `path`; the creates it still has noted are the previous run's,
     /// failed as of now. Without a path only this run's failures are looked after.
     pub(crate) fn open(path: Option<PathBuf>) -> Creates {
-        let journal = path.and_then(|p| match Journal::open(p.clone(), "network journal") {
-            Ok(j) => Some(j),
-            Err(e) => {
-                tracing::warn!(path = %p.display(), error = %e, "cannot keep the network journal: a network whose create a kill cut short stays in Neutron");
-                None
-            }
-        });
+        let journal = Journal::open_or_warn(
+            path,
+            "network journal",
+            "a network whose create a kill cut short stays in Neutron",
+        );
         let now = Instant::now();
         let failed: HashMap<String, Instant> = journal
             .iter()
