@@ -287,3 +287,55 @@ fn a_network_whose_create_lost_its_answer_goes_after_a_while() {
         daemons[1].log_text()
     );
 }
+
+/// A ReleaseAddress while Neutron is cut off fails, and Docker never sends it again: it takes
+/// the address as free. kuryr sends the release again once Neutron answers, so the port goes
+/// and a `docker run --ip` of that address works again.
+#[test]
+#[ignore = "needs root and the lab (make test)"]
+fn a_release_neutron_missed_is_sent_again_once_it_answers() {
+    const V4: &str = "10.169.0.0/24";
+    const IP: &str = "10.169.0.77";
+    let proxy = Proxy::start();
+    let conf = format!(
+        "[DEFAULT]\n[neutron]\nauth_type = none\nendpoint = {}\n",
+        proxy.url()
+    );
+    let d = Daemon::start_with_conf(&conf, &[]);
+    let net = d.network(&["--subnet", V4, "--gateway", "10.169.0.1"]);
+    let nid = id_of(&neutron_network(&net.id)[0]);
+    let pool = id_of(&neutron_get(&format!("/subnetpools?name=kuryrPool-{V4}"))["subnetpools"][0]);
+    let request = format!("{{\"PoolID\":\"{pool}\",\"Address\":\"{IP}\",\"Options\":{{}}}}\n");
+    let release = format!("{{\"PoolID\":\"{pool}\",\"Address\":\"{IP}\"}}\n");
+    let holder = || {
+        ports_of(&nid)
+            .into_iter()
+            .find(|p| p["fixed_ips"][0]["ip_address"] == IP)
+    };
+    let (status, v) = d.call("/IpamDriver.RequestAddress", &request);
+    assert_eq!(status, 200, "{v}");
+    assert!(holder().is_some(), "no port holds {IP}");
+
+    proxy.down();
+    let (status, v) = d.call("/IpamDriver.ReleaseAddress", &release);
+    proxy.up();
+    assert_ne!(status, 200, "ReleaseAddress with Neutron cut off: {v}");
+    wait_until(
+        "the port of the missed release deleted",
+        std::time::Duration::from_secs(20),
+        || holder().is_none(),
+    );
+    assert!(
+        d.log_text()
+            .contains("released an address whose ReleaseAddress could not reach Neutron"),
+        "{}",
+        d.log_text()
+    );
+    // The address is Docker's to hand out again.
+    let (status, v) = d.call("/IpamDriver.RequestAddress", &request);
+    assert_eq!(status, 200, "{v}\n{}", d.log_text());
+    let (status, v) = d.call("/IpamDriver.ReleaseAddress", &release);
+    assert_eq!(status, 200, "{v}");
+    drop(net);
+    assert!(neutron_network_gone(&nid), "{}", d.log_text());
+}
