@@ -402,9 +402,7 @@ fn a_vms_containers_are_trunk_subports_under_a_members_credentials() {
 
 /// The fixed addresses of the Neutron ports on a network.
 fn addresses_on(network: &str) -> Vec<String> {
-    let ports = neutron_get(&format!("/ports?network_id={network}"))["ports"].clone();
-    let ports = ports.as_array().cloned().unwrap_or_default();
-    ports
+    ports_of(network)
         .iter()
         .flat_map(|p| p["fixed_ips"].as_array().cloned().unwrap_or_default())
         .filter_map(|ip| ip["ip_address"].as_str().map(str::to_string))
@@ -413,10 +411,7 @@ fn addresses_on(network: &str) -> Vec<String> {
 
 /// Neutron ports left on a network.
 fn ports_on(network: &str) -> Vec<String> {
-    neutron_get(&format!("/ports?network_id={network}"))["ports"]
-        .as_array()
-        .map(|a| a.iter().map(id_of).collect())
-        .unwrap_or_default()
+    ports_of(network).iter().map(id_of).collect()
 }
 
 #[test]

@@ -30,13 +30,6 @@ fn neutron_id(net: &Network) -> String {
     id_of(&nets[0])
 }
 
-fn ports_of(nid: &str) -> Vec<Value> {
-    neutron_get(&format!("/ports?network_id={nid}"))["ports"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
 /// The free pool ports of a network.
 fn free_ports(nid: &str) -> Vec<Value> {
     ports_of(nid)

@@ -8,16 +8,14 @@ use common::*;
 use serde_json::Value;
 
 fn conf() -> String {
-    format!(
-        "[DEFAULT]\n[neutron]\nauth_type = none\nendpoint = {NEUTRON}\nvif_plugging_timeout = 20\n"
-    )
+    conf_via(NEUTRON)
 }
 
-fn ports_of(nid: &str) -> Vec<Value> {
-    neutron_get(&format!("/ports?network_id={nid}"))["ports"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+/// Reaching Neutron at `endpoint` (a proxy in front of the lab's).
+fn conf_via(endpoint: &str) -> String {
+    format!(
+        "[DEFAULT]\n[neutron]\nauth_type = none\nendpoint = {endpoint}\nvif_plugging_timeout = 20\n"
+    )
 }
 
 /// kuryr made the port for an address and was killed before Docker got the address: no
@@ -203,15 +201,9 @@ fn hostname() -> String {
 #[ignore = "needs root and the lab (make test)"]
 fn a_network_whose_create_lost_its_answer_goes_after_a_while() {
     let proxies = [Proxy::start(), Proxy::start()];
-    let via = |p: &Proxy| {
-        format!(
-            "[DEFAULT]\n[neutron]\nauth_type = none\nendpoint = {}\n",
-            p.url()
-        )
-    };
     let mut daemons = [
-        Daemon::start_with_conf(&via(&proxies[0]), &[]),
-        Daemon::start_with_conf(&via(&proxies[1]), &[]),
+        Daemon::start_with_conf(&conf_via(&proxies[0].url()), &[]),
+        Daemon::start_with_conf(&conf_via(&proxies[1].url()), &[]),
     ];
     let mut lost = Vec::new();
     let mut undo = Cleanup::default();
@@ -249,16 +241,7 @@ fn a_network_whose_create_lost_its_answer_goes_after_a_while() {
         assert_eq!(status, 200, "{v}");
         assert_no_pool(&v4);
     }
-    let journal = |d: &Daemon| {
-        let name = d
-            .socket
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned());
-        std::path::PathBuf::from(format!(
-            "/run/kuryr/{}.network-journal",
-            name.unwrap_or_default()
-        ))
-    };
+    let journal = |d: &Daemon| journal_of(&d.socket, "network-journal");
     assert!(
         journal(&daemons[1]).exists(),
         "the failed create is not noted"
@@ -297,11 +280,7 @@ fn a_release_neutron_missed_is_sent_again_once_it_answers() {
     const V4: &str = "10.169.0.0/24";
     const IP: &str = "10.169.0.77";
     let proxy = Proxy::start();
-    let conf = format!(
-        "[DEFAULT]\n[neutron]\nauth_type = none\nendpoint = {}\n",
-        proxy.url()
-    );
-    let d = Daemon::start_with_conf(&conf, &[]);
+    let d = Daemon::start_with_conf(&conf_via(&proxy.url()), &[]);
     let net = d.network(&["--subnet", V4, "--gateway", "10.169.0.1"]);
     let nid = id_of(&neutron_network(&net.id)[0]);
     let pool = id_of(&neutron_get(&format!("/subnetpools?name=kuryrPool-{V4}"))["subnetpools"][0]);

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use kuryr_ovn::{EndpointSpec, NetworkSpec, OvnBackend, OvnSettings, PoolRequest, SubnetSpec};
+use kuryr_ovn::{EndpointSpec, OvnBackend, OvnSettings, PoolRequest};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
@@ -81,19 +81,10 @@ async fn what_a_kill_left_unsettled_is_released_after_a_restart_and_nothing_else
         .expect("the gateway");
     // Docker reserves an `--aux-address` before CreateNetwork; no endpoint ever claims it.
     let aux = reserve(&a, &pool_id).await;
-    a.create_network(&NetworkSpec {
-        network_id: network_id.clone(),
-        ipv4: Some(SubnetSpec {
-            cidr: "10.164.0.0/24".parse().expect("cidr"),
-            gateway: Some(gw.addr()),
-            pool_name: None,
-        }),
-        ipv6: None,
-        attach: None,
-        router: kuryr_ovn::RouterChoice::None,
-    })
-    .await
-    .expect("CreateNetwork");
+    let cidr = "10.164.0.0/24".parse().expect("cidr");
+    a.create_network(&v4_network(&network_id, cidr, gw.addr()))
+        .await
+        .expect("CreateNetwork");
     // A running container.
     let held = reserve(&a, &pool_id).await;
     a.create_endpoint(&endpoint(&network_id, 1, held))
@@ -268,19 +259,9 @@ async fn a_swarm_pool_is_left_to_its_manager() {
             .expect("the node asks for the task's address"),
         task
     );
-    node.create_network(&NetworkSpec {
-        network_id: network_id.clone(),
-        ipv4: Some(SubnetSpec {
-            cidr,
-            gateway: Some(gw.addr()),
-            pool_name: None,
-        }),
-        ipv6: None,
-        attach: None,
-        router: kuryr_ovn::RouterChoice::None,
-    })
-    .await
-    .expect("CreateNetwork");
+    node.create_network(&v4_network(&network_id, cidr, gw.addr()))
+        .await
+        .expect("CreateNetwork");
     node.create_endpoint(&endpoint(&network_id, 7, task))
         .await
         .expect("CreateEndpoint");

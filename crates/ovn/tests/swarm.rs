@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use kuryr_ovn::{EndpointSpec, NetworkSpec, OvnBackend, OvnError, PoolRequest, SubnetSpec, TABLES};
+use kuryr_ovn::{EndpointSpec, OvnBackend, OvnError, PoolRequest, TABLES};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -25,20 +25,6 @@ fn snapshot(b: &OvnBackend) -> BTreeSet<String> {
         }
     }
     out
-}
-
-fn spec(network_id: &str, cidr: ipnet::IpNet, gateway: std::net::IpAddr) -> NetworkSpec {
-    NetworkSpec {
-        network_id: network_id.to_string(),
-        ipv4: Some(SubnetSpec {
-            cidr,
-            gateway: Some(gateway),
-            pool_name: None,
-        }),
-        ipv6: None,
-        attach: None,
-        router: kuryr_ovn::RouterChoice::None,
-    }
 }
 
 async fn settle(b: &OvnBackend, what: &str, f: impl Fn(&kuryr_ovsdb::Replica) -> bool) {
@@ -124,11 +110,11 @@ async fn a_swarm_network_lives_until_its_last_node_deletes_it() {
     );
     // Both nodes create the network (one id), the worker runs the task.
     worker
-        .create_network(&spec(&net, grant.cidr, gw.addr()))
+        .create_network(&v4_network(&net, grant.cidr, gw.addr()))
         .await
         .unwrap();
     manager
-        .create_network(&spec(&net, grant.cidr, gw.addr()))
+        .create_network(&v4_network(&net, grant.cidr, gw.addr()))
         .await
         .unwrap();
     let ep = worker
@@ -275,7 +261,7 @@ async fn a_managers_free_network_removes_what_a_crashed_node_left() {
         .await
         .unwrap();
     for b in [&manager, &crashed] {
-        b.create_network(&spec(&net, grant.cidr, gw.addr()))
+        b.create_network(&v4_network(&net, grant.cidr, gw.addr()))
             .await
             .unwrap();
     }

@@ -297,20 +297,22 @@ pub fn stop(c: &mut Child) {
 
 /// A daemon under test goes: SIGTERM first so it removes its socket, then the socket file
 /// anyway; its log is printed when the test is failing.
+/// Where the daemon serving `socket` keeps a journal, named after its socket: the Neutron
+/// pools' (`pool-journal`) and network creates' (`network-journal`), the OVN mode's
+/// addresses (`address-journal`).
+pub fn journal_of(socket: &Path, what: &str) -> PathBuf {
+    let name = socket.file_name().unwrap_or_default().to_string_lossy();
+    Path::new("/run/kuryr").join(format!("{name}.{what}"))
+}
+
 pub fn shut_down(child: Option<Child>, socket: &Path, name: &str, log: &Path) {
     if let Some(mut c) = child {
         stop(&mut c);
     }
     let _ = std::fs::remove_file(socket);
-    // The journals a daemon keeps, named after its socket: the Neutron pools' and network
-    // creates', the OVN mode's addresses (left when the test ends with what Docker never
-    // settled).
-    if let Some(name) = socket.file_name() {
-        for what in ["pool-journal", "network-journal", "address-journal"] {
-            let journal =
-                Path::new("/run/kuryr").join(format!("{}.{what}", name.to_string_lossy()));
-            let _ = std::fs::remove_file(journal);
-        }
+    // The journals a daemon keeps (left when the test ends with what Docker never settled).
+    for what in ["pool-journal", "network-journal", "address-journal"] {
+        let _ = std::fs::remove_file(journal_of(socket, what));
     }
     if std::thread::panicking() {
         eprintln!(

@@ -89,6 +89,14 @@ impl Drop for Cleanup {
     }
 }
 
+/// Every Neutron port on a network.
+pub fn ports_of(nid: &str) -> Vec<Value> {
+    neutron_get(&format!("/ports?network_id={nid}"))["ports"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
 pub fn tags_of(v: &Value) -> Vec<String> {
     v["tags"]
         .as_array()

@@ -1,7 +1,7 @@
 //! What the backend's tests share: a private Northbound ovsdb-server in a temporary folder,
 //! and backends (one per simulated host) connected to it.
 #![allow(dead_code)]
-use kuryr_ovn::{OvnBackend, OvnSettings, TABLES};
+use kuryr_ovn::{NetworkSpec, OvnBackend, OvnSettings, SubnetSpec, TABLES};
 use kuryr_ovsdb::{parse_remotes, Client, Config};
 use kuryr_testlab::{require_tools, Server, NB_SCHEMA};
 use std::time::Duration;
@@ -37,4 +37,19 @@ pub async fn backend_with(lab: &Lab, settings: OvnSettings) -> OvnBackend {
 /// How many rows of `table` this backend's replica holds.
 pub fn rows(b: &OvnBackend, table: &str) -> usize {
     b.client().replica().table(table).len()
+}
+
+/// A Docker network of one IPv4 subnet (no router, not attached).
+pub fn v4_network(network_id: &str, cidr: ipnet::IpNet, gateway: std::net::IpAddr) -> NetworkSpec {
+    NetworkSpec {
+        network_id: network_id.to_string(),
+        ipv4: Some(SubnetSpec {
+            cidr,
+            gateway: Some(gateway),
+            pool_name: None,
+        }),
+        ipv6: None,
+        attach: None,
+        router: kuryr_ovn::RouterChoice::None,
+    }
 }
